@@ -1,0 +1,27 @@
+# One command sets up, one runs the demo, one runs the tests (see README).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test bench clean
+
+install: $(BIN)/medcolor
+
+$(BIN)/medcolor: pyproject.toml
+	$(PY) -m venv $(VENV)
+	# torch/torchvision come from this machine's local builds; a plain `pip install torch` downloads GBs.
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+demo: install
+	$(BIN)/medcolor run recipe demo
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info app/*.egg-info

@@ -1,0 +1,27 @@
+"""The two kinds of failure the CLI reports as one line (`error: ...`) with a distinct exit code."""
+
+
+class MedcolorError(Exception):
+    """Something the user can fix; the message says what is wrong and how to fix it."""
+
+    exit_code = 2
+
+
+class UsageError(MedcolorError):
+    """Bad input: a recipe, an override, a path, a data table (exit code 2)."""
+
+    exit_code = 2
+
+
+class RunError(MedcolorError):
+    """A failure while running (exit code 1): NaN loss, a disk that filled up, a broken checkpoint."""
+
+    exit_code = 1
+
+
+def closest(word: str, choices, n: int = 3) -> str:
+    """' (did you mean X?)' for the closest valid names, or '' when nothing is close."""
+    import difflib
+
+    hits = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.5)
+    return f" (did you mean {', '.join(hits)}?)" if hits else ""

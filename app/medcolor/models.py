@@ -1,0 +1,66 @@
+"""The classifier: colorizer (1 -> 3 ch) -> timm backbone body -> pooling -> Linear head."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from .backbones import create_backbone, read_state_dict
+from .colorizers import create_colorizer
+from .config import ModelConfig
+from .errors import UsageError
+
+PARTS = ("colorizer", "body", "head")
+
+
+class ColorNet(nn.Module):
+    def __init__(self, colorizer: nn.Module, backbone: nn.Module):
+        super().__init__()
+        self.colorizer = colorizer
+        self.backbone = backbone
+        self._head_name = next(n for n, m in backbone.named_modules() if m is backbone.get_classifier())
+
+    def forward(self, x):
+        return self.backbone(self.colorizer(x))
+
+    @property
+    def head(self) -> nn.Module:
+        return self.backbone.get_classifier()
+
+    def part_of(self, key: str) -> str:
+        """Which part a parameter or state-dict key belongs to."""
+        if key.startswith("colorizer."):
+            return "colorizer"
+        return "head" if key.startswith(f"backbone.{self._head_name}.") else "body"
+
+    def part_parameters(self, part: str) -> list[nn.Parameter]:
+        return [p for k, p in self.named_parameters() if self.part_of(k) == part]
+
+    def reset_head(self) -> None:
+        for m in self.head.modules():
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+
+
+def build_model(cfg: ModelConfig, n_out: int) -> ColorNet:
+    return ColorNet(create_colorizer(cfg.colorizer),
+                    create_backbone(cfg.backbone, n_out, pretrained=cfg.pretrained, weights=cfg.weights))
+
+
+def load_parts(model: ColorNet, checkpoint: str | Path, parts=("colorizer", "body")) -> None:
+    """Copy some parts (colorizer, body, head) of another run's checkpoint into `model` (mode 2 and 3 starts)."""
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise UsageError(f"cannot transfer {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    path = Path(checkpoint)
+    theirs, own = read_state_dict(path), model.state_dict()
+    wanted = [k for k in own if model.part_of(k) in parts]
+    missing = [k for k in wanted if k not in theirs]
+    if missing:
+        raise UsageError(f"checkpoint {path} does not fit this model: {len(missing)} missing keys "
+                         f"(e.g. {missing[0]}); was it trained with another backbone or colorizer?")
+    bad = [k for k in wanted if theirs[k].shape != own[k].shape]
+    if bad:
+        raise UsageError(f"checkpoint {path} does not fit this model: {bad[0]} has shape "
+                         f"{tuple(theirs[bad[0]].shape)}, expected {tuple(own[bad[0]].shape)}")
+    model.load_state_dict({k: theirs[k] for k in wanted}, strict=False)

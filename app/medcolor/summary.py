@@ -1,0 +1,56 @@
+"""`medcolor model summary`: parameters per part (total / trainable in a mode), MACs, output shape."""
+from __future__ import annotations
+
+import torch
+
+from .config import ModelConfig
+from .models import PARTS, ColorNet, build_model
+from .modes import get_mode
+
+
+def count_macs(module: torch.nn.Module, x: torch.Tensor) -> tuple[int, torch.Tensor]:
+    """Multiply-accumulates of one forward pass (torch's FlopCounterMode counts 2 FLOPs per MAC)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        y = module(x)
+    return counter.get_total_flops() // 2, y
+
+
+def summarize_colornet(cfg: ModelConfig, n_out: int, image_size: int) -> dict:
+    model = build_model(cfg, n_out).eval()
+    return {"backbone": cfg.backbone, "colorizer": cfg.colorizer, "mode": cfg.mode, "n_out": n_out,
+            "image_size": image_size, **_counts(model, cfg.mode), **_macs(model, image_size)}
+
+
+def _counts(model: ColorNet, mode: int) -> dict:
+    trainable = get_mode(mode).trainable
+    parts = {}
+    for part in PARTS:
+        total = sum(p.numel() for p in model.part_parameters(part))
+        parts[part] = {"total": total, "trainable": total if part in trainable else 0}
+    return {"trainable_params": sum(p["trainable"] for p in parts.values()),
+            "total_params": sum(p["total"] for p in parts.values()), "parts": parts}
+
+
+def _macs(model: ColorNet, image_size: int) -> dict:
+    x = torch.zeros(1, 1, image_size, image_size)
+    colorizer_macs, rgb = count_macs(model.colorizer, x)
+    backbone_macs, y = count_macs(model.backbone, rgb)
+    return {"macs": {"colorizer": colorizer_macs, "backbone": backbone_macs, "total": colorizer_macs + backbone_macs},
+            "output_shape": list(y.shape)}
+
+
+def format_summary(s: dict) -> str:
+    lines = [f"{s['backbone']} + {s['colorizer']} colorizer, mode {s['mode']}, {s['n_out']} outputs, "
+             f"{s['image_size']}x{s['image_size']} input",
+             f"{'part':<10} {'trainable':>12} {'total':>12}"]
+    for part, c in s["parts"].items():
+        lines.append(f"{part:<10} {c['trainable']:>12,} {c['total']:>12,}")
+    lines.append(f"{'all':<10} {s['trainable_params']:>12,} {s['total_params']:>12,}")
+    m = s["macs"]
+    share = m["colorizer"] / max(m["backbone"], 1)
+    lines.append(f"MACs: colorizer {m['colorizer'] / 1e9:.2f} G + backbone {m['backbone'] / 1e9:.2f} G = "
+                 f"{m['total'] / 1e9:.2f} G per image (colorizer adds {share:.0%} to the backbone's cost)")
+    lines.append(f"output shape: {tuple(s['output_shape'])}")
+    return "\n".join(lines)

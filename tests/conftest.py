@@ -1,0 +1,28 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+SAMPLE = Path(__file__).resolve().parents[1] / "app" / "medcolor" / "samples" / "nih-cxr14-sample"
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture(scope="session")
+def real_batch():
+    """8 real NIH radiographs (64x64, gray, CheXpert-normalised) and 5 thesis labels."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from PIL import Image
+
+    df = pd.read_csv(SAMPLE / "Data_Entry_2017.csv").head(8)
+    imgs = [np.asarray(Image.open(SAMPLE / "images" / f).convert("L"), dtype=np.float32) / 255 for f in df["Image Index"]]
+    x = (torch.tensor(np.stack(imgs))[:, None] - 0.5028) / 0.2902
+    labels = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion"]
+    y = torch.tensor([[float(lab in f.split("|")) for lab in labels] for f in df["Finding Labels"]])
+    return x, y

@@ -1,0 +1,81 @@
+import pytest
+import torch
+from torch import nn
+
+from medcolor.config import ModelConfig
+from medcolor.models import build_model
+from medcolor.modes import MODES, apply_mode, bn_callbacks, splitter_for
+
+
+def one_step_learner(model, mode, batch, freeze_bn_stats=False):
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    import fastai.callback.progress  # noqa: F401  (adds Learner.no_bar)
+    from fastai.learner import Learner
+    from fastai.optimizer import SGD
+
+    ds = list(zip(*batch))
+    dls = DataLoaders(DataLoader(ds, bs=len(ds)), DataLoader(ds, bs=len(ds)))
+    learn = Learner(dls, model, loss_func=nn.BCEWithLogitsLoss(), opt_func=SGD, splitter=splitter_for(mode),
+                    train_bn=False, cbs=bn_callbacks(freeze_bn_stats))
+    apply_mode(learn, mode)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, lr=0.1)
+    return learn
+
+
+def pretrained_like(model):
+    """timm zero-initialises each residual block's last BN gamma, which blocks gradients for one step;
+    pretrained backbones have non-zero gammas, so give them ones."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+    return model
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("mode", [1, 2, 3])
+def test_exactly_the_trainable_parts_change_after_one_step(mode, real_batch):
+    torch.manual_seed(0)
+    model = pretrained_like(build_model(ModelConfig(backbone="resnet18", colorizer="coloru"), n_out=5))
+    before = snapshot(model)
+    one_step_learner(model, mode, real_batch)
+    trainable = set(MODES[mode].trainable)
+    for name, p in model.named_parameters():
+        changed = not torch.equal(p.detach(), before[name])
+        assert changed == (model.part_of(name) in trainable), f"mode {mode}: {name} changed={changed}"
+        assert p.requires_grad == (model.part_of(name) in trainable)
+
+
+def test_frozen_parameters_are_not_updated_by_the_optimiser(real_batch):
+    model = build_model(ModelConfig(colorizer="coloru"), n_out=5)
+    learn = one_step_learner(model, 1, real_batch)
+    stepped = {id(p) for p, *_ in learn.opt.all_params(with_grad=True)}
+    assert stepped == {id(p) for p in model.part_parameters("colorizer") + model.part_parameters("head")}
+
+
+def _bn_buffers(model, part):
+    return {k: v.clone() for k, v in model.state_dict().items()
+            if model.part_of(k) == part and k.endswith("running_mean")}
+
+
+@pytest.mark.parametrize("freeze_bn_stats", [False, True])
+def test_bn_running_statistics_follow_freeze_bn_stats(freeze_bn_stats, real_batch):
+    model = build_model(ModelConfig(colorizer="coloru"), n_out=5)
+    body, colorizer = _bn_buffers(model, "body"), _bn_buffers(model, "colorizer")
+    one_step_learner(model, 1, real_batch, freeze_bn_stats=freeze_bn_stats)
+    body_after, colorizer_after = _bn_buffers(model, "body"), _bn_buffers(model, "colorizer")
+    body_same = all(torch.equal(body[k], body_after[k]) for k in body)
+    assert body_same == freeze_bn_stats
+    assert all(not torch.equal(colorizer[k], colorizer_after[k]) for k in colorizer)  # trainable part: always updates
+
+
+def test_mode_without_colorizer_parameters_still_freezes_body(real_batch):
+    model = build_model(ModelConfig(colorizer="none"), n_out=5)
+    before = snapshot(model)
+    one_step_learner(model, 1, real_batch)
+    for name, p in model.named_parameters():
+        assert torch.equal(p.detach(), before[name]) == (model.part_of(name) == "body")

@@ -1,0 +1,34 @@
+import pytest
+
+from medcolor.config import ModelConfig
+from medcolor.summary import summarize_colornet
+
+# SPEC 3.3 (thesis Table 4.3), 5 outputs: (backbone, colorizer, mode) -> trainable parameters
+TABLE_4_3 = {
+    ("resnet18", "none", 1): 2_565, ("resnet18", "none", 3): 2_565,
+    ("resnet18", "deconv", 1): 599_176, ("resnet18", "pixelshuffle", 1): 602_005, ("resnet18", "coloru", 1): 195_224,
+    ("resnet18", "none", 2): 11_179_077, ("resnet18", "deconv", 2): 11_775_688,
+    ("resnet18", "pixelshuffle", 2): 11_778_517, ("resnet18", "coloru", 2): 11_371_736,
+    ("densenet121", "none", 1): 5_125, ("densenet121", "none", 3): 5_125,
+    ("densenet121", "deconv", 1): 601_736, ("densenet121", "pixelshuffle", 1): 604_565,
+    ("densenet121", "coloru", 1): 197_784,
+    ("densenet121", "none", 2): 6_958_981, ("densenet121", "deconv", 2): 7_555_592,
+    ("densenet121", "pixelshuffle", 2): 7_558_421, ("densenet121", "coloru", 2): 7_151_640,
+    ("resnet18", "deconv", 3): 2_565, ("densenet121", "pixelshuffle", 3): 5_125,
+}
+
+
+@pytest.mark.parametrize("key,expected", TABLE_4_3.items(), ids=lambda v: "-".join(map(str, v)) if isinstance(v, tuple) else "")
+def test_trainable_parameters_match_thesis_table(key, expected):
+    backbone, colorizer, mode = key
+    s = summarize_colornet(ModelConfig(backbone=backbone, colorizer=colorizer, mode=mode), n_out=5, image_size=64)
+    assert s["trainable_params"] == expected
+    assert s["output_shape"] == [1, 5]
+
+
+def test_macs_at_320_match_spec_figures():
+    s = summarize_colornet(ModelConfig(backbone="resnet18", colorizer="deconv", mode=1), n_out=5, image_size=320)
+    assert round(s["macs"]["colorizer"] / 1e9, 2) == 3.86
+    assert round(s["macs"]["backbone"] / 1e9, 2) == 3.70
+    assert s["total_params"] == 11_775_688
+    assert s["parts"]["body"] == {"total": 11_176_512, "trainable": 0}
