@@ -33,3 +33,38 @@ def test_console_script_help_and_exit_codes():
     run = subprocess.run([sys.executable, "-m", "medcolor", "model", "summary", "--backbone", "resnet81"],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "Traceback" not in run.stderr and "did you mean" in run.stderr
+
+
+def test_data_summary_chexpert_json_with_subset(tmp_path, capsys):
+    from fixtures import chexpert
+    root = chexpert(tmp_path, n_train=24)
+    assert main(["data", "summary", "chexpert", "--csv", str(root / "train.csv"), "subset.fraction=0.5",
+                 "subset.seed=8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["spec"] == "chexpert" and out["n_images"] == 12
+    assert set(out["positives"]) == {"Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"}
+
+
+def test_data_summary_nih_sample_out_of_the_box(capsys):
+    assert main(["data", "summary", "nih-sample", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_images"] == 643 and out["positives"]["Any finding"] == 346
+
+
+def test_data_check_reports_missing_and_corrupt_files(tmp_path, capsys):
+    from fixtures import nih
+    root = nih(tmp_path)
+    assert main(["data", "check", "chestxray14", "--root", str(root)]) == 0
+    (root / "images" / "00000000_000.png").unlink()
+    (root / "images" / "00000000_001.png").write_bytes(b"garbage")
+    assert main(["data", "check", "chestxray14", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "40 images checked: 1 missing" in err and "1 undecodable" in err and "00000000_001.png" in err
+
+
+def test_data_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
+    for args in (["data", "summary", "nope"], ["data", "summary", "chexpert", "--root", str(tmp_path)],
+                 ["data", "summary", "nih-sample", "subset.fractoin=0.1"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err

@@ -14,6 +14,12 @@ app = typer.Typer(help="Colorize grayscale medical images into ImageNet networks
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 model_app = typer.Typer(help="Inspect models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+data_app = typer.Typer(help="Inspect, check and cache datasets described by data specs.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+SPEC_ARG = typer.Argument(..., help="data spec name (chexpert, chestxray14, mura, folder, csv, nih-sample)")
+OVERRIDES_ARG = typer.Argument(None, help="key=value overrides of data fields, e.g. subset.fraction=0.1")
+ROOT_OPT = typer.Option(None, "--root", help="dataset folder (data.root)")
 
 
 def _print_json(obj) -> None:
@@ -35,6 +41,42 @@ def model_summary(
 
     s = summarize_colornet(ModelConfig(backbone=backbone, colorizer=colorizer, mode=mode), n_out, image_size)
     _print_json(s) if as_json else typer.echo(format_summary(s))
+
+
+@data_app.command("summary")
+def data_summary(spec: str = SPEC_ARG, overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
+                 csv: Optional[str] = typer.Option(None, "--csv", help="label table (data.csv)"),
+                 split: str = typer.Option("train", help="train, valid or test"),
+                 as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """Images and per-label positives after label policy and subset (reads only the label table)."""
+    from .data import load_data_config
+    from .data.summary import format_summary, summarize
+
+    s = summarize(load_data_config(spec, overrides or [], root=root, csv=csv), split=split)
+    _print_json(s) if as_json else typer.echo(format_summary(s))
+
+
+@data_app.command("check")
+def data_check(spec: str = SPEC_ARG, overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
+               as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """Verify that every listed image exists and decodes; report missing/corrupt files with counts."""
+    from .data import load_data_config
+    from .data.summary import check
+
+    s = check(load_data_config(spec, overrides or [], root=root))
+    _print_json(s) if as_json else typer.echo(f"{s['n_images']:,} images: all present and decodable")
+
+
+@data_app.command("cache")
+def data_cache(spec: str = SPEC_ARG, overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
+               size: int = typer.Option(320, "--size", help="shorter side of the cached copies"),
+               as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """Pre-resize images once; later runs at image_size <= SIZE read the cache automatically."""
+    from .data import load_data_config
+    from .data.summary import cache
+
+    s = cache(load_data_config(spec, overrides or [], root=root), size)
+    _print_json(s) if as_json else typer.echo(f"cached {s['n_images']:,} images ({s['written']:,} new) in {s['cache_dir']}")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

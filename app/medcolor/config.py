@@ -1,7 +1,18 @@
-"""Typed configuration: the validated form of a recipe that the builders take (YAML -> dataclasses -> builders)."""
+"""Typed configuration: the validated form of a recipe that the builders take (YAML -> dataclasses -> builders).
+
+`from_dict` checks every field against its annotation and reports *all* problems at once;
+`apply_overrides` applies `a.b=value` strings (values parsed as YAML scalars) before validation.
+"""
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from .errors import UsageError, closest
 
 
 @dataclass
@@ -10,7 +21,185 @@ class ModelConfig:
     colorizer: str = "none"
     mode: int = 1
     pretrained: bool = False
-    weights: str | None = None
-    init_from: str | None = None
+    weights: Optional[str] = None
+    init_from: Optional[str] = None
     init_parts: list[str] = field(default_factory=lambda: ["colorizer", "body"])
     freeze_bn_stats: bool = False
+
+
+@dataclass
+class SubsetConfig:
+    fraction: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    spec: str = "nih-sample"
+    reader: str = "chestxray14"
+    root: Optional[str] = None
+    csv: Optional[str] = None
+    valid_csv: Optional[str] = None
+    test_csv: Optional[str] = None
+    labels: Union[str, list[str], None] = None
+    any_finding: bool = False
+    policy: str = "thesis"
+    policy_map: dict[str, str] = field(default_factory=dict)
+    frontal_only: bool = False
+    subset: SubsetConfig = field(default_factory=SubsetConfig)
+    body_part: str = "XR_SHOULDER"
+    valid_pct: float = 0.1
+    split_seed: int = 0
+    path_col: str = "path"
+    split_col: Optional[str] = None
+    allow_absolute_paths: bool = False
+    on_bad_image: Literal["skip", "error"] = "skip"
+    mean: float = 0.5028
+    std: float = 0.2902
+    augment: bool = True
+    rotate_deg: float = 10.0
+    max_zoom: float = 1.1
+    p_affine: float = 0.75
+    slices: str = "50:110"
+    description: str = ""
+
+
+# ---- validation --------------------------------------------------------------------------------------
+
+def from_dict(cls, data: dict, where: str = "") -> Any:
+    """Build dataclass `cls` from a plain dict, raising one UsageError that lists every problem."""
+    errors: list[str] = []
+    obj = _build(cls, data, where, errors)
+    if errors:
+        raise UsageError("; ".join(errors))
+    return obj
+
+
+def _build(cls, data, where, errors):
+    if not isinstance(data, dict):
+        errors.append(f"{where or 'config'} must be a mapping, got {type(data).__name__}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in names:
+            errors.append(f"unknown key {_join(where, key)}{closest(key, names)}")
+    kwargs = {}
+    for name in names:
+        if name in data:
+            kwargs[name] = _check(hints[name], data[name], _join(where, name), errors)
+    return cls(**kwargs)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _check(tp, value, where, errors):
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where, errors)
+    if origin is Union:
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        for option in options:
+            trial: list[str] = []
+            out = _check(option, value, where, trial)
+            if not trial:
+                return out
+        errors.append(f"{where} must be {' or '.join(_name(o) for o in options)}, got {value!r}")
+        return value
+    if origin is Literal:
+        if value not in args:
+            errors.append(f"{where} must be one of {', '.join(map(str, args))}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            errors.append(f"{where} must be a list, got {value!r}")
+            return value
+        return [_check(args[0], v, f"{where}[{i}]", errors) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            errors.append(f"{where} must be a mapping, got {value!r}")
+            return value
+        return {k: _check(args[1], v, f"{where}.{k}", errors) for k, v in value.items()}
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        errors.append(f"{where} must be {_name(tp)}, got {value!r}")
+    return value
+
+
+def _name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def to_dict(obj) -> dict:
+    return dataclasses.asdict(obj)
+
+
+# ---- key=value overrides -----------------------------------------------------------------------------
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text or text.startswith("="):
+        raise UsageError(f"override {text!r} must look like key=value, e.g. train.epochs=1")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict, overrides, schema=None) -> dict:
+    """Set dotted keys in a nested dict; with a dataclass `schema`, unknown keys name the closest valid key."""
+    out = _deepcopy(data)
+    for text in overrides or []:
+        path, value = parse_override(text)
+        if schema is not None:
+            _check_path(schema, path, text)
+        node = out
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = value
+    return out
+
+
+def _check_path(schema, path: list[str], text: str) -> None:
+    cls, done = schema, []
+    for part in path:
+        if not dataclasses.is_dataclass(cls):
+            if typing.get_origin(cls) is dict:  # free-form mapping (e.g. data.policy_map.Edema)
+                return
+            raise UsageError(f"override {text!r}: {'.'.join(done)} has no sub-keys")
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in names:
+            valid = [".".join(done + [n]) for n in names]
+            raise UsageError(f"unknown key {'.'.join(done + [part])!r} in override {text!r}"
+                             f"{closest('.'.join(done + [part]), valid)}")
+        cls = _unwrap(typing.get_type_hints(cls)[part])
+        done.append(part)
+
+
+def _unwrap(tp):
+    if typing.get_origin(tp) is Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else tp
+    return tp
+
+
+def _deepcopy(d):
+    import copy
+    return copy.deepcopy(d)

@@ -1,0 +1,91 @@
+"""The one generic builder: a DataConfig (spec + overrides) -> fastai DataBlock -> DataLoaders."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+from fastai.vision.all import (ColReader, ColSplitter, DataBlock, ImageBlock, MultiCategoryBlock, Normalize,
+                               PILImageBW, Resize, Rotate, TensorImageBW, Zoom)
+
+from ..config import DataConfig
+from ..errors import UsageError
+from .cache import use_cache
+from .images import describe, find_bad_images, open_gray, require_existing
+from .readers import Table, read_table
+
+
+class GrayTensor(TensorImageBW):
+    _show_args = {"cmap": "gray"}  # fastai's default 'Greys' shows radiographs inverted
+
+
+class GrayImage(PILImageBW):
+    """fastai's gray image, opened with medcolor's decoder (16-bit scaling, RGB(A) -> gray)."""
+
+    _show_args, _tensor_cls = {"cmap": "gray"}, GrayTensor
+
+    @classmethod
+    def create(cls, fn, **kwargs):
+        return cls(open_gray(fn))
+
+
+class LabelReader:
+    """The row's label values as one float vector (ColReader returns a scalar for a single label)."""
+
+    def __init__(self, labels: list[str]):
+        self.labels = list(labels)
+
+    def __call__(self, row):
+        return row[self.labels].to_numpy(dtype=np.float32)
+
+
+def batch_transforms(cfg: DataConfig) -> list:
+    """Thesis augmentation (rotation +-10 deg and zoom 1.0-1.1, each p=0.75; train only) + normalisation."""
+    tfms = [Rotate(max_deg=cfg.rotate_deg, p=cfg.p_affine),
+            Zoom(min_zoom=1.0, max_zoom=cfg.max_zoom, p=cfg.p_affine)] if cfg.augment else []
+    return tfms + [Normalize.from_stats([cfg.mean], [cfg.std])]
+
+
+def build_datablock(cfg: DataConfig, labels: list[str], image_size: int) -> DataBlock:
+    # Resize(method='crop') takes a random square crop in training and the centre crop in validation.
+    return DataBlock(blocks=(ImageBlock(cls=GrayImage), MultiCategoryBlock(encoded=True, vocab=labels)),
+                     get_x=ColReader("path"), get_y=LabelReader(labels), splitter=ColSplitter("is_valid"),
+                     item_tfms=Resize(image_size, method="crop"), batch_tfms=batch_transforms(cfg))
+
+
+def screen_images(cfg: DataConfig, df: pd.DataFrame, checked: bool) -> pd.DataFrame:
+    """Missing files are an error; undecodable ones are skipped with a warning (or an error)."""
+    require_existing(df["path"])
+    if checked:
+        return df
+    _, bad = find_bad_images(df["path"])
+    if bad and cfg.on_bad_image == "error":
+        raise UsageError(f"{describe(bad, 'images do not decode')}; remove them or set data.on_bad_image=skip")
+    if bad:
+        print(f"warning: skipping {describe(bad, 'images that do not decode')}", file=sys.stderr)
+    return df[~df["path"].isin(set(bad))]
+
+
+def prepare_table(cfg: DataConfig, image_size: int, splits=("train", "valid", "test")) -> Table:
+    table = read_table(cfg, splits)
+    df, cached = use_cache(cfg, table.df, image_size)
+    table.df = screen_images(cfg, df, checked=cached).reset_index(drop=True)
+    return table
+
+
+def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers: int = 0, device=None):
+    """fastai DataLoaders for train/valid; `dls.table` keeps the full table (test split included)."""
+    table = prepare_table(cfg, image_size)
+    df = table.df[table.df["split"].isin(["train", "valid"])].assign(is_valid=lambda d: d["split"] == "valid")
+    dls = build_datablock(cfg, table.labels, image_size).dataloaders(
+        df.reset_index(drop=True), bs=bs, num_workers=num_workers, device=device)
+    dls.table = table
+    return dls
+
+
+def split_dl(dls, split: str):
+    """A non-shuffled DataLoader over one split of `dls.table` with labels (for evaluation / prediction)."""
+    df = dls.table.split(split)
+    if df.empty:
+        raise UsageError(f"the {split} split is empty")
+    return dls.test_dl(df.reset_index(drop=True), with_labels=True)

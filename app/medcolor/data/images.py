@@ -1,0 +1,55 @@
+"""Decoding any radiograph to one 8-bit gray channel, and checking that images exist and decode."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+from ..errors import UsageError
+
+SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+
+
+def open_gray(fn) -> Image.Image:
+    """A PIL 'L' image. 16-bit data is scaled by its bit depth (12-bit data by 4095, full range by 65535);
+    fastai's PILImageBW would clip it at 255. RGB(A) is converted to luminance."""
+    im = Image.open(fn)
+    if im.mode in SIXTEEN_BIT:
+        a = np.asarray(im).astype(np.float32)
+        top = 2.0 ** max(8, int(np.ceil(np.log2(float(a.max()) + 1)))) - 1
+        return Image.fromarray(np.round(np.clip(a, 0, None) / top * 255).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA", "P"):
+        im = im.convert("RGB")
+    return im.convert("L")
+
+
+def _decode_error(path: str) -> str | None:
+    try:
+        open_gray(path).load()
+        return None
+    except Exception as e:  # PIL raises many types for broken files
+        return f"{type(e).__name__}"
+
+
+def find_bad_images(paths, workers: int | None = None) -> tuple[list[str], list[str]]:
+    """(missing, undecodable) among `paths`; decoding runs in threads (PIL releases the GIL)."""
+    paths = list(paths)
+    missing = [p for p in paths if not os.path.exists(p)]
+    present = [p for p in paths if p not in set(missing)] if missing else paths
+    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
+        errors = list(pool.map(_decode_error, present, chunksize=64))
+    return missing, [p for p, e in zip(present, errors) if e]
+
+
+def describe(paths: list[str], what: str, n: int = 3) -> str:
+    shown = ", ".join(paths[:n]) + (", ..." if len(paths) > n else "")
+    return f"{len(paths)} {what} ({shown})"
+
+
+def require_existing(paths) -> None:
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise UsageError(f"{describe(missing, 'listed images do not exist')}; check data.root, or run "
+                         f"`medcolor data check` for a full report")

@@ -1,0 +1,273 @@
+"""One reader per dataset layout. Each turns a DataConfig into a `Table`: one row per image with an absolute
+`path`, a `split` (train / valid / test), a `group` (patient or study) and one float column per label.
+Readers touch only label tables and folder listings, never image contents."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._resources import resolve_package_path
+from ..config import DataConfig
+from ..errors import UsageError
+from .policies import apply_policy, check_values
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+NIH_FINDINGS = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
+                "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia"]
+NIH_THESIS5 = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion"]
+ANY_FINDING = "Any finding"
+
+
+@dataclass
+class Table:
+    df: pd.DataFrame
+    labels: list[str]
+    single_label: bool = False
+
+    def split(self, name: str) -> pd.DataFrame:
+        return self.df[self.df["split"] == name]
+
+
+READERS = {}
+
+
+def reader(name):
+    def deco(fn):
+        READERS[name] = fn
+        return fn
+    return deco
+
+
+def read_table(cfg: DataConfig, splits=("train", "valid", "test")) -> Table:
+    if cfg.reader not in READERS:
+        raise UsageError(f"data.reader {cfg.reader!r} is unknown; choose from {', '.join(READERS)}")
+    table = READERS[cfg.reader](cfg, set(splits))
+    table.df = table.df[table.df["split"].isin(splits)].reset_index(drop=True)
+    for name in splits:
+        if name in ("train", "valid") and not (table.df["split"] == name).any():
+            raise UsageError(f"the {name} split of data spec {cfg.spec!r} is empty; check data.root, the label "
+                             f"table and filters (frontal_only, body_part, subset, valid_pct)")
+    return table
+
+
+# ---- shared helpers -------------------------------------------------------------------------------------
+
+def data_root(cfg: DataConfig) -> Path:
+    if not cfg.root and cfg.csv and Path(cfg.csv).expanduser().is_file():
+        return Path(cfg.csv).expanduser().resolve().parent  # a label table sits in its dataset's folder
+    if not cfg.root:
+        raise UsageError(f"data spec {cfg.spec!r} needs a dataset folder: pass --root DIR or data.root=DIR")
+    root = resolve_package_path(cfg.root)
+    if not root.is_dir():
+        raise UsageError(f"data.root {root} is not a folder; point it at the {cfg.spec} dataset")
+    return root
+
+
+def read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
+    if not path.is_file():
+        raise UsageError(f"{what} {path} does not exist; check data.root / --csv")
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise UsageError(f"cannot read {what} {path}: {str(e).splitlines()[0]}") from None
+
+
+def table_path(root: Path, name: str | None, default: str) -> Path:
+    p = Path(name or default).expanduser()
+    return p if p.is_absolute() else root / p
+
+
+def require_columns(df: pd.DataFrame, columns, table: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise UsageError(f"{table} is missing columns {missing}; it has {list(df.columns)[:12]}")
+
+
+def join_paths(base: Path, rel: pd.Series, cfg: DataConfig, inside: Path, table: str) -> pd.Series:
+    """base / rel for every row, refusing paths that escape `inside` (absolute or '..') unless allowed."""
+    rel = rel.astype(str)
+    absolute = rel.str.startswith("/") | rel.str.match(r"^[A-Za-z]:[\\/]")
+    escapes = rel.str.contains(r"(?:^|[\\/])\.\.(?:[\\/]|$)")
+    if cfg.allow_absolute_paths:
+        escapes &= ~absolute
+        out = rel.where(absolute, str(base) + os.sep + rel)
+    else:
+        escapes |= absolute
+        out = str(base) + os.sep + rel
+    if escapes.any():
+        first = rel[escapes].iloc[0]
+        raise UsageError(f"{table}: {int(escapes.sum())} image paths point outside {inside} (first: {first!r}); "
+                         f"use paths relative to the dataset, or set data.allow_absolute_paths=true for absolute ones")
+    return out
+
+
+def patient_split(groups: pd.Series, valid_pct: float, seed: int) -> pd.Series:
+    """'valid' for a seeded random `valid_pct` share of the groups (patients), 'train' for the rest."""
+    unique = np.array(sorted(groups.unique()))
+    rng = np.random.default_rng(seed)
+    n_valid = max(1, int(round(len(unique) * valid_pct))) if valid_pct > 0 else 0
+    valid = set(rng.permutation(unique)[:n_valid])
+    return groups.map(lambda g: "valid" if g in valid else "train")
+
+
+def resolve_labels(requested, known: list[str], named_sets: dict[str, list[str]], spec: str) -> list[str]:
+    labels = named_sets.get(requested, requested) if isinstance(requested, str) else requested
+    if isinstance(labels, str):
+        labels = [labels]
+    unknown = [lab for lab in labels if lab not in known]
+    if unknown:
+        raise UsageError(f"unknown labels {unknown} for data spec {spec!r}; known: {', '.join(known)}"
+                         + (f" (or {', '.join(named_sets)})" if named_sets else ""))
+    return list(labels)
+
+
+# ---- CheXpert ---------------------------------------------------------------------------------------------
+
+@reader("chexpert")
+def read_chexpert(cfg: DataConfig, splits: set) -> Table:
+    root = data_root(cfg)
+    labels = resolve_labels(cfg.labels or [], CHEXPERT_LABELS, {}, cfg.spec)
+    parts = []
+    if "train" in splits:
+        parts.append(_chexpert_csv(root, table_path(root, cfg.csv, "train.csv"), labels, cfg, "train", subset=True))
+    if splits & {"valid", "test"}:
+        valid = _chexpert_csv(root, table_path(root, cfg.valid_csv, "valid.csv"), labels, cfg, "valid")
+        parts += [valid, valid.assign(split="test")]  # the official test set is not public: test = valid
+    return Table(pd.concat(parts, ignore_index=True), labels)
+
+
+CHEXPERT_LABELS = ["No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion",
+                   "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
+                   "Pleural Other", "Fracture", "Support Devices"]
+
+
+def _chexpert_csv(root: Path, path: Path, labels, cfg: DataConfig, split: str, subset: bool = False):
+    df = read_csv(path, "CheXpert table")
+    require_columns(df, ["Path", *labels, *(["Frontal/Lateral"] if cfg.frontal_only else [])], str(path))
+    if cfg.frontal_only:
+        df = df[df["Frontal/Lateral"] == "Frontal"]
+    if subset and cfg.subset.fraction < 1.0:
+        # Exactly the thesis's selection: pandas' sample on the (filtered) training table.
+        df = df.sample(frac=cfg.subset.fraction, random_state=cfg.subset.seed)
+    check_values(df, labels, str(path))
+    df = apply_policy(df, labels, cfg.policy, cfg.policy_map)
+    out = pd.DataFrame({"path": join_paths(root.parent, df["Path"], cfg, root, str(path)).to_numpy(),
+                        "split": split, "group": df["Path"].str.split("/").str[2].to_numpy()})
+    for label in labels:
+        out[label] = df[label].to_numpy()
+    return out
+
+
+# ---- ChestX-ray14 -----------------------------------------------------------------------------------------
+
+@reader("chestxray14")
+def read_chestxray14(cfg: DataConfig, splits: set) -> Table:
+    root = data_root(cfg)
+    path = table_path(root, cfg.csv, "Data_Entry_2017.csv")
+    df = read_csv(path, "ChestX-ray14 label table")
+    require_columns(df, ["Image Index", "Finding Labels", "Patient ID"], str(path))
+    labels = resolve_labels(cfg.labels or "thesis5", NIH_FINDINGS + [ANY_FINDING],
+                            {"thesis5": NIH_THESIS5, "all14": NIH_FINDINGS}, cfg.spec)
+    if cfg.any_finding and ANY_FINDING not in labels:
+        labels.append(ANY_FINDING)
+    findings = df["Finding Labels"].fillna("No Finding").str.split("|")
+    out = pd.DataFrame({"path": join_paths(root / "images", df["Image Index"], cfg, root, str(path)),
+                        "group": df["Patient ID"].astype(str)})
+    for label in labels:
+        hit = findings.map(lambda f: f != ["No Finding"]) if label == ANY_FINDING else findings.map(lambda f, lab=label: lab in f)
+        out[label] = hit.astype("float32")
+    test_names = _name_list(root / "test_list.txt")
+    train_names = _name_list(root / "train_val_list.txt")
+    out["split"] = np.where(df["Image Index"].isin(test_names), "test",
+                            np.where(df["Image Index"].isin(train_names), "train", "unlisted"))
+    in_train = out["split"] == "train"
+    out.loc[in_train, "split"] = patient_split(out.loc[in_train, "group"], cfg.valid_pct, cfg.split_seed)
+    return Table(out[out["split"] != "unlisted"].reset_index(drop=True), labels)
+
+
+def _name_list(path: Path) -> set:
+    if not path.is_file():
+        raise UsageError(f"ChestX-ray14 split file {path} does not exist (the official train_val_list.txt and "
+                         f"test_list.txt belong next to Data_Entry_2017.csv)")
+    return set(path.read_text().split())
+
+
+# ---- MURA ---------------------------------------------------------------------------------------------------
+
+@reader("mura")
+def read_mura(cfg: DataConfig, splits: set) -> Table:
+    root = data_root(cfg)
+    parts = []
+    if "train" in splits:
+        parts.append(_mura_csv(root, table_path(root, cfg.csv, "train_image_paths.csv"), cfg, "train"))
+    if splits & {"valid", "test"}:
+        valid = _mura_csv(root, table_path(root, cfg.valid_csv, "valid_image_paths.csv"), cfg, "valid")
+        parts += [valid, valid.assign(split="test")]  # MURA's test set is hidden: test = official valid
+    return Table(pd.concat(parts, ignore_index=True), ["Abnormal"])
+
+
+def _mura_csv(root: Path, path: Path, cfg: DataConfig, split: str) -> pd.DataFrame:
+    rel = read_csv(path, "MURA image list", header=None)[0].astype(str)
+    if cfg.body_part != "all":
+        rel = rel[rel.str.split("/").str[2] == cfg.body_part]
+    study = rel.str.rsplit("/", n=1).str[0]
+    if not study.str.endswith(("_positive", "_negative")).all():
+        raise UsageError(f"{path}: study folders must end in _positive or _negative (MURA-v1.1 layout)")
+    return pd.DataFrame({"path": join_paths(root.parent, rel, cfg, root, str(path)).to_numpy(), "split": split,
+                         "group": study.to_numpy(),
+                         "Abnormal": study.str.endswith("_positive").astype("float32").to_numpy()})
+
+
+# ---- folders and generic CSV ----------------------------------------------------------------------------------
+
+SPLIT_DIRS = {"train": "train", "valid": "valid", "val": "valid", "test": "test"}
+
+
+@reader("folder")
+def read_folder(cfg: DataConfig, splits: set) -> Table:
+    root = data_root(cfg)
+    split_layout = (root / "train").is_dir()
+    rows = []
+    for split_dir in (sorted(d for d in root.iterdir() if d.name in SPLIT_DIRS) if split_layout else [root]):
+        for class_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
+            for f in sorted(class_dir.rglob("*")):
+                if f.suffix.lower() in IMAGE_EXTS:
+                    rows.append((str(f), SPLIT_DIRS.get(split_dir.name, "train"), class_dir.name))
+    if not rows:
+        raise UsageError(f"no images under {root}; expected root/<class>/*.png or root/<train|valid>/<class>/*.png")
+    df = pd.DataFrame(rows, columns=["path", "split", "class"])
+    df["group"] = df["path"]
+    if not split_layout:
+        df["split"] = patient_split(df["group"], cfg.valid_pct, cfg.split_seed)
+    labels = sorted(df["class"].unique())
+    for label in labels:
+        df[label] = (df["class"] == label).astype("float32")
+    return Table(df.drop(columns="class"), labels, single_label=True)
+
+
+@reader("csv")
+def read_generic_csv(cfg: DataConfig, splits: set) -> Table:
+    root = data_root(cfg)
+    path = table_path(root, cfg.csv, "labels.csv")
+    df = read_csv(path, "label table")
+    require_columns(df, [cfg.path_col, *([cfg.split_col] if cfg.split_col else [])], str(path))
+    labels = cfg.labels if isinstance(cfg.labels, list) else [cfg.labels] if cfg.labels else \
+        [c for c in df.columns if c not in (cfg.path_col, cfg.split_col)]
+    require_columns(df, labels, str(path))
+    check_values(df, labels, str(path))
+    df = apply_policy(df, labels, cfg.policy, cfg.policy_map)
+    out = pd.DataFrame({"path": join_paths(root, df[cfg.path_col], cfg, root, str(path)),
+                        "group": df[cfg.path_col].astype(str)})
+    if cfg.split_col:
+        out["split"] = df[cfg.split_col].astype(str).str.lower().map(SPLIT_DIRS)
+        if out["split"].isna().any():
+            raise UsageError(f"{path}: column {cfg.split_col!r} must hold train, valid (val) or test")
+    else:
+        out["split"] = patient_split(out["group"], cfg.valid_pct, cfg.split_seed)
+    for label in labels:
+        out[label] = df[label].to_numpy()
+    return Table(out, list(labels))

@@ -1,0 +1,47 @@
+"""Data specs: `data_specs/<name>.yaml` gives the defaults of a dataset format; a recipe or the command
+line overrides them; the result is a validated `DataConfig`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .._resources import shipped_dir
+from ..config import DataConfig, apply_overrides, from_dict
+from ..errors import UsageError, closest
+
+
+def spec_files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(shipped_dir("data_specs").glob("*.yaml"))}
+
+
+def list_specs() -> list[str]:
+    return list(spec_files())
+
+
+def spec_defaults(name: str) -> dict:
+    files = spec_files()
+    if name not in files:
+        raise UsageError(f"unknown data spec {name!r}{closest(name, files)}; known specs: {', '.join(files)}")
+    with open(files[name]) as f:
+        return yaml.safe_load(f) or {}
+
+
+def resolve_data(section: dict) -> DataConfig:
+    """A recipe's `data:` mapping (spec name + options) on top of the spec's defaults."""
+    name = section.get("spec", DataConfig.spec)
+    merged = {**spec_defaults(name), **section, "spec": name}
+    merged["subset"] = {**spec_defaults(name).get("subset", {}), **section.get("subset", {})}
+    return from_dict(DataConfig, merged, "data")
+
+
+def load_data_config(spec: str, overrides=(), root: str | None = None, csv: str | None = None) -> DataConfig:
+    """What `medcolor data ...` uses: a spec name plus `key=value` overrides (keys relative to `data.`)."""
+    section: dict = {"spec": spec}
+    if root:
+        section["root"] = root
+    if csv:
+        section["csv"] = csv
+    overrides = [o[len("data."):] if o.startswith("data.") else o for o in overrides]
+    section = apply_overrides(section, overrides, schema=DataConfig)
+    return resolve_data(section)

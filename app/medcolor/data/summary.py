@@ -1,0 +1,48 @@
+"""`medcolor data summary|check|cache`: what a dataset holds, whether its files are sound, a resized copy."""
+from __future__ import annotations
+
+from ..config import DataConfig
+from ..errors import UsageError
+from .images import describe, find_bad_images
+from .readers import read_table
+
+
+def summarize(cfg: DataConfig, split: str = "train") -> dict:
+    """Images and positives per label after label policy and subset; reads only the label table."""
+    table = read_table(cfg, splits=(split,))
+    df = table.df
+    return {"spec": cfg.spec, "split": split, "n_images": int(len(df)),
+            "positives": {lab: int((df[lab] == 1).sum()) for lab in table.labels},
+            "uncertain_masked": {lab: int(df[lab].isna().sum()) for lab in table.labels if df[lab].isna().any()}}
+
+
+def format_summary(s: dict) -> str:
+    lines = [f"{s['spec']} ({s['split']} split): {s['n_images']:,} images", f"{'label':<28} {'positives':>10}"]
+    lines += [f"{lab:<28} {n:>10,}" for lab, n in s["positives"].items()]
+    lines += [f"{lab:<28} {n:>10,} uncertain (masked)" for lab, n in s["uncertain_masked"].items()]
+    return "\n".join(lines)
+
+
+def check(cfg: DataConfig) -> dict:
+    """Every listed image exists and decodes; raises with counts and the first few paths otherwise."""
+    table = read_table(cfg)
+    paths = table.df["path"].drop_duplicates().tolist()
+    missing, bad = find_bad_images(paths)
+    if missing or bad:
+        problems = [describe(x, what) for x, what in ((missing, "missing"), (bad, "undecodable")) if x]
+        raise UsageError(f"{len(paths):,} images checked: {'; '.join(problems)}")
+    return {"spec": cfg.spec, "n_images": len(paths), "missing": 0, "undecodable": 0}
+
+
+def cache(cfg: DataConfig, size: int) -> dict:
+    from .cache import build_cache
+
+    if size < 8:
+        raise UsageError(f"--size must be at least 8 pixels, got {size}")
+    table = read_table(cfg)
+    paths = table.df["path"].drop_duplicates().tolist()
+    missing, bad = find_bad_images(paths)
+    if missing or bad:
+        raise UsageError(f"cannot cache: {describe(missing + bad, 'images are missing or undecodable')}; "
+                         f"run `medcolor data check`")
+    return build_cache(cfg, paths, size)

@@ -1,0 +1,1 @@
+"""Shipped data-spec files (one YAML per dataset format)."""

@@ -1,0 +1,1 @@
+"""Shipped recipe files (one YAML per recipe; see `medcolor recipes ls`)."""

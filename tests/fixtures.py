@@ -1,0 +1,81 @@
+"""Small datasets generated in the exact real layouts (CheXpert-v1.0-small, NIH, MURA-v1.1, folders)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+CHEXPERT_COLUMNS = ["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", "No Finding", "Enlarged Cardiomediastinum",
+                    "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema", "Consolidation", "Pneumonia",
+                    "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture", "Support Devices"]
+FIVE = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
+
+
+def write_image(path: Path, size=(40, 48), seed=0, mode="L") -> None:
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    a = rng.integers(0, 256, size=(size[1], size[0]), dtype=np.uint8)
+    Image.fromarray(a, "L").convert(mode).save(path)
+
+
+def chexpert(tmp: Path, n_train=24, n_valid=8, values=None, seed=0) -> Path:
+    """CheXpert-v1.0-small/{train,valid}.csv with Path prefixes and JPEGs; returns the dataset folder."""
+    root = tmp / "CheXpert-v1.0-small"
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", n_train), ("valid", n_valid)):
+        rows = []
+        for i in range(n):
+            view = "frontal" if i % 3 else "lateral"
+            rel = f"CheXpert-v1.0-small/{split}/patient{i // 2:05d}/study1/view{i % 2 + 1}_{view}.jpg"
+            write_image(tmp / rel, seed=i, size=(40, 48) if i % 2 else (48, 40))
+            obs = {c: rng.choice([1.0, 0.0, -1.0, np.nan]) for c in CHEXPERT_COLUMNS[5:]}
+            if values is not None and split == "train":
+                obs.update(values[i])
+            rows.append({"Path": rel, "Sex": "Female", "Age": 60, "Frontal/Lateral": view.capitalize(),
+                         "AP/PA": "AP" if view == "frontal" else "", **obs})
+        pd.DataFrame(rows, columns=CHEXPERT_COLUMNS).to_csv(root / f"{split}.csv", index=False)
+    return root
+
+
+def nih(tmp: Path, n=40) -> Path:
+    """ChestX-ray14 layout: images/*.png, Data_Entry_2017.csv, train_val_list.txt, test_list.txt."""
+    root = tmp / "ChestX-ray14"
+    findings = ["No Finding", "Atelectasis", "Cardiomegaly|Effusion", "Edema", "Consolidation|Atelectasis", "Hernia"]
+    rows = []
+    for i in range(n):
+        name = f"{i // 3:08d}_{i % 3:03d}.png"
+        write_image(root / "images" / name, size=(32, 32), seed=i, mode="RGB" if i % 2 else "L")
+        rows.append({"Image Index": name, "Finding Labels": findings[i % len(findings)], "Follow-up #": i % 3,
+                     "Patient ID": i // 3, "Patient Age": 50, "Patient Gender": "M", "View Position": "PA"})
+    pd.DataFrame(rows).to_csv(root / "Data_Entry_2017.csv", index=False)
+    names = [r["Image Index"] for r in rows]
+    (root / "train_val_list.txt").write_text("\n".join(names[: int(n * 0.8)]) + "\n")
+    (root / "test_list.txt").write_text("\n".join(names[int(n * 0.8):]) + "\n")
+    return root
+
+
+def mura(tmp: Path) -> Path:
+    """MURA-v1.1 layout: header-less image-path CSVs, labels in the study folder suffix."""
+    root = tmp / "MURA-v1.1"
+    for split, n in (("train", 12), ("valid", 6)):
+        lines = []
+        for i in range(n):
+            part = "XR_SHOULDER" if i % 4 else "XR_ELBOW"
+            label = "positive" if i % 2 else "negative"
+            for j in (1, 2):
+                rel = f"MURA-v1.1/{split}/{part}/patient{i:05d}/study1_{label}/image{j}.png"
+                write_image(tmp / rel, size=(36, 30), seed=i * 10 + j)
+                lines.append(rel)
+        (root / f"{split}_image_paths.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def folders(tmp: Path, split_layout=True) -> Path:
+    root = tmp / "xrays"
+    for split in (["train", "valid"] if split_layout else [""]):
+        for c, cls in enumerate(["normal", "pneumonia"]):
+            for i in range(6 if split != "valid" else 3):
+                write_image(root / split / cls / f"img{i}.png", size=(32, 32), seed=c * 100 + i)
+    return root

@@ -1,0 +1,92 @@
+import pandas as pd
+import pytest
+
+from medcolor.data import load_data_config, read_table, summarize
+from medcolor.errors import UsageError
+
+from fixtures import chexpert, folders, mura, nih
+
+
+def test_chexpert_paths_resolve_against_the_parent_and_valid_is_official(tmp_path):
+    root = chexpert(tmp_path)
+    t = read_table(load_data_config("chexpert", root=str(root)))
+    assert all(p.startswith(str(tmp_path / "CheXpert-v1.0-small" / "train")) for p in t.split("train")["path"])
+    assert len(t.split("valid")) == 8 and len(t.split("train")) == 24
+    assert t.labels == ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
+
+
+def test_chestxray14_labels_and_any_finding(tmp_path):
+    root = nih(tmp_path)
+    t = read_table(load_data_config("chestxray14", ["any_finding=true"], root=str(root)))
+    df = pd.read_csv(root / "Data_Entry_2017.csv").set_index("Image Index")
+    for _, row in t.df.iterrows():
+        findings = df.loc[row["path"].rsplit("/", 1)[1], "Finding Labels"].split("|")
+        assert row["Effusion"] == ("Effusion" in findings)
+        assert row["Any finding"] == (findings != ["No Finding"])
+    assert len(read_table(load_data_config("chestxray14", ["labels=all14"], root=str(root))).labels) == 14
+
+
+def test_chestxray14_validation_shares_no_patient_with_training(sample_dir):
+    t = read_table(load_data_config("nih-sample"))
+    train, valid = set(t.split("train")["group"]), set(t.split("valid")["group"])
+    assert train and valid and not train & valid
+    assert len(t.split("test")) == 200 and len(t.split("train")) + len(t.split("valid")) == 800
+
+
+def test_mura_labels_from_study_folders_and_body_part(tmp_path):
+    root = mura(tmp_path)
+    t = read_table(load_data_config("mura", root=str(root)))
+    train = t.split("train")
+    assert set(train["path"].str.split("/").str[-4]) == {"XR_SHOULDER"} and len(train) == 18
+    assert (train["Abnormal"] == train["group"].str.endswith("_positive")).all()
+    assert len(read_table(load_data_config("mura", ["body_part=all"], root=str(root))).split("train")) == 24
+
+
+@pytest.mark.parametrize("split_layout", [True, False])
+def test_folder_classes_become_one_hot_labels(tmp_path, split_layout):
+    t = read_table(load_data_config("folder", root=str(folders(tmp_path, split_layout))))
+    assert t.labels == ["normal", "pneumonia"] and t.single_label
+    assert (t.df[t.labels].sum(axis=1) == 1).all()
+    assert len(t.split("valid")) == (6 if split_layout else 2)  # 20 % of 12 images
+
+
+def test_csv_spec_with_split_column(tmp_path):
+    from fixtures import write_image
+    for i in range(6):
+        write_image(tmp_path / "imgs" / f"{i}.png", seed=i)
+    pd.DataFrame({"file": [f"imgs/{i}.png" for i in range(6)], "Edema": [1, 0, -1, "", 1, 0],
+                  "fold": ["train"] * 4 + ["val"] * 2}).to_csv(tmp_path / "labels.csv", index=False)
+    cfg = load_data_config("csv", ["path_col=file", "split_col=fold", "labels=[Edema]"], root=str(tmp_path))
+    t = read_table(cfg)
+    assert list(t.df["split"]) == ["train"] * 4 + ["valid"] * 2 and t.df["Edema"].tolist() == [1, 0, 0, 0, 1, 0]
+
+
+def test_paths_escaping_the_dataset_are_rejected(tmp_path):
+    pd.DataFrame({"path": ["../../etc/passwd", "/etc/hostname"], "Edema": [1, 0]}).to_csv(tmp_path / "labels.csv",
+                                                                                          index=False)
+    with pytest.raises(UsageError, match="2 image paths point outside"):
+        read_table(load_data_config("csv", root=str(tmp_path)))
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (["labels=[Edema, Pneumothorax, Fracturee]"], r"unknown labels \['Fracturee'\]"),
+    (["csv=missing.csv"], "missing.csv does not exist"),
+    (["valid_pct=0"], "valid split of data spec 'chestxray14' is empty"),
+])
+def test_bad_nih_inputs(tmp_path, overrides, match):
+    root = nih(tmp_path)
+    with pytest.raises(UsageError, match=match):
+        read_table(load_data_config("chestxray14", overrides, root=str(root)))
+
+
+def test_missing_columns_are_named(tmp_path):
+    root = chexpert(tmp_path, n_train=4)
+    pd.read_csv(root / "train.csv").drop(columns=["Edema", "Path"]).to_csv(root / "train.csv", index=False)
+    with pytest.raises(UsageError, match=r"missing columns \['Path', 'Edema'\]"):
+        summarize(load_data_config("chexpert", root=str(root)))
+
+
+def test_unknown_spec_lists_known_ones():
+    with pytest.raises(UsageError, match="unknown data spec 'chexpret' \\(did you mean chexpert\\?\\); known specs: "
+                                         "chestxray14, chexpert"):
+        load_data_config("chexpret")
