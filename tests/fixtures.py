@@ -79,3 +79,13 @@ def folders(tmp: Path, split_layout=True) -> Path:
             for i in range(6 if split != "valid" else 3):
                 write_image(root / split / cls / f"img{i}.png", size=(32, 32), seed=c * 100 + i)
     return root
+
+
+def csv_table(tmp: Path) -> Path:
+    """A generic label table: path column + label columns with 1 / 0 / -1 / blank."""
+    rows = []
+    for i in range(12):
+        write_image(tmp / "scans" / f"{i}.png", size=(30, 34), seed=i)
+        rows.append({"path": f"scans/{i}.png", "Edema": [1, 0, -1, ""][i % 4], "Effusion": i % 2})
+    pd.DataFrame(rows).to_csv(tmp / "labels.csv", index=False)
+    return tmp

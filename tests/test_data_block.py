@@ -5,7 +5,7 @@ from medcolor.data import load_data_config
 from medcolor.data.block import build_dls_from_config, split_dl
 from medcolor.errors import UsageError
 
-from fixtures import chexpert, folders, mura, nih
+from fixtures import chexpert, csv_table, folders, mura, nih
 
 
 def batch(spec, root=None, overrides=(), size=32):
@@ -14,7 +14,8 @@ def batch(spec, root=None, overrides=(), size=32):
 
 
 @pytest.mark.parametrize("spec,make,n_labels", [("chexpert", chexpert, 5), ("chestxray14", nih, 5),
-                                                ("mura", mura, 1), ("folder", folders, 2)])
+                                                ("mura", mura, 1), ("folder", folders, 2),
+                                                ("csv", csv_table, 2)])
 def test_each_spec_gives_gray_batches_with_its_labels(tmp_path, spec, make, n_labels):
     dls, (x, y) = batch(spec, make(tmp_path))
     assert x.shape == (4, 1, 32, 32) and x.dtype == torch.float32
