@@ -9,7 +9,7 @@ def shipped_dir(package: str) -> Path:
     """'recipes', 'data_specs' or 'samples' as a real directory (editable install or wheel)."""
     if package == "samples":
         return Path(__file__).parent / "samples"
-    return Path(str(resources.files(f"medcolor.{package}")))
+    return Path(str(resources.files({"recipes": "medcolor._recipe_files", "data_specs": "medcolor._spec_files"}[package])))
 
 
 def resolve_package_path(value: str) -> Path:

@@ -5,6 +5,7 @@ Heavy libraries (torch, fastai, timm) are imported inside the commands so that `
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import sys
 from typing import List, Optional
 
@@ -14,6 +15,10 @@ app = typer.Typer(help="Colorize grayscale medical images into ImageNet networks
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 model_app = typer.Typer(help="Inspect models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+recipes_app = typer.Typer(help="List, show, copy and validate recipes.", no_args_is_help=True)
+app.add_typer(recipes_app, name="recipes")
+run_app = typer.Typer(help="Train from a recipe (or a sweep of recipes).", no_args_is_help=True)
+app.add_typer(run_app, name="run")
 data_app = typer.Typer(help="Inspect, check and cache datasets described by data specs.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -41,6 +46,79 @@ def model_summary(
 
     s = summarize_colornet(ModelConfig(backbone=backbone, colorizer=colorizer, mode=mode), n_out, image_size)
     _print_json(s) if as_json else typer.echo(format_summary(s))
+
+
+RECIPE_ARG = typer.Argument(..., help="recipe name (see `medcolor recipes ls`) or path to a YAML file")
+RECIPE_OVERRIDES = typer.Argument(None, help="key=value overrides, e.g. train.epochs=1 model.backbone=densenet121")
+RUNS_DIR_OPT = typer.Option("runs", "--runs-dir", help="where run folders go")
+
+
+@recipes_app.command("ls")
+def recipes_ls(as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """Table of recipes: name, task, data spec, backbone, colorizer, mode, description."""
+    from .recipes import format_recipe_table, list_recipes
+
+    rows = list_recipes()
+    _print_json(rows) if as_json else typer.echo(format_recipe_table(rows))
+
+
+@recipes_app.command("show")
+def recipes_show(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERRIDES):
+    """The fully resolved recipe (overrides applied and checked) as YAML."""
+    from .recipes import load_recipe, recipe_to_yaml
+
+    typer.echo(recipe_to_yaml(load_recipe(recipe, overrides or [])), nl=False)
+
+
+@recipes_app.command("cp")
+def recipes_cp(recipe: str = RECIPE_ARG, dest: str = typer.Argument(..., help="new YAML file (never overwritten)")):
+    """Copy a recipe to edit."""
+    from .recipes import copy_recipe
+
+    typer.echo(f"copied to {copy_recipe(recipe, dest)}")
+
+
+@recipes_app.command("validate")
+def recipes_validate(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERRIDES):
+    """Check every field; all problems are listed at once."""
+    from .recipes import validate
+
+    r = validate(recipe, overrides or [])
+    typer.echo(f"{r.name}: ok ({r.task}, data {r.data.spec}, {r.model.backbone} + {r.model.colorizer}, mode {r.model.mode})")
+
+
+@run_app.command("recipe")
+def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERRIDES,
+               seed: Optional[int] = typer.Option(None, "--seed", help="train.seed for this run"),
+               seeds: Optional[int] = typer.Option(None, "--seeds", help="run N seeds (0..N-1 or the recipe's list)"),
+               runs_dir: str = RUNS_DIR_OPT,
+               resume: Optional[str] = typer.Option(None, "--resume", help="continue this run folder from last.pth"),
+               quiet: bool = typer.Option(False, "--quiet", help="log lines instead of progress bars"),
+               as_json: bool = typer.Option(False, "--json", help="last line of stdout: the result as JSON")):
+    """Train a recipe; prints where the run folder is and the mean AUC."""
+    from . import train
+
+    quiet = quiet or not sys.stdout.isatty()  # progress bars only on a terminal; logs elsewhere
+    results = [train.resume(resume, quiet)] if resume else \
+        train.run_recipe(recipe, overrides or [], seed=seed, n_seeds=seeds, runs_dir=runs_dir, quiet=quiet)
+    for r in results:
+        typer.echo(f"{r['run_dir']}: mean AUC {r['mean_auc']:.4f} on {r['split']} "
+                   f"(best epoch {r['best_epoch']}, {r['seconds']:.0f} s)")
+    if as_json:
+        _print_json(results[0] if len(results) == 1 else {"runs": results})
+
+
+@app.command("lr-find")
+def lr_find(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERRIDES,
+            runs_dir: str = RUNS_DIR_OPT, num_it: int = typer.Option(50, "--num-it", help="mini-batches to try"),
+            as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """fastai's LR finder on the recipe's model, mode and data; saves the plot, prints the suggestion."""
+    from .recipes import load_recipe
+    from .train import lr_find as find
+
+    r = find(load_recipe(recipe, overrides or []), runs_dir=Path(runs_dir), num_it=num_it)
+    _print_json(r) if as_json else typer.echo(f"valley suggestion: train.max_lr={r['valley']:.2e}  "
+                                              f"(plot: {r['run_dir']}/plots/lr_find.png)")
 
 
 @data_app.command("summary")

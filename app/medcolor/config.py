@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
@@ -62,6 +63,38 @@ class DataConfig:
     p_affine: float = 0.75
     slices: str = "50:110"
     description: str = ""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 1
+    max_lr: float = 2e-3
+    opt: Literal["sgd", "adam", "rmsprop"] = "sgd"
+    mom: float = 0.9
+    bs: int = 16
+    image_size: int = 320
+    wd: float = 0.0
+    pct_start: float = 0.25
+    div: float = 25.0
+    div_final: float = 1e5
+    eval_every_iters: int = 0
+    seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    fp16: bool = False
+    channels_last: bool = False
+    num_workers: Optional[int] = None
+    loggers: list[Literal["csv", "tensorboard", "wandb"]] = field(default_factory=lambda: ["csv"])
+
+
+@dataclass
+class Recipe:
+    name: str = ""
+    description: str = ""
+    task: Literal["classification", "reconstruction"] = "classification"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    metrics: list[str] = field(default_factory=lambda: ["auc"])
 
 
 # ---- validation --------------------------------------------------------------------------------------
@@ -128,6 +161,8 @@ def _check(tp, value, where, errors):
         return value
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str) and _SCIENTIFIC.match(value):
+        return float(value)
     if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
@@ -150,6 +185,8 @@ def to_dict(obj) -> dict:
 
 # ---- key=value overrides -----------------------------------------------------------------------------
 
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text or text.startswith("="):
         raise UsageError(f"override {text!r} must look like key=value, e.g. train.epochs=1")
@@ -158,6 +195,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str) and _SCIENTIFIC.match(value):  # YAML 1.1 reads 1e-3 as a string
+        value = float(value)
     return key.strip().split("."), value
 
 

@@ -1,0 +1,90 @@
+"""fastai callbacks of medcolor's own: what fastai's SaveModelCallback/CSVLogger do not offer (atomic writes,
+one checkpoint that holds weights + optimiser + history for an exact resume, evaluation every N iterations)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from fastai.callback.core import Callback
+
+from .runs import atomic_torch_save, atomic_write
+
+
+class RunState(Callback):
+    """After each epoch: best.pth when mean AUC improves, then last.pth (weights, optimiser, epoch, history),
+    then history.csv, all atomically. On resume it starts from the rows and best score kept in last.pth."""
+
+    order = 65  # after the Recorder (50) has logged the epoch
+
+    def __init__(self, run_dir: Path, monitor="mean_auc", rows=None, best=-math.inf, best_epoch=-1, start_epoch=0,
+                 eval_every_iters=0, evaluate=None, log=None):
+        self.run_dir, self.monitor, self.rows = Path(run_dir), monitor, list(rows or [])
+        self.best, self.best_epoch, self.start_epoch = best, best_epoch, start_epoch
+        self.every, self.evaluate, self.log, self.evals = eval_every_iters, evaluate, log, []
+
+    def after_batch(self):
+        if self.training and self.every and self.train_iter % self.every == 0 and self.evaluate:
+            score = self.evaluate(self.learn)
+            self.evals.append({"epoch": self.epoch, "iteration": self.train_iter, self.monitor: score})
+            atomic_write(self.run_dir / "evals.csv", pd.DataFrame(self.evals).to_csv(index=False))
+            self._keep_if_best(score, self.epoch)
+
+    def after_epoch(self):
+        if self.epoch < self.start_epoch:  # epochs skipped on resume
+            return
+        row = {k: v for k, v in zip(self.recorder.metric_names, self.recorder.log) if k != "time"}
+        row["epoch"] = self.epoch
+        self.rows.append({k: (float(v) if k != "epoch" else int(v)) for k, v in row.items()})
+        self._keep_if_best(row.get(self.monitor, math.nan), self.epoch)
+        atomic_torch_save({"model": self.learn.model.state_dict(), "opt": plain_opt_state(self.learn.opt),
+                           "epoch": self.epoch, "rows": self.rows, "best": self.best,
+                           "best_epoch": self.best_epoch}, self.run_dir / "last.pth")
+        atomic_write(self.run_dir / "history.csv", pd.DataFrame(self.rows).to_csv(index=False))
+        if self.log:
+            self.log(f"epoch {self.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in self.rows[-1].items()
+                                                         if k in ("train_loss", "valid_loss", self.monitor)))
+
+    def _keep_if_best(self, score, epoch):
+        if score is not None and not math.isnan(score) and score > self.best:
+            self.best, self.best_epoch = float(score), epoch
+            atomic_torch_save(self.learn.model.state_dict(), self.run_dir / "best.pth")
+
+
+def _plain(obj):
+    """fastcore's L -> list, recursively, so the checkpoint loads with torch.load(weights_only=True)."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) or type(obj).__name__ == "L":
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):  # fastai's schedulers leave numpy scalars in the hyper-parameters
+        return obj.item()
+    return obj
+
+
+def plain_opt_state(opt) -> dict:
+    return _plain(opt.state_dict())
+
+
+def load_opt_state(opt, state: dict) -> None:
+    from fastcore.foundation import L
+
+    opt.load_state_dict({"state": state["state"], "hypers": L(state["hypers"])})
+
+
+def valid_score(metric_fn, activation):
+    """Evaluate the model on the validation set mid-epoch, restoring every module's train/eval state."""
+    def evaluate(learn) -> float:
+        modes = {m: m.training for m in learn.model.modules()}
+        learn.model.eval()
+        preds, targs = [], []
+        with torch.no_grad():
+            for xb, yb in learn.dls.valid:
+                preds.append(activation(learn.model(xb)).float().cpu())
+                targs.append(yb.cpu())
+        for m, training in modes.items():
+            m.train(training)
+        return metric_fn(torch.cat(preds).numpy(), torch.cat(targs).numpy())
+    return evaluate

@@ -1,0 +1,60 @@
+"""Runs that start from other runs: `model.init_from: recipe:NAME` finds a finished run of NAME with the same
+backbone and seed (and data, for a same-dataset chain like mode 1 -> mode 2) or trains it first."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import sys
+
+import yaml
+
+from .config import Recipe, to_dict
+from .errors import UsageError
+from .runs import finished_runs
+
+# Overrides that belong to the child run only; every other key=value is passed on to the parent run.
+CHILD_ONLY = ("model.mode", "model.init_from", "model.init_parts", "name", "description")
+
+
+def parent_overrides(overrides, recipe: Recipe) -> list[str]:
+    kept = [o for o in overrides if not o.split("=", 1)[0].strip().startswith(CHILD_ONLY)]
+    return kept + [f"model.backbone={recipe.model.backbone}", f"train.seed={recipe.train.seed}"]
+
+
+def same_data(a: dict, b: dict) -> bool:
+    keys = ("spec", "root", "csv", "labels", "any_finding", "policy", "policy_map", "frontal_only", "subset",
+            "body_part")
+    return all(a.get(k) == b.get(k) for k in keys)
+
+
+def find_run(runs_dir: Path, parent: str, recipe: Recipe, need_same_data: bool) -> Path | None:
+    for run in finished_runs(runs_dir, parent):
+        with open(run / "recipe.yaml") as f:
+            saved = yaml.safe_load(f)
+        if saved["model"]["backbone"] == recipe.model.backbone and saved["train"]["seed"] == recipe.train.seed \
+                and (not need_same_data or same_data(saved["data"], to_dict(recipe.data))):
+            return run
+    return None
+
+
+def resolve_chain(recipe: Recipe, overrides, runs_dir: Path, train_parent) -> Recipe:
+    """`recipe` with init_from pointing at a concrete best.pth; `train_parent(parent_recipe)` runs a missing one."""
+    ref = recipe.model.init_from
+    if not ref or not ref.startswith("recipe:"):
+        return recipe
+    from .recipes import load_recipe
+
+    parent = load_recipe(ref[len("recipe:"):], parent_overrides(overrides, recipe))
+    same_dataset = parent.data.spec == recipe.data.spec
+    run = find_run(runs_dir, parent.name, recipe, need_same_data=same_dataset)
+    if run is None and not same_dataset:
+        raise UsageError(f"{recipe.name} starts from a finished {parent.name} run (backbone "
+                         f"{recipe.model.backbone}, seed {recipe.train.seed}) in {runs_dir}; run `medcolor run recipe "
+                         f"{parent.name} model.backbone={recipe.model.backbone} --seed {recipe.train.seed}` first, "
+                         f"or set model.init_from=RUN_DIR")
+    if run is None:
+        run = Path(train_parent(parent)["run_dir"])
+    else:
+        print(f"reusing {parent.name} run {run}", file=sys.stderr, flush=True)
+    return replace(recipe, model=replace(recipe.model, init_from=str(run / "best.pth")))

@@ -1,0 +1,141 @@
+"""Recipes: one YAML file per named experiment. `resolve_recipe_path` turns "name or path" into a file (the
+torchtune way), `load_recipe` applies `key=value` overrides and validates everything into a `Recipe`."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import yaml
+
+from ._resources import shipped_dir
+from .config import ModelConfig, Recipe, TrainConfig, apply_overrides, from_dict, to_dict
+from .errors import UsageError, closest
+
+
+def recipe_files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(shipped_dir("recipes").glob("*.yaml"))}
+
+
+def resolve_recipe_path(name_or_path: str) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise UsageError(f"recipe file {path} does not exist")
+        return path
+    files = recipe_files()
+    if name_or_path not in files:
+        raise UsageError(f"unknown recipe {name_or_path!r}{closest(name_or_path, files)}; "
+                         f"`medcolor recipes ls` lists them, or give a path to a YAML file")
+    return files[name_or_path]
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise UsageError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} must hold a mapping of recipe fields")
+    return data
+
+
+def load_recipe(name_or_path: str, overrides=()) -> Recipe:
+    """The validated recipe; every problem (unknown keys, wrong types, bad values) reported at once."""
+    path = resolve_recipe_path(name_or_path)
+    raw = apply_overrides(read_yaml(path), list(overrides), schema=Recipe)
+    raw.setdefault("name", path.stem)
+    return recipe_from_dict(raw)
+
+
+def recipe_from_dict(raw: dict) -> Recipe:
+    from .data.specs import resolve_data
+
+    errors: list[str] = []
+    data_section = raw.get("data", {}) or {}
+    try:
+        data = resolve_data(data_section)
+    except UsageError as e:
+        errors.append(str(e))
+        data = None
+    try:
+        recipe = from_dict(Recipe, {k: v for k, v in raw.items() if k != "data"})
+    except UsageError as e:
+        errors.append(str(e))
+        recipe = None
+    if recipe is not None:
+        errors += check_values(recipe)
+    if errors:
+        raise UsageError("; ".join(errors))
+    recipe.data = data
+    return recipe
+
+
+def check_values(r: Recipe) -> list[str]:
+    """Checks beyond types: ranges, names that must exist."""
+    from .colorizers import list_colorizers
+
+    problems = []
+    t, m = r.train, r.model
+    for name, value in (("train.epochs", t.epochs), ("train.bs", t.bs), ("train.image_size", t.image_size)):
+        if value < 1:
+            problems.append(f"{name} must be at least 1, got {value}")
+    if t.max_lr <= 0:
+        problems.append(f"train.max_lr must be positive, got {t.max_lr}")
+    if m.mode not in (1, 2, 3):
+        problems.append(f"model.mode must be 1, 2 or 3, got {m.mode}")
+    if r.task == "classification" and m.colorizer.lower() not in list_colorizers():
+        problems.append(f"model.colorizer {m.colorizer!r} is unknown{closest(m.colorizer.lower(), list_colorizers())}")
+    if m.mode == 3 and not m.init_from:
+        problems.append("model.mode 3 trains only the head: set model.init_from to a run folder or recipe:NAME")
+    for part in m.init_parts:
+        if part not in ("colorizer", "body", "head"):
+            problems.append(f"model.init_parts entries must be colorizer, body or head, got {part!r}")
+    return problems
+
+
+def recipe_to_yaml(r: Recipe) -> str:
+    return yaml.safe_dump(to_dict(r), sort_keys=False)
+
+
+def list_recipes() -> list[dict]:
+    rows = []
+    for name, path in recipe_files().items():
+        raw = read_yaml(path)
+        model, data = raw.get("model", {}), raw.get("data", {})
+        rows.append({"name": name, "task": raw.get("task", "classification"), "data": data.get("spec", ""),
+                     "backbone": model.get("backbone", ModelConfig.backbone),
+                     "colorizer": model.get("colorizer", ModelConfig.colorizer) if raw.get("task") != "reconstruction"
+                     else model.get("arch", ""), "mode": model.get("mode", ModelConfig.mode),
+                     "description": raw.get("description", "")})
+    return rows
+
+
+def format_recipe_table(rows: list[dict]) -> str:
+    cols = ["name", "task", "data", "backbone", "colorizer", "mode", "description"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols[:-1]}
+    lines = ["  ".join(c.ljust(widths.get(c, 0)) for c in cols)]
+    lines += ["  ".join(str(r[c]).ljust(widths.get(c, 0)) for c in cols) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def copy_recipe(name_or_path: str, dest: str) -> Path:
+    src, out = resolve_recipe_path(name_or_path), Path(dest)
+    if out.exists():
+        raise UsageError(f"{out} already exists; choose another file name (medcolor never overwrites)")
+    if out.suffix not in (".yaml", ".yml"):
+        raise UsageError(f"{out} must end in .yaml")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, out)
+    return out
+
+
+def validate(name_or_path: str, overrides=()) -> Recipe:
+    """load_recipe's checks plus those that need timm (the backbone name)."""
+    from .backbones import check_backbone_name
+
+    r = load_recipe(name_or_path, overrides)
+    if r.task == "classification":
+        check_backbone_name(r.model.backbone)
+    return r

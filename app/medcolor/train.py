@@ -1,0 +1,241 @@
+"""Recipe -> DataLoaders -> Learner -> fit_one_cycle -> run folder. The `run` and `lr-find` commands and the
+Python API (`build_dls`, `build_learner`) share these builders, so a notebook gets exactly what `run` trains."""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .config import Recipe
+from .errors import RunError, UsageError
+from .recipes import recipe_to_yaml
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def auto_workers(setting) -> int:
+    if setting is not None:
+        return setting
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores - 1)
+
+
+def build_dls(recipe: Recipe):
+    from fastai.torch_core import default_device, set_seed
+    from .data.block import build_dls_from_config
+
+    set_seed(recipe.train.seed, reproducible=True)
+    return build_dls_from_config(recipe.data, recipe.train.image_size, recipe.train.bs,
+                                 num_workers=auto_workers(recipe.train.num_workers), device=default_device())
+
+
+def optimizer(recipe: Recipe):
+    from functools import partial
+    from fastai.optimizer import SGD, Adam, RMSProp
+
+    t = recipe.train
+    return {"sgd": partial(SGD, mom=t.mom), "adam": Adam, "rmsprop": RMSProp}[t.opt]
+
+
+def build_learner(recipe: Recipe, dls=None, load_init: bool = True):
+    """The fastai Learner `run` trains: model, mode splitter + freezing, loss, AUC metrics, BN callbacks."""
+    from fastai.learner import Learner
+    from .losses import loss_for
+    from .metrics import auc_metrics
+    from .models import build_model, load_parts
+    from .modes import apply_mode, bn_callbacks, splitter_for
+
+    dls = dls if dls is not None else build_dls(recipe)
+    m, single = recipe.model, dls.table.single_label
+    model = build_model(m, n_out=len(dls.vocab))
+    if m.init_from and load_init:
+        load_parts(model, resolve_init_path(m.init_from), parts=m.init_parts)
+    if recipe.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    learn = Learner(dls, model, loss_func=loss_for(single), opt_func=optimizer(recipe), splitter=splitter_for(m.mode),
+                    train_bn=False, wd=recipe.train.wd, metrics=auc_metrics(list(dls.vocab), single),
+                    cbs=bn_callbacks(m.freeze_bn_stats))
+    apply_mode(learn, m.mode)
+    if recipe.train.fp16 and torch.cuda.is_available():
+        learn = learn.to_fp16()
+    return learn
+
+
+def resolve_init_path(init_from: str) -> Path:
+    """A run folder (its best.pth) or a checkpoint file; `recipe:NAME` is resolved by `run` (see chains.py)."""
+    if init_from.startswith("recipe:"):
+        raise UsageError(f"model.init_from={init_from} names a recipe: use `medcolor run recipe`, which finds or "
+                         f"trains that run, or give its run folder")
+    path = Path(init_from).expanduser()
+    path = path / "best.pth" if path.is_dir() else path
+    if not path.is_file():
+        raise UsageError(f"model.init_from {init_from} has no best.pth; give a finished run folder or a .pth file")
+    return path
+
+
+def check_forward(learn) -> None:
+    """One tiny forward pass before a run folder exists: size errors surface as bad input, not a broken run."""
+    xb, _ = learn.dls.one_batch()
+    learn.model.eval()
+    with torch.no_grad():
+        learn.model(xb[:2])
+
+
+def _callbacks(learn, recipe: Recipe, run_dir: Path, quiet: bool, state: dict):
+    from .callbacks import RunState, valid_score
+    from .metrics import _mean_auc
+
+    evaluate = valid_score(_mean_auc, learn.loss_func.activation) if recipe.train.eval_every_iters else None
+    return [RunState(run_dir, eval_every_iters=recipe.train.eval_every_iters, evaluate=evaluate,
+                     log=log if quiet else None, **state)]
+
+
+def fit(learn, recipe: Recipe, run_dir: Path, quiet: bool, state: dict | None = None) -> None:
+    from fastai.callback.progress import ProgressCallback
+
+    state = state or {}
+    learn.path, t = run_dir, recipe.train
+    if quiet:
+        learn.remove_cb(ProgressCallback)
+        learn.logger = lambda *_: None  # RunState logs one line per epoch instead of fastai's raw lists
+    cbs = _callbacks(learn, recipe, run_dir, quiet, state)
+    learn.fit_one_cycle(t.epochs, t.max_lr, div=t.div, div_final=t.div_final, pct_start=t.pct_start, wd=t.wd,
+                        cbs=cbs, start_epoch=state.get("start_epoch", 0))
+    rows = cbs[0].rows
+    if rows and not math.isfinite(rows[-1].get("train_loss", math.nan)):
+        raise RunError(f"the loss became NaN in epoch {rows[-1]['epoch']}; lower train.max_lr "
+                       f"(`medcolor lr-find` suggests one); the best checkpoint so far is kept")
+
+
+def write_run_start(run_dir: Path, recipe: Recipe) -> None:
+    from .runs import atomic_write, environment, write_json
+
+    atomic_write(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
+    write_json(run_dir / "env.json", environment())
+
+
+def finalize(learn, recipe: Recipe, run_dir: Path, seconds: float) -> dict:
+    """Best weights -> predictions on the test split (valid when there is none), metrics.json and plots."""
+    import pandas as pd
+    from .evaluate import (eval_split, plot_colorizer, plot_history, plot_roc, predict_split, predictions_frame,
+                           scores, write_csv)
+    from .runs import write_json
+
+    last = torch.load(run_dir / "last.pth", map_location="cpu", weights_only=True)
+    if (run_dir / "best.pth").is_file():
+        learn.model.load_state_dict(torch.load(run_dir / "best.pth", map_location="cpu", weights_only=True))
+    labels, split = list(learn.dls.vocab), eval_split(learn.dls.table)
+    probs, targets, rows = predict_split(learn, split)
+    write_csv(run_dir / "predictions.csv", predictions_frame(probs, targets, rows, labels))
+    result = {"run_dir": str(run_dir), **scores(probs, targets, rows, labels, recipe.data.reader),
+              "best_epoch": last["best_epoch"], "best_valid_mean_auc": last["best"], "split": split,
+              "seconds": round(seconds, 1)}
+    plot_roc(run_dir / "plots" / "roc.png", probs, targets, labels, title=f"{recipe.name} ({split})")
+    plot_history(run_dir / "plots" / "loss.png", last["rows"])
+    plot_colorizer(run_dir / "plots" / "colorizer.png", learn.model, learn.dls.valid.one_batch()[0])
+    write_json(run_dir / "metrics.json", {**result, "recipe": recipe.name, "backbone": recipe.model.backbone,
+                                          "seed": recipe.train.seed, "finished": True,
+                                          "history_rows": len(pd.DataFrame(last["rows"]))})
+    return result
+
+
+def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:
+    """A fresh run: everything that can fail on bad input fails before the run folder is made."""
+    import shutil
+    from .runs import new_run_dir
+
+    start = time.time()
+    learn = build_learner(recipe)
+    check_forward(learn)
+    run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed)
+    log(f"run folder: {run_dir}")
+    try:
+        write_run_start(run_dir, recipe)
+        fit(learn, recipe, run_dir, quiet)
+    except BaseException:
+        if not (run_dir / "last.pth").exists():  # nothing to resume: leave no half-written run behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return finalize(learn, recipe, run_dir, time.time() - start)
+
+
+def resume(run_dir: Path, quiet: bool = False) -> dict:
+    """Continue from last.pth: weights, optimiser state, schedule position (epoch) and history."""
+    from fastai.torch_core import set_seed
+    from .callbacks import load_opt_state
+    from .recipes import read_yaml, recipe_from_dict
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "last.pth").is_file() or not (run_dir / "recipe.yaml").is_file():
+        raise UsageError(f"{run_dir} has no last.pth / recipe.yaml to resume from; give a run folder that "
+                         f"finished at least one epoch")
+    start = time.time()
+    recipe = recipe_from_dict(read_yaml(run_dir / "recipe.yaml"))
+    last = load_checkpoint(run_dir / "last.pth")
+    learn = build_learner(recipe, load_init=False)  # the weights come from last.pth
+    learn.model.load_state_dict(last["model"])
+    load_opt_state(learn.opt, last["opt"])
+    start_epoch = last["epoch"] + 1
+    log(f"resuming {run_dir} at epoch {start_epoch} of {recipe.train.epochs}")
+    set_seed(recipe.train.seed + start_epoch, reproducible=True)
+    if start_epoch < recipe.train.epochs:
+        fit(learn, recipe, run_dir, quiet, state={"rows": last["rows"], "best": last["best"],
+                                                  "best_epoch": last["best_epoch"], "start_epoch": start_epoch})
+    return finalize(learn, recipe, run_dir, time.time() - start)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise RunError(f"cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
+
+
+def lr_find(recipe: Recipe, runs_dir: Path, num_it: int = 50) -> dict:
+    """fastai's LR finder in the recipe's mode; plot and suggestions in a run folder of their own."""
+    from .evaluate import save_figure
+    from .runs import new_run_dir, write_json
+    import matplotlib.pyplot as plt
+
+    learn = build_learner(recipe)
+    check_forward(learn)
+    run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed, suffix="-lrfind")
+    write_run_start(run_dir, recipe)
+    learn.path = run_dir
+    with learn.no_bar():
+        suggestion = learn.lr_find(num_it=num_it, show_plot=True)
+    save_figure(plt.gcf(), run_dir / "plots" / "lr_find.png")
+    result = {"run_dir": str(run_dir), "valley": float(suggestion.valley), "num_it": num_it}
+    write_json(run_dir / "lr_find.json", result)
+    return result
+
+
+def seed_list(recipe: Recipe, seed: int | None, n_seeds: int | None) -> list[int]:
+    if seed is not None:
+        return [seed]
+    if n_seeds:
+        return list(recipe.train.seeds[:n_seeds]) if len(recipe.train.seeds) >= n_seeds else list(range(n_seeds))
+    return [recipe.train.seed]
+
+
+def run_recipe(name_or_path: str, overrides=(), seed: int | None = None, n_seeds: int | None = None,
+               runs_dir: str | Path = "runs", quiet: bool = False) -> list[dict]:
+    """`medcolor run recipe`: one run per seed; a recipe:NAME init_from is found or trained first."""
+    from .chains import resolve_chain
+    from .recipes import load_recipe
+
+    runs_dir, overrides = Path(runs_dir), list(overrides)
+    base = load_recipe(name_or_path, overrides)
+    results = []
+    for s in seed_list(base, seed, n_seeds):
+        seeded = overrides + [f"train.seed={s}"]
+        recipe = resolve_chain(load_recipe(name_or_path, seeded), seeded, runs_dir,
+                               train_parent=lambda parent: train_new(parent, runs_dir, quiet))
+        results.append(train_new(recipe, runs_dir, quiet))
+    return results

@@ -1,0 +1,144 @@
+"""End-to-end runs through the CLI on the bundled real sample and small fixtures."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from medcolor.cli import main
+
+TINY = ["train.image_size=32", "train.bs=64"]
+RUN_FILES = ["recipe.yaml", "env.json", "history.csv", "metrics.json", "best.pth", "last.pth", "predictions.csv",
+             "plots/roc.png", "plots/colorizer.png", "plots/loss.png"]
+
+
+def run_json(capsys, *args) -> dict:
+    assert main(["run", "recipe", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_demo_end_to_end_writes_every_run_file(tmp_path, capsys):
+    result = run_json(capsys, "demo", "train.epochs=2", *TINY, "--runs-dir", str(tmp_path))
+    run = Path(result["run_dir"])
+    assert run.parent == tmp_path / "demo" and run.name.endswith("-resnet18-s0")
+    assert all((run / f).is_file() for f in RUN_FILES)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["finished"] and metrics["split"] == "test" and metrics["n_images"] == 200
+    assert set(metrics["auc"]) == {"Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Any finding"}
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [0, 1] and {"train_loss", "valid_loss", "mean_auc"} <= set(history.columns)
+    assert metrics["best_epoch"] == int(history["mean_auc"].idxmax())
+    best = torch.load(run / "best.pth", weights_only=True)
+    last = torch.load(run / "last.pth", weights_only=True)
+    assert "colorizer.dw1.0.weight" in best and last["epoch"] == 1 and len(last["rows"]) == 2
+    preds = pd.read_csv(run / "predictions.csv")
+    auc = roc_auc_score(preds["Any finding"], preds["p_Any finding"])
+    assert auc == pytest.approx(metrics["auc"]["Any finding"]) and result["mean_auc"] == metrics["mean_auc"]
+
+
+def _wait_for_history(parent: Path, rows: int, proc, timeout=180) -> Path:
+    start = time.time()
+    while time.time() - start < timeout:
+        for h in parent.glob("*/history.csv"):
+            if len(h.read_text().strip().splitlines()) > rows:
+                return h.parent
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    raise AssertionError("no epoch finished in time")
+
+
+def test_sigkill_then_resume_continues_the_same_run(tmp_path, capsys):
+    cmd = [sys.executable, "-m", "medcolor", "run", "recipe", "demo", "train.epochs=4", *TINY,
+           "--runs-dir", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run = _wait_for_history(tmp_path / "demo", 1, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = pd.read_csv(run / "history.csv")
+    done = torch.load(run / "last.pth", weights_only=True)["epoch"] + 1
+    assert 1 <= done < 4 and not (run / "metrics.json").exists()
+    assert main(["run", "recipe", "demo", "--resume", str(run), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert f"resuming {run} at epoch {done} of 4" in captured.err
+    after = pd.read_csv(run / "history.csv")
+    assert list(after["epoch"]) == [0, 1, 2, 3]  # every epoch exactly once
+    pd.testing.assert_frame_equal(after.head(len(before)), before)  # earlier epochs kept, not retrained
+    assert json.loads((run / "metrics.json").read_text())["finished"]
+    assert [p.name for p in (tmp_path / "demo").iterdir()] == [run.name]  # same folder, no new run
+
+
+def _tiny_recipe(path: Path, mode: int, init_from: str | None = None) -> Path:
+    lines = ["description: tiny chain test", "data: {spec: nih-sample, subset: {fraction: 1.0}}",
+             f"model: {{backbone: resnet18, colorizer: coloru, mode: {mode}, pretrained: false"
+             + (f", init_from: 'recipe:{init_from}'" if init_from else "") + "}",
+             "train: {epochs: 1, image_size: 32, bs: 64, max_lr: 0.01}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_mode2_runs_mode1_first_then_reuses_it(tmp_path, capsys):
+    mode1 = _tiny_recipe(tmp_path / "tiny-mode1.yaml", 1)
+    mode2 = _tiny_recipe(tmp_path / "tiny-mode2.yaml", 2, init_from=str(mode1))
+    runs = tmp_path / "runs"
+    first = run_json(capsys, str(mode2), "--runs-dir", str(runs))
+    parents = list((runs / "tiny-mode1").iterdir())
+    assert len(parents) == 1 and (parents[0] / "metrics.json").is_file()
+    saved = (Path(first["run_dir"]) / "recipe.yaml").read_text()
+    assert f"init_from: {parents[0] / 'best.pth'}" in saved
+    assert main(["run", "recipe", str(mode2), "--runs-dir", str(runs)]) == 0
+    assert f"reusing tiny-mode1 run {parents[0]}" in capsys.readouterr().err
+    assert len(list((runs / "tiny-mode1").iterdir())) == 1 and len(list((runs / "tiny-mode2").iterdir())) == 2
+
+
+def test_mode2_colorizer_starts_from_mode1_weights(tmp_path, capsys):
+    from medcolor.recipes import load_recipe
+    from medcolor.train import build_learner
+
+    mode1 = _tiny_recipe(tmp_path / "tiny-mode1.yaml", 1)
+    parent = run_json(capsys, str(mode1), "--runs-dir", str(tmp_path))
+    learn = build_learner(load_recipe(str(mode1), [f"model.init_from={parent['run_dir']}", "model.mode=2"]))
+    best = torch.load(Path(parent["run_dir"]) / "best.pth", weights_only=True)
+    assert torch.equal(learn.model.colorizer.dw1[0].weight, best["colorizer.dw1.0.weight"])
+    assert not torch.equal(learn.model.head.weight, best["backbone.fc.weight"])  # new head
+
+
+def test_any_recipe_runs_on_class_folders(tmp_path, capsys):
+    from fixtures import folders
+    root = folders(tmp_path)
+    result = run_json(capsys, "demo", "data.spec=folder", f"data.root={root}", "train.epochs=1", "train.image_size=32",
+                      "train.bs=4", "--runs-dir", str(tmp_path / "runs"))
+    assert set(result["auc"]) == {"normal", "pneumonia"} and result["split"] == "valid"
+
+
+def test_lr_find_saves_plot_and_suggestion(tmp_path, capsys):
+    assert main(["lr-find", "demo", *TINY, "--num-it", "8", "--runs-dir", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["valley"] > 0 and (Path(out["run_dir"]) / "plots" / "lr_find.png").is_file()
+
+
+@pytest.mark.parametrize("args,match", [
+    (["run", "recipe", "dmeo"], "unknown recipe 'dmeo' (did you mean demo?); `medcolor recipes ls`"),
+    (["run", "recipe", "demo", "train.epoch=1"], "did you mean train.epochs"),
+    (["run", "recipe", "demo", "train.image_size=36"], "coloru colorizer needs image sides divisible by 8"),
+    (["run", "recipe", "chexpert-colorU-mode1"], "needs a dataset folder: pass --root DIR or data.root=DIR"),
+])
+def test_bad_runs_exit_2_and_leave_no_run_folder(tmp_path, capsys, args, match):
+    assert main([*args, "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1
+    assert not any(tmp_path.rglob("recipe.yaml"))
+
+
+def test_same_seed_same_metrics(tmp_path, capsys):
+    a = run_json(capsys, "demo", "train.epochs=1", *TINY, "--runs-dir", str(tmp_path))
+    b = run_json(capsys, "demo", "train.epochs=1", *TINY, "--runs-dir", str(tmp_path))
+    assert a["run_dir"] != b["run_dir"] and a["auc"] == b["auc"]
+    assert np.isclose(a["mean_auc"], b["mean_auc"])
