@@ -26,3 +26,16 @@ def real_batch():
     labels = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion"]
     y = torch.tensor([[float(lab in f.split("|")) for lab in labels] for f in df["Finding Labels"]])
     return x, y
+
+
+TINY_DEMO = ["train.epochs=1", "train.image_size=32", "train.bs=64", "train.lr_find=false"]
+
+
+@pytest.fixture(scope="session")
+def demo_runs(tmp_path_factory):
+    """Three finished tiny demo runs (seeds 0, 1, 2) in one runs folder, shared by the result-reading tests."""
+    from medcolor.train import run_recipe
+
+    runs_dir = tmp_path_factory.mktemp("runs")
+    results = run_recipe("demo", TINY_DEMO, n_seeds=3, runs_dir=runs_dir, quiet=True)
+    return runs_dir, [Path(r["run_dir"]) for r in results]

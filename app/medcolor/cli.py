@@ -108,6 +108,36 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
         _print_json(results[0] if len(results) == 1 else {"runs": results})
 
 
+@run_app.command("sweep")
+def run_sweep(sweep: str = typer.Argument(..., help="sweep name (recipes/sweeps/) or YAML path"),
+              overrides: Optional[List[str]] = RECIPE_OVERRIDES,
+              shard: Optional[str] = typer.Option(None, "--shard", help="i/n: this machine's share of the grid"),
+              runs_dir: str = RUNS_DIR_OPT,
+              dry_run: bool = typer.Option(False, "--dry-run", help="list the jobs and whether each is done"),
+              quiet: bool = typer.Option(False, "--quiet", help="log lines instead of progress bars"),
+              as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """Run a grid of recipes x backbones x seeds; finished runs are skipped, so it can be restarted."""
+    from .sweeps import run_sweep as run
+
+    quiet = quiet or not sys.stdout.isatty()
+    results = run(sweep, overrides or [], shard_text=shard, runs_dir=runs_dir, quiet=quiet, dry_run=dry_run)
+    if as_json:
+        _print_json(results)
+    else:
+        for r in results:
+            typer.echo(f"{r['status']:<5} {r['job']}" + (f"  -> {r['run_dir']}" if "run_dir" in r else ""))
+
+
+@app.command("report")
+def report(run_dirs: List[str] = typer.Argument(..., help="run folders, or folders that hold them"),
+           fmt: str = typer.Option("markdown", "--format", help="markdown, csv or json"),
+           plot: str = typer.Option("auc_vs_size.png", "--plot", help="AUC vs training size plot (when subsets differ)")):
+    """Mean ± std over seeds per label and mean, grouped by recipe, backbone, mode and subset (thesis tables)."""
+    from .report import report as make
+
+    typer.echo(make(run_dirs, fmt=fmt, plot=plot))
+
+
 @app.command("lr-find")
 def lr_find(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERRIDES,
             runs_dir: str = RUNS_DIR_OPT, num_it: int = typer.Option(50, "--num-it", help="mini-batches to try"),
@@ -119,6 +149,31 @@ def lr_find(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OV
     r = find(load_recipe(recipe, overrides or []), runs_dir=Path(runs_dir), num_it=num_it)
     _print_json(r) if as_json else typer.echo(f"valley suggestion: train.max_lr={r['valley']:.2e}  "
                                               f"(plot: {r['run_dir']}/plots/lr_find.png)")
+
+
+@app.command("evaluate")
+def evaluate(run_dir: str = typer.Argument(..., help="a finished run folder"),
+             split: Optional[str] = typer.Option(None, "--split", help="valid or test (default: test when there is one)"),
+             as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """Per-label AUC and mean on a split, ROC plot and predictions.csv (in RUN_DIR/eval-<split>/)."""
+    from .evaluate import evaluate_run, format_scores
+
+    r = evaluate_run(run_dir, split)
+    _print_json(r) if as_json else typer.echo(format_scores(r))
+
+
+@app.command("interpret")
+def interpret(run_dir: str = typer.Argument(..., help="a finished run folder"),
+              top_losses: int = typer.Option(9, "--top-losses", help="how many highest-loss images to show"),
+              split: str = typer.Option("valid", "--split", help="valid or test"),
+              threshold: Optional[float] = typer.Option(None, "--threshold", help="fixed threshold (default: Youden's J on valid)"),
+              as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """Top losses with images, per-label confusion matrices and the colorizer gallery (RUN_DIR/interpret-<split>/)."""
+    from .interpret import interpret_run
+
+    r = interpret_run(run_dir, split=split, top_k=top_losses, threshold=threshold)
+    _print_json(r) if as_json else typer.echo(
+        f"top_losses.png, top_losses.csv, confusion.png, colorizer_gallery.png in {r['out_dir']}")
 
 
 @data_app.command("summary")
@@ -157,11 +212,21 @@ def data_cache(spec: str = SPEC_ARG, overrides: Optional[List[str]] = OVERRIDES_
     _print_json(s) if as_json else typer.echo(f"cached {s['n_images']:,} images ({s['written']:,} new) in {s['cache_dir']}")
 
 
+def _quiet_warnings() -> None:
+    """Library deprecation noise off; our own warnings as one `warning: ...` line each."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.showwarning = lambda message, *_args, **_kw: typer.echo(f"warning: {message}", err=True)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: every failure becomes one `error: ...` line on stderr (a traceback only with --debug)."""
     from typer.exceptions import Abort, Exit, TyperException
     from .errors import MedcolorError
 
+    _quiet_warnings()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]

@@ -84,6 +84,7 @@ class TrainConfig:
     channels_last: bool = False
     num_workers: Optional[int] = None
     loggers: list[Literal["csv", "tensorboard", "wandb"]] = field(default_factory=lambda: ["csv"])
+    lr_find: bool = False  # run fastai's LR finder first and keep plots/lr_find.png in the run folder
 
 
 @dataclass

@@ -24,7 +24,8 @@ def predict_split(learn, split: str):
     from .data.block import split_dl
 
     dl = split_dl(learn.dls, split)
-    probs, targets = learn.get_preds(dl=dl)
+    with learn.no_bar():
+        probs, targets = learn.get_preds(dl=dl)
     return probs.float().numpy(), targets.float().numpy(), dl.items
 
 
@@ -114,3 +115,29 @@ def plot_colorizer(path: Path, model, xb: torch.Tensor, n: int = 4) -> None:
             ax.set_title(title, fontsize=8)
             ax.axis("off")
     save_figure(fig, path)
+
+
+def evaluate_run(run_dir: str | Path, split: str | None = None) -> dict:
+    """`medcolor evaluate`: AUCs, predictions.csv and roc.png for one split, in a new eval-<split> folder."""
+    from .runs import new_subdir, write_json
+    from .train import load_run
+
+    recipe, learn = load_run(run_dir)
+    split = split or eval_split(learn.dls.table)
+    labels = list(learn.dls.vocab)
+    probs, targets, rows = predict_split(learn, split)
+    out = new_subdir(Path(run_dir), f"eval-{split}")
+    result = {"run_dir": str(run_dir), "split": split, "out_dir": str(out),
+              **scores(probs, targets, rows, labels, recipe.data.reader)}
+    write_csv(out / "predictions.csv", predictions_frame(probs, targets, rows, labels))
+    plot_roc(out / "roc.png", probs, targets, labels, title=f"{recipe.name} ({split})")
+    write_json(out / "metrics.json", result)
+    return result
+
+
+def format_scores(r: dict) -> str:
+    lines = [f"{'label':<28} {'AUC':>7}"] + [f"{lab:<28} {auc:>7.4f}" for lab, auc in r["auc"].items()]
+    lines.append(f"{'mean':<28} {r['mean_auc']:>7.4f}")
+    if "study_auc" in r:
+        lines.append(f"{'study-level (MURA)':<28} {r['study_auc']:>7.4f}")
+    return "\n".join(lines + [f"{r['n_images']} images, {r['split']} split; files in {r['out_dir']}"])

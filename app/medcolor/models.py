@@ -64,3 +64,17 @@ def load_parts(model: ColorNet, checkpoint: str | Path, parts=("colorizer", "bod
         raise UsageError(f"checkpoint {path} does not fit this model: {bad[0]} has shape "
                          f"{tuple(theirs[bad[0]].shape)}, expected {tuple(own[bad[0]].shape)}")
     model.load_state_dict({k: theirs[k] for k in wanted}, strict=False)
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a whole-model checkpoint (best.pth) strictly; a mismatch is one line naming the file and the keys."""
+    path = Path(path)
+    sd = read_state_dict(path)
+    own = model.state_dict()
+    missing, unexpected = [k for k in own if k not in sd], [k for k in sd if k not in own]
+    wrong = [k for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        raise UsageError(f"checkpoint {path} does not fit this model: " + "; ".join(
+            f"{len(keys)} {what} (e.g. {keys[0]})" for what, keys in
+            (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)) if keys))
+    model.load_state_dict(sd)

@@ -32,6 +32,18 @@ def new_run_dir(runs_dir: Path, recipe: str, backbone: str, seed: int, suffix: s
     raise RunError(f"too many runs named {stem} in {parent}")
 
 
+def new_subdir(run_dir: Path, name: str) -> Path:
+    """run_dir/name, or name-2, name-3 ... when it exists: files of a finished run are never overwritten."""
+    for k in range(1, 1000):
+        path = Path(run_dir) / (name if k == 1 else f"{name}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"too many {name} folders in {run_dir}")
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
     path = Path(path)

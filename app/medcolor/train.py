@@ -6,6 +6,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -43,8 +44,9 @@ def optimizer(recipe: Recipe):
     return {"sgd": partial(SGD, mom=t.mom), "adam": Adam, "rmsprop": RMSProp}[t.opt]
 
 
-def build_learner(recipe: Recipe, dls=None, load_init: bool = True):
-    """The fastai Learner `run` trains: model, mode splitter + freezing, loss, AUC metrics, BN callbacks."""
+def build_learner(recipe: Recipe, dls=None, fresh: bool = True):
+    """The fastai Learner `run` trains: model, mode splitter + freezing, loss, AUC metrics, BN callbacks.
+    fresh=False builds the bare architecture for weights that come from a checkpoint (no download, no init_from)."""
     from fastai.learner import Learner
     from .losses import loss_for
     from .metrics import auc_metrics
@@ -53,8 +55,8 @@ def build_learner(recipe: Recipe, dls=None, load_init: bool = True):
 
     dls = dls if dls is not None else build_dls(recipe)
     m, single = recipe.model, dls.table.single_label
-    model = build_model(m, n_out=len(dls.vocab))
-    if m.init_from and load_init:
+    model = build_model(m if fresh else replace(m, pretrained=False, weights=None), n_out=len(dls.vocab))
+    if m.init_from and fresh:
         load_parts(model, resolve_init_path(m.init_from), parts=m.init_parts)
     if recipe.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -122,14 +124,14 @@ def write_run_start(run_dir: Path, recipe: Recipe) -> None:
 
 def finalize(learn, recipe: Recipe, run_dir: Path, seconds: float) -> dict:
     """Best weights -> predictions on the test split (valid when there is none), metrics.json and plots."""
-    import pandas as pd
     from .evaluate import (eval_split, plot_colorizer, plot_history, plot_roc, predict_split, predictions_frame,
                            scores, write_csv)
+    from .models import load_weights
     from .runs import write_json
 
-    last = torch.load(run_dir / "last.pth", map_location="cpu", weights_only=True)
+    last = load_checkpoint(run_dir / "last.pth")
     if (run_dir / "best.pth").is_file():
-        learn.model.load_state_dict(torch.load(run_dir / "best.pth", map_location="cpu", weights_only=True))
+        load_weights(learn.model, run_dir / "best.pth")
     labels, split = list(learn.dls.vocab), eval_split(learn.dls.table)
     probs, targets, rows = predict_split(learn, split)
     write_csv(run_dir / "predictions.csv", predictions_frame(probs, targets, rows, labels))
@@ -139,9 +141,13 @@ def finalize(learn, recipe: Recipe, run_dir: Path, seconds: float) -> dict:
     plot_roc(run_dir / "plots" / "roc.png", probs, targets, labels, title=f"{recipe.name} ({split})")
     plot_history(run_dir / "plots" / "loss.png", last["rows"])
     plot_colorizer(run_dir / "plots" / "colorizer.png", learn.model, learn.dls.valid.one_batch()[0])
+    table = learn.dls.table.df
     write_json(run_dir / "metrics.json", {**result, "recipe": recipe.name, "backbone": recipe.model.backbone,
-                                          "seed": recipe.train.seed, "finished": True,
-                                          "history_rows": len(pd.DataFrame(last["rows"]))})
+                                          "colorizer": recipe.model.colorizer, "mode": recipe.model.mode,
+                                          "seed": recipe.train.seed, "subset_fraction": recipe.data.subset.fraction,
+                                          "subset_seed": recipe.data.subset.seed,
+                                          "n_train": int((table["split"] == "train").sum()), "finished": True,
+                                          "history_rows": len(last["rows"])})
     return result
 
 
@@ -157,6 +163,8 @@ def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:
     log(f"run folder: {run_dir}")
     try:
         write_run_start(run_dir, recipe)
+        if recipe.train.lr_find:
+            log(f"lr-find: valley suggestion {find_lr(learn, run_dir)['valley']:.2e} (plots/lr_find.png)")
         fit(learn, recipe, run_dir, quiet)
     except BaseException:
         if not (run_dir / "last.pth").exists():  # nothing to resume: leave no half-written run behind
@@ -178,7 +186,7 @@ def resume(run_dir: Path, quiet: bool = False) -> dict:
     start = time.time()
     recipe = recipe_from_dict(read_yaml(run_dir / "recipe.yaml"))
     last = load_checkpoint(run_dir / "last.pth")
-    learn = build_learner(recipe, load_init=False)  # the weights come from last.pth
+    learn = build_learner(recipe, fresh=False)  # the weights come from last.pth
     learn.model.load_state_dict(last["model"])
     load_opt_state(learn.opt, last["opt"])
     start_epoch = last["epoch"] + 1
@@ -193,27 +201,50 @@ def resume(run_dir: Path, quiet: bool = False) -> dict:
 def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise RunError(f"cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
+    except Exception as e:  # torch raises many types for truncated or foreign files
+        raise UsageError(f"cannot read checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
 
 
-def lr_find(recipe: Recipe, runs_dir: Path, num_it: int = 50) -> dict:
-    """fastai's LR finder in the recipe's mode; plot and suggestions in a run folder of their own."""
-    from .evaluate import save_figure
-    from .runs import new_run_dir, write_json
-    import matplotlib.pyplot as plt
+def load_run(run_dir: str | Path):
+    """(recipe, Learner with the run's best weights) for a finished run folder: evaluate, interpret, predict."""
+    from .models import load_weights
+    from .recipes import read_yaml, recipe_from_dict
 
-    learn = build_learner(recipe)
-    check_forward(learn)
-    run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed, suffix="-lrfind")
-    write_run_start(run_dir, recipe)
+    run_dir = Path(run_dir)
+    if not (run_dir / "recipe.yaml").is_file() or not (run_dir / "best.pth").is_file():
+        raise UsageError(f"{run_dir} is not a run folder with recipe.yaml and best.pth")
+    recipe = recipe_from_dict(read_yaml(run_dir / "recipe.yaml"))
+    learn = build_learner(recipe, fresh=False)
+    load_weights(learn.model, run_dir / "best.pth")
     learn.path = run_dir
+    return recipe, learn
+
+
+def find_lr(learn, run_dir: Path, num_it: int = 50) -> dict:
+    """fastai's LR finder (it restores the weights afterwards); plot in plots/lr_find.png, suggestion in lr_find.json."""
+    import tempfile
+    import matplotlib.pyplot as plt
+    from .evaluate import save_figure
+    from .runs import write_json
+
+    learn.path, learn.model_dir = run_dir, tempfile.mkdtemp(prefix="medcolor-lrfind-")  # fastai's temporary save
     with learn.no_bar():
         suggestion = learn.lr_find(num_it=num_it, show_plot=True)
     save_figure(plt.gcf(), run_dir / "plots" / "lr_find.png")
     result = {"run_dir": str(run_dir), "valley": float(suggestion.valley), "num_it": num_it}
     write_json(run_dir / "lr_find.json", result)
     return result
+
+
+def lr_find(recipe: Recipe, runs_dir: Path, num_it: int = 50) -> dict:
+    """`medcolor lr-find`: the LR finder in the recipe's mode, in a run folder of its own."""
+    from .runs import new_run_dir
+
+    learn = build_learner(recipe)
+    check_forward(learn)
+    run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed, suffix="-lrfind")
+    write_run_start(run_dir, recipe)
+    return find_lr(learn, run_dir, num_it)
 
 
 def seed_list(recipe: Recipe, seed: int | None, n_seeds: int | None) -> list[int]:

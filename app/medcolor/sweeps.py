@@ -1,0 +1,129 @@
+"""Sweeps: a grid of recipes x backbones x grid values x seeds (`recipes/sweeps/<name>.yaml`).
+
+Jobs are grouped by (backbone, seed, grid point) so a mode-2 recipe lands in the same shard as the mode-1 run it
+starts from; `--shard i/n` takes every n-th group; finished runs are skipped, so a sweep can be restarted."""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ._resources import shipped_dir
+from .config import from_dict, parse_override
+from .errors import UsageError, closest
+from .recipes import read_yaml
+from .runs import finished_runs
+
+
+@dataclass
+class Sweep:
+    name: str = ""
+    description: str = ""
+    recipes: list[str] = field(default_factory=list)
+    backbones: list[str] = field(default_factory=lambda: ["resnet18"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    seed_keys: list[str] = field(default_factory=lambda: ["train.seed"])
+    grid: dict[str, list] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Job:
+    recipe: str
+    overrides: tuple[str, ...]
+    group: tuple
+
+    @property
+    def label(self) -> str:
+        return f"{self.recipe} {' '.join(self.overrides)}"
+
+
+def sweep_files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted((shipped_dir("recipes") / "sweeps").glob("*.yaml"))}
+
+
+def load_sweep(name_or_path: str) -> Sweep:
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        files = sweep_files()
+        if name_or_path not in files:
+            raise UsageError(f"unknown sweep {name_or_path!r}{closest(name_or_path, files)}; known: {', '.join(files)}")
+        path = files[name_or_path]
+    elif not path.is_file():
+        raise UsageError(f"sweep file {path} does not exist")
+    raw = read_yaml(path)
+    raw.setdefault("name", path.stem)
+    sweep = from_dict(Sweep, raw, "sweep")
+    if not sweep.recipes:
+        raise UsageError(f"sweep {sweep.name} lists no recipes")
+    return sweep
+
+
+def expand(sweep: Sweep, extra=()) -> list[Job]:
+    keys = list(sweep.grid)
+    jobs = []
+    for backbone, seed, values in itertools.product(sweep.backbones, sweep.seeds,
+                                                    itertools.product(*(sweep.grid[k] for k in keys))):
+        point = [f"{k}={v}" for k, v in zip(keys, values)]
+        fixed = [*sweep.overrides, *extra, f"model.backbone={backbone}", *point,
+                 *(f"{key}={seed}" for key in sweep.seed_keys)]
+        jobs += [Job(r, tuple(fixed), (backbone, seed, tuple(values))) for r in sweep.recipes]
+    return jobs
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if not text:
+        return 1, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must look like i/n (e.g. 2/4), got {text!r}") from None
+    if not 1 <= i <= n:
+        raise UsageError(f"--shard {text}: i must be between 1 and n")
+    return i, n
+
+
+def shard(jobs: list[Job], i: int, n: int) -> list[Job]:
+    groups = list(dict.fromkeys(j.group for j in jobs))
+    mine = {g for k, g in enumerate(groups) if k % n == i - 1}
+    return [j for j in jobs if j.group in mine]
+
+
+def _lookup(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def is_done(job: Job, runs_dir: Path) -> bool:
+    """A finished run of the job's recipe whose saved recipe.yaml has every value the job sets."""
+    from .recipes import resolve_recipe_path
+
+    name = resolve_recipe_path(job.recipe).stem
+    wanted = [parse_override(o) for o in job.overrides]
+    for run in finished_runs(runs_dir, name):
+        with open(run / "recipe.yaml") as f:
+            saved = yaml.safe_load(f)
+        if all(_lookup(saved, ".".join(path)) == value for path, value in wanted):
+            return True
+    return False
+
+
+def run_sweep(name_or_path: str, extra=(), shard_text: str | None = None, runs_dir="runs", quiet=False,
+              dry_run=False) -> list[dict]:
+    from .train import run_recipe
+
+    sweep, runs_dir = load_sweep(name_or_path), Path(runs_dir)
+    jobs = shard(expand(sweep, extra), *parse_shard(shard_text))
+    results = []
+    for job in jobs:
+        if is_done(job, runs_dir):
+            results.append({"job": job.label, "status": "done"})
+        elif dry_run:
+            results.append({"job": job.label, "status": "todo"})
+        else:
+            run = run_recipe(job.recipe, list(job.overrides), runs_dir=runs_dir, quiet=quiet)[0]
+            results.append({"job": job.label, "status": "ran", "run_dir": run["run_dir"], "mean_auc": run["mean_auc"]})
+    return results

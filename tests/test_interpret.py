@@ -1,0 +1,31 @@
+import json
+
+import numpy as np
+
+from medcolor.cli import main
+from medcolor.interpret import per_image_loss, youden_thresholds
+
+
+def test_interpret_writes_the_figures(demo_runs, capsys):
+    _, runs = demo_runs
+    assert main(["interpret", str(runs[2]), "--top-losses", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    folder = runs[2] / "interpret-valid"
+    for f in ("top_losses.png", "top_losses.csv", "confusion.png", "colorizer_gallery.png", "interpretation.json"):
+        assert (folder / f).is_file()
+    losses = [t["loss"] for t in out["top_losses"]]
+    assert len(losses) == 4 and losses == sorted(losses, reverse=True)
+    cm = out["confusion"]["Any finding"]
+    assert sum(map(sum, cm)) == 157  # every validation image in each label's matrix
+
+
+def test_youden_threshold_separates_a_clean_split():
+    probs = np.array([[0.1], [0.2], [0.35], [0.6], [0.8]])
+    targets = np.array([[0], [0], [0], [1], [1]], dtype=float)
+    assert youden_thresholds(probs, targets, ["A"])["A"] == 0.6
+
+
+def test_per_image_loss_ignores_masked_labels():
+    probs = np.array([[0.5, 0.99]])
+    targets = np.array([[1.0, np.nan]])
+    assert np.isclose(per_image_loss(probs, targets)[0], -np.log(0.5))

@@ -1,0 +1,62 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from medcolor.cli import main
+from medcolor.errors import UsageError
+from medcolor.report import find_runs, report
+
+LABELS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Any finding"]
+
+
+def test_mean_and_std_over_seeds_match_the_predictions(demo_runs):
+    runs_dir, runs = demo_runs
+    table = json.loads(report([runs_dir], fmt="json"))
+    assert len(table) == 1 and table[0]["n_runs"] == 3 and table[0]["recipe"] == "demo"
+    per_run = []
+    for run in runs:
+        preds = pd.read_csv(run / "predictions.csv")
+        per_run.append({lab: roc_auc_score(preds[lab], preds[f"p_{lab}"]) for lab in LABELS})
+    recomputed = pd.DataFrame(per_run)
+    recomputed["mean"] = recomputed[LABELS].mean(axis=1)
+    for col in LABELS + ["mean"]:
+        assert table[0][f"{col}_mean"] == pytest.approx(recomputed[col].mean())
+        assert table[0][f"{col}_std"] == pytest.approx(recomputed[col].std(ddof=1))
+
+
+def test_markdown_has_thesis_layout(demo_runs, capsys):
+    runs_dir, runs = demo_runs
+    assert main(["report", str(runs_dir)]) == 0
+    out = capsys.readouterr().out
+    header, sep, row = out.strip().splitlines()
+    assert header.startswith("| recipe | model | colorizer | strategy | runs | AUC |")
+    assert "| demo | resnet18 | coloru | mode 2 (fine-tune all) | 3 |" in row and " ± " in row
+
+
+def test_csv_format_and_run_folder_arguments(demo_runs):
+    _, runs = demo_runs
+    csv = report([str(r) for r in runs[:2]], fmt="csv")
+    assert "mean_mean,mean_std" in csv.splitlines()[0] and csv.splitlines()[1].startswith("demo,resnet18")
+
+
+def test_subsets_give_a_size_column_and_a_plot(demo_runs, tmp_path):
+    import shutil
+    import yaml
+
+    _, runs = demo_runs
+    for k, run in enumerate(runs[:2]):
+        copy = tmp_path / "demo" / f"{run.name}-sub{k}"
+        shutil.copytree(run, copy)
+        r = yaml.safe_load((copy / "recipe.yaml").read_text())
+        r["data"]["subset"]["fraction"] = [0.5, 1.0][k]
+        (copy / "recipe.yaml").write_text(yaml.safe_dump(r))
+    md = report([tmp_path], plot=str(tmp_path / "size.png"))
+    assert md.splitlines()[0].startswith("| size |") and (tmp_path / "size.png").is_file()
+
+
+def test_no_runs_is_a_clear_error(tmp_path):
+    with pytest.raises(UsageError, match="no finished runs"):
+        find_runs([tmp_path])

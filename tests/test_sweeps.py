@@ -1,0 +1,50 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from medcolor.cli import main
+from medcolor.errors import UsageError
+from medcolor.sweeps import expand, load_sweep, parse_shard, shard
+
+
+def test_thesis_sweeps_expand_to_their_grids():
+    t51 = expand(load_sweep("table5-1"))
+    assert len(t51) == 2 * 4 * 2 * 3 and len(set(t51)) == 48
+    t56 = expand(load_sweep("table5-6"))
+    assert len(t56) == 4 * 3 * 5
+    assert "data.subset.seed=8829" in t56[-1].overrides or any("data.subset.seed=8829" in j.overrides for j in t56)
+
+
+@pytest.mark.parametrize("n", [2, 3, 7])
+def test_shards_cover_the_sweep_exactly_once(n):
+    jobs = expand(load_sweep("table5-1"))
+    parts = [shard(jobs, i, n) for i in range(1, n + 1)]
+    assert sorted(sum(parts, []), key=jobs.index) == jobs
+    for part in parts:  # a mode-2 job shares its shard with the mode-1 run it starts from
+        for job in part:
+            if job.recipe.endswith("mode2") and "baseline" not in job.recipe:
+                assert any(j.recipe == job.recipe.replace("mode2", "mode1") and j.group == job.group for j in part)
+
+
+def test_bad_shard():
+    with pytest.raises(UsageError, match="i/n"):
+        parse_shard("1-2")
+    with pytest.raises(UsageError, match="between 1 and n"):
+        parse_shard("3/2")
+
+
+def test_stopped_sweep_restarts_with_only_the_missing_runs(tmp_path, capsys):
+    sweep = tmp_path / "tiny.yaml"
+    sweep.write_text("recipes: [demo]\nseeds: [0, 1]\n"
+                     "overrides: [train.epochs=1, train.image_size=32, train.bs=64, train.lr_find=false]\n")
+    runs = tmp_path / "runs"
+    assert main(["run", "sweep", str(sweep), "--shard", "1/2", "--runs-dir", str(runs), "--json"]) == 0  # "stopped"
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["status"] for r in first] == ["ran"]
+    assert main(["run", "sweep", str(sweep), "--runs-dir", str(runs), "--json"]) == 0
+    second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [r["status"] for r in second] == ["done", "ran"]
+    assert len(list((runs / "demo").iterdir())) == 2
+    assert main(["run", "sweep", str(sweep), "--runs-dir", str(runs), "--dry-run", "--json"]) == 0
+    assert [r["status"] for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])] == ["done", "done"]
