@@ -18,7 +18,7 @@ demo: install
 	$(BIN)/medcolor run recipe demo
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=5
 
 bench: install
 	$(BIN)/python benchmarks/bench.py

@@ -39,14 +39,14 @@ def chexpert(tmp: Path, n_train=24, n_valid=8, values=None, seed=0) -> Path:
     return root
 
 
-def nih(tmp: Path, n=40) -> Path:
+def nih(tmp: Path, n=40, size=32) -> Path:
     """ChestX-ray14 layout: images/*.png, Data_Entry_2017.csv, train_val_list.txt, test_list.txt."""
     root = tmp / "ChestX-ray14"
     findings = ["No Finding", "Atelectasis", "Cardiomegaly|Effusion", "Edema", "Consolidation|Atelectasis", "Hernia"]
     rows = []
     for i in range(n):
         name = f"{i // 3:08d}_{i % 3:03d}.png"
-        write_image(root / "images" / name, size=(32, 32), seed=i, mode="RGB" if i % 2 else "L")
+        write_image(root / "images" / name, size=(size, size), seed=i, mode="RGB" if i % 2 else "L")
         rows.append({"Image Index": name, "Finding Labels": findings[i % len(findings)], "Follow-up #": i % 3,
                      "Patient ID": i // 3, "Patient Age": 50, "Patient Gender": "M", "View Position": "PA"})
     pd.DataFrame(rows).to_csv(root / "Data_Entry_2017.csv", index=False)
@@ -89,3 +89,23 @@ def csv_table(tmp: Path) -> Path:
         rows.append({"path": f"scans/{i}.png", "Edema": [1, 0, -1, ""][i % 4], "Effusion": i % 2})
     pd.DataFrame(rows).to_csv(tmp / "labels.csv", index=False)
     return tmp
+
+
+def ixi(tmp: Path, n_subjects=8, shape=(32, 32, 20)) -> Path:
+    """IXI T1 volumes named like the real ones (IXI012-HH-1211-T1.nii.gz) plus IXI.csv demographics."""
+    import nibabel as nib
+
+    root = tmp / "IXI-T1"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n_subjects):
+        sid = 12 + i
+        yy, xx = np.mgrid[: shape[0], : shape[1]]
+        head = ((yy - shape[0] / 2) ** 2 + (xx - shape[1] / 2) ** 2 < (shape[0] / 2.5) ** 2).astype(np.float32)
+        vol = np.stack([head * (200 + 50 * np.sin(k / 3)) for k in range(shape[2])], -1)
+        vol = (vol + rng.normal(0, 5, shape)).astype(np.int16)
+        nib.save(nib.Nifti1Image(vol, np.eye(4)), str(root / f"IXI{sid:03d}-HH-{1200 + i}-T1.nii.gz"))
+        rows.append({"IXI_ID": sid, "SEX_ID (1=m, 2=f)": 1 + i % 2, "ETHNIC_ID": 1})
+    pd.DataFrame(rows).to_csv(root / "IXI.csv", index=False)
+    return root

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from medcolor.config import ModelConfig
-from medcolor.models import build_model
+from medcolor.models import build_model, part_parameters
 from medcolor.modes import MODES, apply_mode, bn_callbacks, splitter_for
 
 
@@ -54,7 +54,7 @@ def test_frozen_parameters_are_not_updated_by_the_optimiser(real_batch):
     model = build_model(ModelConfig(colorizer="coloru"), n_out=5)
     learn = one_step_learner(model, 1, real_batch)
     stepped = {id(p) for p, *_ in learn.opt.all_params(with_grad=True)}
-    assert stepped == {id(p) for p in model.part_parameters("colorizer") + model.part_parameters("head")}
+    assert stepped == {id(p) for p in part_parameters(model, "colorizer") + part_parameters(model, "head")}
 
 
 def _bn_buffers(model, part):

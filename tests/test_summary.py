@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from medcolor.config import ModelConfig
 from medcolor.summary import summarize_colornet
@@ -32,3 +33,16 @@ def test_macs_at_320_match_spec_figures():
     assert round(s["macs"]["backbone"] / 1e9, 2) == 3.70
     assert s["total_params"] == 11_775_688
     assert s["parts"]["body"] == {"total": 11_176_512, "trainable": 0}
+
+
+@pytest.mark.parametrize("colorizer", ["window", "filters"])
+def test_fixed_front_ends_have_no_parameters_and_train_in_mode_1(colorizer, real_batch):
+    from test_modes import one_step_learner
+    from medcolor.models import build_model
+
+    s = summarize_colornet(ModelConfig(colorizer=colorizer, mode=1), n_out=5, image_size=64)
+    assert s["parts"]["colorizer"] == {"total": 0, "trainable": 0} and s["trainable_params"] == 2_565
+    model = build_model(ModelConfig(colorizer=colorizer, mode=1), n_out=5)
+    head = model.head.weight.clone()
+    one_step_learner(model, 1, real_batch)
+    assert not torch.equal(head, model.head.weight)

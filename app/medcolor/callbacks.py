@@ -36,6 +36,7 @@ class RunState(Callback):
         if self.epoch < self.start_epoch:  # epochs skipped on resume
             return
         row = {k: v for k, v in zip(self.recorder.metric_names, self.recorder.log) if k != "time"}
+        row.update(getattr(self.learn, "aux_log", {}))
         row["epoch"] = self.epoch
         self.rows.append({k: (float(v) if k != "epoch" else int(v)) for k, v in row.items()})
         self._keep_if_best(row.get(self.monitor, math.nan), self.epoch)
@@ -88,3 +89,73 @@ def valid_score(metric_fn, activation):
             m.train(training)
         return metric_fn(torch.cat(preds).numpy(), torch.cat(targs).numpy())
     return evaluate
+
+
+class AuxReconstruction(Callback):
+    """AECNN: loss = (1 - w) * classification loss + w * MSE(reconstruction, input); both parts are logged
+    per epoch (train_bce, train_mse, valid_bce, valid_mse) into history.csv."""
+
+    order = 60  # before RunState writes the epoch's row
+
+    def __init__(self, weight: float = 0.1):
+        self.weight = weight
+
+    def before_epoch(self):
+        self.sums = {k: 0.0 for k in ("train_bce", "train_mse", "valid_bce", "valid_mse")}
+        self.counts = {"train": 0, "valid": 0}
+
+    def after_loss(self):
+        recon = self.learn.model.colorizer.reconstruction
+        mse = torch.nn.functional.mse_loss(recon.float(), self.learn.xb[0].float())
+        phase, n = ("train" if self.training else "valid"), self.learn.xb[0].shape[0]
+        self.sums[f"{phase}_bce"] += float(self.learn.loss_grad) * n
+        self.sums[f"{phase}_mse"] += float(mse) * n
+        self.counts[phase] += n
+        self.learn.loss_grad = (1 - self.weight) * self.learn.loss_grad + self.weight * mse
+        self.learn.loss = self.learn.loss_grad.clone()
+
+    def after_epoch(self):
+        self.learn.aux_log = {k: v / max(1, self.counts[k.split("_")[0]]) for k, v in self.sums.items()}
+
+
+def fmix_mask(lam: float, shape: tuple[int, int], decay_power: float = 3.0) -> torch.Tensor:
+    """FMix (Harris et al. 2020): threshold low-frequency noise from Fourier space so that a `lam` share is 1."""
+    h, w = shape
+    freqs = torch.sqrt(torch.fft.fftfreq(h)[:, None] ** 2 + torch.fft.rfftfreq(w)[None] ** 2)
+    scale = 1.0 / torch.maximum(freqs, torch.tensor(1.0 / max(h, w))) ** decay_power
+    spectrum = torch.complex(torch.randn(h, w // 2 + 1), torch.randn(h, w // 2 + 1)) * scale
+    grey = torch.fft.irfft2(spectrum, s=(h, w))
+    k = int(round(lam * h * w))
+    mask = torch.zeros(h * w)
+    mask[grey.flatten().argsort(descending=True)[:k]] = 1.0
+    return mask.view(h, w)
+
+
+class FMix(Callback):
+    """Mixed-sample augmentation with FMix masks: x = m * x + (1 - m) * x[perm], and the targets mixed by the
+    mask's area. Targets are float rows here (multi-hot or one-hot), so mixing them needs no change to the loss."""
+
+    run_valid, order = False, 55
+
+    def __init__(self, alpha: float = 1.0, decay_power: float = 3.0):
+        self.alpha, self.decay_power = alpha, decay_power
+
+    def before_batch(self):
+        x, y = self.learn.xb[0], self.learn.yb[0]
+        lam = float(torch.distributions.Beta(self.alpha, self.alpha).sample())
+        mask = fmix_mask(lam, tuple(x.shape[-2:]), self.decay_power).to(x.device, x.dtype)
+        perm = torch.randperm(x.shape[0], device=x.device)
+        area = float(mask.mean())
+        self.learn.xb = (mask * x + (1 - mask) * x[perm],)
+        self.learn.yb = (area * y + (1 - area) * y[perm],)
+        self.mask, self.perm, self.area = mask, perm, area
+
+
+def mix_callback(name: str) -> list:
+    """train.mix: none, mixup / cutmix (fastai's own callbacks) or fmix."""
+    if name == "fmix":
+        return [FMix()]
+    if name in ("mixup", "cutmix"):
+        from fastai.callback.mixup import CutMix, MixUp
+        return [MixUp() if name == "mixup" else CutMix()]
+    return []

@@ -39,10 +39,18 @@ def find_run(runs_dir: Path, parent: str, recipe: Recipe, need_same_data: bool) 
 
 
 def resolve_chain(recipe: Recipe, overrides, runs_dir: Path, train_parent) -> Recipe:
-    """`recipe` with init_from pointing at a concrete best.pth; `train_parent(parent_recipe)` runs a missing one."""
-    ref = recipe.model.init_from
-    if not ref or not ref.startswith("recipe:"):
+    """`recipe` with every init_from entry pointing at a concrete best.pth; `train_parent` runs a missing one."""
+    refs = recipe.model.init_from
+    if not refs:
         return recipe
+    resolved = [resolve_one(ref, recipe, overrides, runs_dir, train_parent) for ref in
+                ([refs] if isinstance(refs, str) else refs)]
+    return replace(recipe, model=replace(recipe.model, init_from=resolved[0] if isinstance(refs, str) else resolved))
+
+
+def resolve_one(ref: str, recipe: Recipe, overrides, runs_dir: Path, train_parent) -> str:
+    if not ref.startswith("recipe:"):
+        return ref
     from .recipes import load_recipe
 
     parent = load_recipe(ref[len("recipe:"):], parent_overrides(overrides, recipe))
@@ -57,4 +65,4 @@ def resolve_chain(recipe: Recipe, overrides, runs_dir: Path, train_parent) -> Re
         run = Path(train_parent(parent)["run_dir"])
     else:
         print(f"reusing {parent.name} run {run}", file=sys.stderr, flush=True)
-    return replace(recipe, model=replace(recipe.model, init_from=str(run / "best.pth")))
+    return str(run / "best.pth")

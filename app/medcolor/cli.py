@@ -36,15 +36,20 @@ def model_summary(
     backbone: str = typer.Option("resnet18", help="any timm model name"),
     colorizer: str = typer.Option("none", help="none|gray|deconv|pixelshuffle|resizeconv|coloru"),
     mode: int = typer.Option(1, help="transfer mode 1, 2 or 3"),
-    n_out: int = typer.Option(5, "--n-out", help="number of outputs (labels)"),
-    image_size: int = typer.Option(320, "--image-size", help="input side in pixels, for MACs"),
+    n_out: Optional[int] = typer.Option(None, "--n-out", help="number of outputs (labels; default 5, aecnn 14)"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="input side in pixels, for MACs (320; 256 for --model)"),
+    model: Optional[str] = typer.Option(None, "--model", help="a section-6 model: ae-small, ae-big, ae-resnet50, aecnn"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ):
     """Trainable / total parameters per part, MACs and output shape."""
     from .config import ModelConfig
-    from .summary import format_summary, summarize_colornet
+    from .summary import format_summary, summarize_arch, summarize_colornet
 
-    s = summarize_colornet(ModelConfig(backbone=backbone, colorizer=colorizer, mode=mode), n_out, image_size)
+    if model:
+        s = summarize_arch(model, n_out or 14, image_size or 256)
+    else:
+        s = summarize_colornet(ModelConfig(backbone=backbone, colorizer=colorizer, mode=mode), n_out or 5,
+                               image_size or 320)
     _print_json(s) if as_json else typer.echo(format_summary(s))
 
 
@@ -84,7 +89,8 @@ def recipes_validate(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = 
     from .recipes import validate
 
     r = validate(recipe, overrides or [])
-    typer.echo(f"{r.name}: ok ({r.task}, data {r.data.spec}, {r.model.backbone} + {r.model.colorizer}, mode {r.model.mode})")
+    model = f"{r.model.backbone} + {r.model.colorizer}" if r.model.arch == "colornet" else r.model.arch
+    typer.echo(f"{r.name}: ok ({r.task}, data {r.data.spec}, {model}, mode {r.model.mode})")
 
 
 @run_app.command("recipe")
@@ -102,8 +108,9 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
     results = [train.resume(resume, quiet)] if resume else \
         train.run_recipe(recipe, overrides or [], seed=seed, n_seeds=seeds, runs_dir=runs_dir, quiet=quiet)
     for r in results:
-        typer.echo(f"{r['run_dir']}: mean AUC {r['mean_auc']:.4f} on {r['split']} "
-                   f"(best epoch {r['best_epoch']}, {r['seconds']:.0f} s)")
+        score = f"mean AUC {r['mean_auc']:.4f}" if "mean_auc" in r else \
+            f"PSNR {r['psnr']['mean']:.2f} dB, SSIM {r['ssim']['mean']:.4f}"
+        typer.echo(f"{r['run_dir']}: {score} on {r['split']} (best epoch {r['best_epoch']}, {r['seconds']:.0f} s)")
     if as_json:
         _print_json(results[0] if len(results) == 1 else {"runs": results})
 

@@ -187,3 +187,45 @@ class Replicate(nn.Module):
 
 
 register("gray")(type("Gray", (Replicate,), {"__doc__": "Alias of `none`."}))
+
+
+class _FixedFrontEnd(nn.Module):
+    """Parameter-free pseudo-colour baselines work on intensities in [0, 1]: the input is de-normalised with the
+    data's statistics, and each output channel is re-centred the same way (x - mean) / std."""
+
+    def __init__(self, mean: float = 0.5028, std: float = 0.2902):
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, x):
+        v = x * self.std + self.mean
+        return (self.channels(v) - self.mean) / self.std
+
+
+@register("window")
+class WindowColorizer(_FixedFrontEnd):
+    """Three intensity windows, one per channel: the full range, a mid-tone (soft tissue) and a bright (bone) window."""
+
+    WINDOWS = ((0.0, 1.0), (0.25, 0.75), (0.5, 1.0))
+
+    def channels(self, v):
+        return torch.cat([((v - lo) / (hi - lo)).clamp(0, 1) for lo, hi in self.WINDOWS], dim=1)
+
+
+@register("filters")
+class FiltersColorizer(_FixedFrontEnd):
+    """Identity, Gaussian blur (5x5, sigma 1) and Laplacian edges (3x3), one per channel; kernels are buffers."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        g = torch.exp(-torch.arange(-2, 3, dtype=torch.float32) ** 2 / 2)
+        gauss = torch.outer(g, g) / torch.outer(g, g).sum()
+        lap = torch.zeros(5, 5)
+        lap[1:4, 1:4] = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+        ident = torch.zeros(5, 5)
+        ident[2, 2] = 1.0
+        self.register_buffer("kernels", torch.stack([ident, gauss, lap])[:, None])
+
+    def channels(self, v):
+        out = F.conv2d(F.pad(v, (2, 2, 2, 2), mode="reflect"), self.kernels)
+        return torch.cat([out[:, :2], out[:, 2:] + 0.5], dim=1)  # edges centred on mid-grey

@@ -18,13 +18,14 @@ from .errors import UsageError, closest
 
 @dataclass
 class ModelConfig:
+    arch: str = "colornet"
     backbone: str = "resnet18"
     colorizer: str = "none"
     mode: int = 1
     pretrained: bool = False
     weights: Optional[str] = None
-    init_from: Optional[str] = None
-    init_parts: list[str] = field(default_factory=lambda: ["colorizer", "body"])
+    init_from: Union[str, list[str], None] = None
+    init_parts: list[Any] = field(default_factory=lambda: ["colorizer", "body"])  # one list per init_from entry
     freeze_bn_stats: bool = False
 
 
@@ -61,6 +62,13 @@ class DataConfig:
     rotate_deg: float = 10.0
     max_zoom: float = 1.1
     p_affine: float = 0.75
+    flip: bool = False            # horizontal flips (AECNN)
+    vflip: bool = False           # vertical flips too (reconstruction patches)
+    contrast: float = 0.0         # contrast jitter (AECNN: 0.25)
+    resize_to: Optional[int] = None   # resize first, then random crops of train.image_size (AECNN: 256 -> 224)
+    crop: Literal["resize", "random"] = "resize"  # reconstruction: resize slices, or random patches
+    denoise: bool = False         # reconstruction: blur / cut-out / dropout on the input only
+    test_pct: float = 0.0         # share of subjects held out for testing (ixi)
     slices: str = "50:110"
     description: str = ""
 
@@ -85,6 +93,13 @@ class TrainConfig:
     num_workers: Optional[int] = None
     loggers: list[Literal["csv", "tensorboard", "wandb"]] = field(default_factory=lambda: ["csv"])
     lr_find: bool = False  # run fastai's LR finder first and keep plots/lr_find.png in the run folder
+    schedule: Literal["one_cycle", "plateau"] = "one_cycle"
+    plateau_factor: float = 0.1
+    plateau_patience: int = 5
+    min_lr: float = 0.0
+    loss: Literal["auto", "mse", "dssim"] = "auto"
+    mix: Literal["none", "mixup", "cutmix", "fmix"] = "none"
+    aux_weight: float = 0.1   # AECNN: loss = (1 - w) * BCE + w * MSE of the reconstruction
 
 
 @dataclass
@@ -206,8 +221,8 @@ def apply_overrides(data: dict, overrides, schema=None) -> dict:
     out = _deepcopy(data)
     for text in overrides or []:
         path, value = parse_override(text)
-        if schema is not None:
-            _check_path(schema, path, text)
+        if schema is not None and _unwrap(_check_path(schema, path, text)) is str:
+            value = text.split("=", 1)[1].strip()  # a string field keeps its text (YAML 1.1 reads 5:15 as 315)
         node = out
         for part in path[:-1]:
             if not isinstance(node.get(part), dict):
@@ -217,12 +232,13 @@ def apply_overrides(data: dict, overrides, schema=None) -> dict:
     return out
 
 
-def _check_path(schema, path: list[str], text: str) -> None:
+def _check_path(schema, path: list[str], text: str):
+    """The type of the field `path` names; an unknown key is an error naming the closest valid one."""
     cls, done = schema, []
     for part in path:
         if not dataclasses.is_dataclass(cls):
             if typing.get_origin(cls) is dict:  # free-form mapping (e.g. data.policy_map.Edema)
-                return
+                return typing.get_args(cls)[1]
             raise UsageError(f"override {text!r}: {'.'.join(done)} has no sub-keys")
         names = {f.name: f for f in dataclasses.fields(cls)}
         if part not in names:
@@ -231,6 +247,7 @@ def _check_path(schema, path: list[str], text: str) -> None:
                              f"{closest('.'.join(done + [part]), valid)}")
         cls = _unwrap(typing.get_type_hints(cls)[part])
         done.append(part)
+    return cls
 
 
 def _unwrap(tp):

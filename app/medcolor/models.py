@@ -33,28 +33,60 @@ class ColorNet(nn.Module):
             return "colorizer"
         return "head" if key.startswith(f"backbone.{self._head_name}.") else "body"
 
-    def part_parameters(self, part: str) -> list[nn.Parameter]:
-        return [p for k, p in self.named_parameters() if self.part_of(k) == part]
-
     def reset_head(self) -> None:
         for m in self.head.modules():
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
 
 
-def build_model(cfg: ModelConfig, n_out: int) -> ColorNet:
-    return ColorNet(create_colorizer(cfg.colorizer),
-                    create_backbone(cfg.backbone, n_out, pretrained=cfg.pretrained, weights=cfg.weights))
+ARCHS = ("colornet", "aecnn", "ae-small", "ae-big", "ae-resnet50", "aecnn-ae")
 
 
-def load_parts(model: ColorNet, checkpoint: str | Path, parts=("colorizer", "body")) -> None:
+def build_model(cfg: ModelConfig, n_out: int) -> nn.Module:
+    """colornet: colorizer -> timm backbone; aecnn: learned compression front end -> timm backbone (densenet121);
+    ae-*: autoencoders for reconstruction (section 6)."""
+    from .autoencoders import AUTOENCODERS, AECNNFrontEnd
+
+    if cfg.arch in AUTOENCODERS:
+        return AUTOENCODERS[cfg.arch](cfg)
+    if cfg.arch not in ARCHS:
+        raise UsageError(f"unknown model.arch {cfg.arch!r}; choose from {', '.join(ARCHS)}")
+    front = AECNNFrontEnd() if cfg.arch == "aecnn" else create_colorizer(cfg.colorizer)
+    return ColorNet(front, create_backbone(cfg.backbone, n_out, pretrained=cfg.pretrained, weights=cfg.weights))
+
+
+def part_of(model: nn.Module, key: str) -> str:
+    """colorizer / body / head of a parameter or state-dict key; autoencoders are all body (but AECNN's front end)."""
+    if hasattr(model, "part_of"):
+        return model.part_of(key)
+    return "colorizer" if key.startswith("colorizer.") else "body"
+
+
+def part_parameters(model: nn.Module, part: str) -> list[nn.Parameter]:
+    return [p for k, p in model.named_parameters() if part_of(model, k) == part]
+
+
+def init_sources(cfg: ModelConfig) -> list[tuple[str, list[str]]]:
+    """model.init_from (one source, or a list) paired with model.init_parts (a list of parts, or one list each)."""
+    if not cfg.init_from:
+        return []
+    if isinstance(cfg.init_from, str):
+        return [(cfg.init_from, list(cfg.init_parts))]
+    parts = cfg.init_parts if cfg.init_parts and isinstance(cfg.init_parts[0], list) else None
+    if parts is None or len(parts) != len(cfg.init_from):
+        raise UsageError("model.init_from is a list: give model.init_parts as one list of parts per entry, "
+                         "e.g. [[body, head], [colorizer]]")
+    return list(zip(cfg.init_from, parts))
+
+
+def load_parts(model: nn.Module, checkpoint: str | Path, parts=("colorizer", "body")) -> None:
     """Copy some parts (colorizer, body, head) of another run's checkpoint into `model` (mode 2 and 3 starts)."""
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise UsageError(f"cannot transfer {sorted(unknown)}; choose from {', '.join(PARTS)}")
     path = Path(checkpoint)
     theirs, own = read_state_dict(path), model.state_dict()
-    wanted = [k for k in own if model.part_of(k) in parts]
+    wanted = [k for k in own if part_of(model, k) in parts]
     missing = [k for k in wanted if k not in theirs]
     if missing:
         raise UsageError(f"checkpoint {path} does not fit this model: {len(missing)} missing keys "

@@ -12,7 +12,7 @@ from torch import nn
 
 from .errors import UsageError
 
-from .models import PARTS
+from .models import PARTS, part_parameters
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def get_mode(number: int) -> Mode:
 
 
 def part_params(model: nn.Module, part: str) -> list[nn.Parameter]:
-    return model.part_parameters(part)
+    return part_parameters(model, part)
 
 
 def param_groups(model: nn.Module, mode: int) -> list[list[nn.Parameter]]:

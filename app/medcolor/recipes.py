@@ -85,11 +85,16 @@ def check_values(r: Recipe) -> list[str]:
         problems.append(f"train.max_lr must be positive, got {t.max_lr}")
     if m.mode not in (1, 2, 3):
         problems.append(f"model.mode must be 1, 2 or 3, got {m.mode}")
+    if r.task == "reconstruction" and m.arch not in ("ae-small", "ae-big", "ae-resnet50", "aecnn-ae"):
+        problems.append(f"model.arch {m.arch!r} is not a reconstruction model; use ae-small, ae-big, ae-resnet50 "
+                        f"or aecnn-ae")
+    if r.task == "classification" and m.arch not in ("colornet", "aecnn"):
+        problems.append(f"model.arch {m.arch!r} is not a classifier; use colornet or aecnn")
     if r.task == "classification" and m.colorizer.lower() not in list_colorizers():
         problems.append(f"model.colorizer {m.colorizer!r} is unknown{closest(m.colorizer.lower(), list_colorizers())}")
     if m.mode == 3 and not m.init_from:
         problems.append("model.mode 3 trains only the head: set model.init_from to a run folder or recipe:NAME")
-    for part in m.init_parts:
+    for part in (p for entry in m.init_parts for p in (entry if isinstance(entry, list) else [entry])):
         if part not in ("colorizer", "body", "head"):
             problems.append(f"model.init_parts entries must be colorizer, body or head, got {part!r}")
     return problems

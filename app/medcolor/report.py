@@ -36,8 +36,9 @@ def run_rows(runs: list[Path]) -> pd.DataFrame:
         keys = {"recipe": r["name"], "backbone": r["model"]["backbone"], "colorizer": r["model"].get("colorizer"),
                 "mode": r["model"].get("mode"), "subset_fraction": r["data"]["subset"]["fraction"],
                 "n_train": m.get("n_train"), "seed": r["train"]["seed"]}
-        scores = {"mean": m.get("mean_auc"), **m.get("auc", {})}
-        scores.update({k: m[k] for k in ("psnr", "ssim", "study_auc") if k in m})
+        scores = {"mean": m["mean_auc"], **m.get("auc", {})} if "mean_auc" in m else {}
+        scores.update({k: m[k]["mean"] if isinstance(m[k], dict) else m[k] for k in ("psnr", "ssim", "study_auc")
+                       if k in m})
         rows.append({"run_dir": str(run), **keys, **scores})
     return pd.DataFrame(rows)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from .config import ModelConfig
-from .models import PARTS, ColorNet, build_model
+from .models import PARTS, ColorNet, build_model, part_parameters
 from .modes import get_mode
 
 
@@ -23,11 +23,26 @@ def summarize_colornet(cfg: ModelConfig, n_out: int, image_size: int) -> dict:
             "image_size": image_size, **_counts(model, cfg.mode), **_macs(model, image_size)}
 
 
+def summarize_arch(arch: str, n_out: int, image_size: int, backbone: str = "densenet121") -> dict:
+    """Section-6 models (ae-small, ae-big, ae-resnet50, aecnn), all parameters trainable; Keras-style size too."""
+    from .autoencoders import keras_param_count
+
+    cfg = ModelConfig(arch=arch, backbone=backbone if arch == "aecnn" else "resnet50", colorizer="none", mode=2)
+    model = build_model(cfg, n_out).eval()
+    x = torch.zeros(1, 1, image_size, image_size)
+    macs, y = count_macs(model, x)
+    total = sum(p.numel() for p in model.parameters())
+    return {"model": arch, "backbone": cfg.backbone if arch in ("aecnn", "ae-resnet50") else None, "mode": 2,
+            "image_size": image_size, "trainable_params": total, "total_params": total,
+            "total_params_keras": keras_param_count(model), **_counts(model, 2),
+            "macs": {"total": macs}, "output_shape": list(y.shape)}
+
+
 def _counts(model: ColorNet, mode: int) -> dict:
     trainable = get_mode(mode).trainable
     parts = {}
     for part in PARTS:
-        total = sum(p.numel() for p in model.part_parameters(part))
+        total = sum(p.numel() for p in part_parameters(model, part))
         parts[part] = {"total": total, "trainable": total if part in trainable else 0}
     return {"trainable_params": sum(p["trainable"] for p in parts.values()),
             "total_params": sum(p["total"] for p in parts.values()), "parts": parts}
@@ -42,6 +57,10 @@ def _macs(model: ColorNet, image_size: int) -> dict:
 
 
 def format_summary(s: dict) -> str:
+    if "model" in s:
+        return (f"{s['model']}: {s['total_params']:,} parameters ({s['total_params_keras']:,} counting BatchNorm "
+                f"running statistics, as Keras does); {s['macs']['total'] / 1e9:.2f} G MACs at "
+                f"{s['image_size']} px; output {tuple(s['output_shape'])}")
     lines = [f"{s['backbone']} + {s['colorizer']} colorizer, mode {s['mode']}, {s['n_out']} outputs, "
              f"{s['image_size']}x{s['image_size']} input",
              f"{'part':<10} {'trainable':>12} {'total':>12}"]

@@ -125,5 +125,6 @@ def run_sweep(name_or_path: str, extra=(), shard_text: str | None = None, runs_d
             results.append({"job": job.label, "status": "todo"})
         else:
             run = run_recipe(job.recipe, list(job.overrides), runs_dir=runs_dir, quiet=quiet)[0]
-            results.append({"job": job.label, "status": "ran", "run_dir": run["run_dir"], "mean_auc": run["mean_auc"]})
+            results.append({"job": job.label, "status": "ran", "run_dir": run["run_dir"],
+                            "score": run.get("mean_auc", run.get("ssim"))})
     return results

@@ -30,10 +30,39 @@ def auto_workers(setting) -> int:
 def build_dls(recipe: Recipe):
     from fastai.torch_core import default_device, set_seed
     from .data.block import build_dls_from_config
+    from .reconstruction import build_recon_dls
 
     set_seed(recipe.train.seed, reproducible=True)
-    return build_dls_from_config(recipe.data, recipe.train.image_size, recipe.train.bs,
-                                 num_workers=auto_workers(recipe.train.num_workers), device=default_device())
+    workers, device = auto_workers(recipe.train.num_workers), default_device()
+    if recipe.task == "reconstruction":
+        return build_recon_dls(recipe, workers, device)
+    return build_dls_from_config(recipe.data, recipe.train.image_size, recipe.train.bs, workers, device)
+
+
+def monitor(recipe: Recipe) -> str:
+    """What picks the best checkpoint (higher is better): mean AUC, or SSIM for reconstruction."""
+    return "ssim" if recipe.task == "reconstruction" else "mean_auc"
+
+
+def task_parts(recipe: Recipe, dls):
+    """(n_out, loss, metrics) of the recipe's task."""
+    from . import losses, reconstruction
+    from .metrics import auc_metrics
+
+    if recipe.task == "reconstruction":
+        return 1, reconstruction.loss_for(recipe.train.loss), reconstruction.recon_metrics()
+    single = dls.table.single_label
+    return len(dls.vocab), losses.loss_for(single), auc_metrics(list(dls.vocab), single)
+
+
+def extra_callbacks(recipe: Recipe) -> list:
+    from .callbacks import AuxReconstruction, mix_callback
+    from .modes import bn_callbacks
+
+    cbs = bn_callbacks(recipe.model.freeze_bn_stats) + mix_callback(recipe.train.mix)
+    if recipe.model.arch == "aecnn":
+        cbs.append(AuxReconstruction(recipe.train.aux_weight))
+    return cbs
 
 
 def optimizer(recipe: Recipe):
@@ -48,21 +77,19 @@ def build_learner(recipe: Recipe, dls=None, fresh: bool = True):
     """The fastai Learner `run` trains: model, mode splitter + freezing, loss, AUC metrics, BN callbacks.
     fresh=False builds the bare architecture for weights that come from a checkpoint (no download, no init_from)."""
     from fastai.learner import Learner
-    from .losses import loss_for
-    from .metrics import auc_metrics
-    from .models import build_model, load_parts
-    from .modes import apply_mode, bn_callbacks, splitter_for
+    from .models import build_model, init_sources, load_parts
+    from .modes import apply_mode, splitter_for
 
     dls = dls if dls is not None else build_dls(recipe)
-    m, single = recipe.model, dls.table.single_label
-    model = build_model(m if fresh else replace(m, pretrained=False, weights=None), n_out=len(dls.vocab))
-    if m.init_from and fresh:
-        load_parts(model, resolve_init_path(m.init_from), parts=m.init_parts)
+    m = recipe.model
+    n_out, loss, metrics = task_parts(recipe, dls)
+    model = build_model(m if fresh else replace(m, pretrained=False, weights=None), n_out=n_out)
+    for source, parts in (init_sources(m) if fresh else []):
+        load_parts(model, resolve_init_path(source), parts=parts)
     if recipe.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    learn = Learner(dls, model, loss_func=loss_for(single), opt_func=optimizer(recipe), splitter=splitter_for(m.mode),
-                    train_bn=False, wd=recipe.train.wd, metrics=auc_metrics(list(dls.vocab), single),
-                    cbs=bn_callbacks(m.freeze_bn_stats))
+    learn = Learner(dls, model, loss_func=loss, opt_func=optimizer(recipe), splitter=splitter_for(m.mode),
+                    train_bn=False, wd=recipe.train.wd, metrics=metrics, cbs=extra_callbacks(recipe))
     apply_mode(learn, m.mode)
     if recipe.train.fp16 and torch.cuda.is_available():
         learn = learn.to_fp16()
@@ -93,8 +120,9 @@ def _callbacks(learn, recipe: Recipe, run_dir: Path, quiet: bool, state: dict):
     from .callbacks import RunState, valid_score
     from .metrics import _mean_auc
 
-    evaluate = valid_score(_mean_auc, learn.loss_func.activation) if recipe.train.eval_every_iters else None
-    return [RunState(run_dir, eval_every_iters=recipe.train.eval_every_iters, evaluate=evaluate,
+    every = recipe.train.eval_every_iters if recipe.task == "classification" else 0
+    evaluate = valid_score(_mean_auc, learn.loss_func.activation) if every else None
+    return [RunState(run_dir, monitor=monitor(recipe), eval_every_iters=every, evaluate=evaluate,
                      log=log if quiet else None, **state)]
 
 
@@ -107,8 +135,16 @@ def fit(learn, recipe: Recipe, run_dir: Path, quiet: bool, state: dict | None = 
         learn.remove_cb(ProgressCallback)
         learn.logger = lambda *_: None  # RunState logs one line per epoch instead of fastai's raw lists
     cbs = _callbacks(learn, recipe, run_dir, quiet, state)
-    learn.fit_one_cycle(t.epochs, t.max_lr, div=t.div, div_final=t.div_final, pct_start=t.pct_start, wd=t.wd,
-                        cbs=cbs, start_epoch=state.get("start_epoch", 0))
+    start = state.get("start_epoch", 0)
+    if t.schedule == "plateau":
+        from fastai.callback.tracker import ReduceLROnPlateau
+
+        plateau = ReduceLROnPlateau(monitor="valid_loss", factor=1 / t.plateau_factor, patience=t.plateau_patience,
+                                    min_lr=t.min_lr)
+        learn.fit(t.epochs, t.max_lr, wd=t.wd, cbs=cbs + [plateau], start_epoch=start)
+    else:
+        learn.fit_one_cycle(t.epochs, t.max_lr, div=t.div, div_final=t.div_final, pct_start=t.pct_start, wd=t.wd,
+                            cbs=cbs, start_epoch=start)
     rows = cbs[0].rows
     if rows and not math.isfinite(rows[-1].get("train_loss", math.nan)):
         raise RunError(f"the loss became NaN in epoch {rows[-1]['epoch']}; lower train.max_lr "
@@ -123,32 +159,46 @@ def write_run_start(run_dir: Path, recipe: Recipe) -> None:
 
 
 def finalize(learn, recipe: Recipe, run_dir: Path, seconds: float) -> dict:
-    """Best weights -> predictions on the test split (valid when there is none), metrics.json and plots."""
-    from .evaluate import (eval_split, plot_colorizer, plot_history, plot_roc, predict_split, predictions_frame,
-                           scores, write_csv)
+    """Best weights -> scores on the test split (valid when there is none), metrics.json and plots."""
+    from .evaluate import eval_split, plot_history
     from .models import load_weights
     from .runs import write_json
 
     last = load_checkpoint(run_dir / "last.pth")
     if (run_dir / "best.pth").is_file():
         load_weights(learn.model, run_dir / "best.pth")
-    labels, split = list(learn.dls.vocab), eval_split(learn.dls.table)
-    probs, targets, rows = predict_split(learn, split)
-    write_csv(run_dir / "predictions.csv", predictions_frame(probs, targets, rows, labels))
-    result = {"run_dir": str(run_dir), **scores(probs, targets, rows, labels, recipe.data.reader),
-              "best_epoch": last["best_epoch"], "best_valid_mean_auc": last["best"], "split": split,
-              "seconds": round(seconds, 1)}
-    plot_roc(run_dir / "plots" / "roc.png", probs, targets, labels, title=f"{recipe.name} ({split})")
-    plot_history(run_dir / "plots" / "loss.png", last["rows"])
-    plot_colorizer(run_dir / "plots" / "colorizer.png", learn.model, learn.dls.valid.one_batch()[0])
+    split = eval_split(learn.dls.table)
+    scores = (finalize_reconstruction if recipe.task == "reconstruction" else finalize_classification)(
+        learn, recipe, run_dir, split)
+    plot_history(run_dir / "plots" / "loss.png", last["rows"], monitor=monitor(recipe))
+    result = {"run_dir": str(run_dir), **scores, "best_epoch": last["best_epoch"],
+              f"best_valid_{monitor(recipe)}": last["best"], "split": split, "seconds": round(seconds, 1)}
     table = learn.dls.table.df
-    write_json(run_dir / "metrics.json", {**result, "recipe": recipe.name, "backbone": recipe.model.backbone,
-                                          "colorizer": recipe.model.colorizer, "mode": recipe.model.mode,
-                                          "seed": recipe.train.seed, "subset_fraction": recipe.data.subset.fraction,
+    write_json(run_dir / "metrics.json", {**result, "recipe": recipe.name, "task": recipe.task,
+                                          "backbone": recipe.model.backbone, "colorizer": recipe.model.colorizer,
+                                          "mode": recipe.model.mode, "seed": recipe.train.seed,
+                                          "subset_fraction": recipe.data.subset.fraction,
                                           "subset_seed": recipe.data.subset.seed,
                                           "n_train": int((table["split"] == "train").sum()), "finished": True,
                                           "history_rows": len(last["rows"])})
     return result
+
+
+def finalize_reconstruction(learn, recipe: Recipe, run_dir: Path, split: str) -> dict:
+    from .reconstruction import evaluate_split
+
+    return evaluate_split(learn, recipe, split, run_dir)
+
+
+def finalize_classification(learn, recipe: Recipe, run_dir: Path, split: str) -> dict:
+    from .evaluate import plot_colorizer, plot_roc, predict_split, predictions_frame, scores, write_csv
+
+    labels = list(learn.dls.vocab)
+    probs, targets, rows = predict_split(learn, split)
+    write_csv(run_dir / "predictions.csv", predictions_frame(probs, targets, rows, labels))
+    plot_roc(run_dir / "plots" / "roc.png", probs, targets, labels, title=f"{recipe.name} ({split})")
+    plot_colorizer(run_dir / "plots" / "colorizer.png", learn.model, learn.dls.valid.one_batch()[0])
+    return scores(probs, targets, rows, labels, recipe.data.reader)
 
 
 def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:

@@ -5,8 +5,8 @@ import sys
 
 import numpy as np
 import pandas as pd
-from fastai.vision.all import (ColReader, ColSplitter, DataBlock, ImageBlock, MultiCategoryBlock, Normalize,
-                               PILImageBW, Resize, Rotate, TensorImageBW, Zoom)
+from fastai.vision.all import (ColReader, ColSplitter, Contrast, DataBlock, Flip, ImageBlock, MultiCategoryBlock, Normalize,
+                               PILImageBW, RandomCrop, Resize, Rotate, TensorImageBW, Zoom)
 
 from ..config import DataConfig
 from ..errors import UsageError
@@ -40,17 +40,32 @@ class LabelReader:
 
 
 def batch_transforms(cfg: DataConfig) -> list:
-    """Thesis augmentation (rotation +-10 deg and zoom 1.0-1.1, each p=0.75; train only) + normalisation."""
-    tfms = [Rotate(max_deg=cfg.rotate_deg, p=cfg.p_affine),
-            Zoom(min_zoom=1.0, max_zoom=cfg.max_zoom, p=cfg.p_affine)] if cfg.augment else []
+    """Thesis augmentation (rotation +-10 deg and zoom 1.0-1.1, each p=0.75; train only), optional flips and
+    contrast jitter (AECNN), then normalisation."""
+    tfms = []
+    if cfg.augment:
+        tfms.append(Rotate(max_deg=cfg.rotate_deg, p=cfg.p_affine))
+        if cfg.max_zoom > 1:
+            tfms.append(Zoom(min_zoom=1.0, max_zoom=cfg.max_zoom, p=cfg.p_affine))
+        if cfg.flip:
+            tfms.append(Flip(p=0.5))
+        if cfg.contrast:
+            tfms.append(Contrast(max_lighting=cfg.contrast, p=0.75))
     return tfms + [Normalize.from_stats([cfg.mean], [cfg.std])]
 
 
+def item_transforms(cfg: DataConfig, image_size: int) -> list:
+    """Resize(method='crop'): a random square crop in training, the centre crop in validation; with resize_to,
+    resize first and take random image_size crops (AECNN: 256 -> 224, 1024 -> 896)."""
+    if cfg.resize_to:
+        return [Resize(cfg.resize_to, method="squish"), RandomCrop(image_size)]
+    return [Resize(image_size, method="crop")]
+
+
 def build_datablock(cfg: DataConfig, labels: list[str], image_size: int) -> DataBlock:
-    # Resize(method='crop') takes a random square crop in training and the centre crop in validation.
     return DataBlock(blocks=(ImageBlock(cls=GrayImage), MultiCategoryBlock(encoded=True, vocab=labels)),
                      get_x=ColReader("path"), get_y=LabelReader(labels), splitter=ColSplitter("is_valid"),
-                     item_tfms=Resize(image_size, method="crop"), batch_tfms=batch_transforms(cfg))
+                     item_tfms=item_transforms(cfg, image_size), batch_tfms=batch_transforms(cfg))
 
 
 def screen_images(cfg: DataConfig, df: pd.DataFrame, checked: bool) -> pd.DataFrame:
@@ -69,7 +84,8 @@ def screen_images(cfg: DataConfig, df: pd.DataFrame, checked: bool) -> pd.DataFr
 def prepare_table(cfg: DataConfig, image_size: int, splits=("train", "valid", "test")) -> Table:
     table = read_table(cfg, splits)
     df, cached = use_cache(cfg, table.df, image_size)
-    table.df = screen_images(cfg, df, checked=cached).reset_index(drop=True)
+    volumes = "slice" in df  # NIfTI volumes: the reader already opened every header
+    table.df = screen_images(cfg, df, checked=cached or volumes).reset_index(drop=True)
     return table
 
 

@@ -271,3 +271,87 @@ def read_generic_csv(cfg: DataConfig, splits: set) -> Table:
     for label in labels:
         out[label] = df[label].to_numpy()
     return Table(out, list(labels))
+
+
+# ---- IXI brain MRI (reconstruction) ---------------------------------------------------------------------------
+
+def parse_slices(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise UsageError(f"data.slices must look like 50:110, got {text!r}") from None
+    if not 0 <= lo < hi:
+        raise UsageError(f"data.slices {text}: need 0 <= start < stop")
+    return lo, hi
+
+
+@reader("ixi")
+def read_ixi(cfg: DataConfig, splits: set) -> Table:
+    import nibabel as nib
+
+    root = data_root(cfg)
+    volumes = sorted(p for p in root.rglob("*") if p.name.endswith((".nii", ".nii.gz")))
+    if not volumes:
+        raise UsageError(f"no NIfTI volumes (*.nii, *.nii.gz) under {root}")
+    lo, hi = parse_slices(cfg.slices)
+    rows = []
+    for vol in volumes:
+        try:
+            depth = nib.load(str(vol)).shape[-1]
+        except Exception as e:  # nibabel raises several types for a broken header
+            raise UsageError(f"cannot read NIfTI volume {vol}: {str(e).splitlines()[0][:150]}") from None
+        if hi > depth:
+            raise UsageError(f"data.slices {cfg.slices} goes beyond {vol.name}, which has {depth} slices along its "
+                             f"last axis; choose a range within 0:{depth}")
+        subject = _ixi_subject(vol.name)
+        rows += [(str(vol), k, subject) for k in range(lo, hi)]
+    df = pd.DataFrame(rows, columns=["path", "slice", "group"])
+    df["split"] = df["group"].map(subject_split(sorted(df["group"].unique()), _demographics(root, cfg), cfg))
+    return Table(df, [], single_label=False)
+
+
+def _ixi_subject(name: str) -> str:
+    import re
+    m = re.match(r"(IXI\d+)", name)
+    return m.group(1) if m else name.split(".")[0]
+
+
+def _demographics(root: Path, cfg: DataConfig) -> pd.DataFrame | None:
+    """Optional table with IXI_ID and SEX_ID (and ETHNIC_ID) columns, as in IXI.xls saved as CSV."""
+    if not cfg.csv:
+        return None
+    path = table_path(root, cfg.csv, "IXI.csv")
+    if not path.is_file():
+        return None
+    df = read_csv(path, "IXI demographics table")
+    cols = {c.split(" ")[0]: c for c in df.columns}
+    if "IXI_ID" not in cols:
+        raise UsageError(f"{path} is missing the IXI_ID column; it has {list(df.columns)[:8]}")
+    keep = [cols[c] for c in ("SEX_ID", "ETHNIC_ID") if c in cols]
+    out = df[keep].copy()
+    out.index = df[cols["IXI_ID"]].map(lambda i: f"IXI{int(i):03d}")
+    return out
+
+
+def subject_split(subjects: list[str], demo: pd.DataFrame | None, cfg: DataConfig) -> dict[str, str]:
+    """train / valid / test per subject, stratified by sex and ethnicity when known, else a seeded random split."""
+    from sklearn.model_selection import train_test_split
+
+    if cfg.valid_pct + cfg.test_pct <= 0 or len(subjects) < 3:
+        return {s: "train" for s in subjects}
+    strata = None
+    if demo is not None:
+        strata = ["-".join(map(str, demo.loc[s].tolist())) if s in demo.index else "unknown" for s in subjects]
+
+    def cut(items, strat, share):
+        try:
+            return train_test_split(items, test_size=share, random_state=cfg.split_seed, stratify=strat)
+        except ValueError:  # a stratum too small to split: a seeded random split instead
+            return train_test_split(items, test_size=share, random_state=cfg.split_seed)
+
+    idx = list(range(len(subjects)))
+    rest, test = cut(idx, strata, cfg.test_pct) if cfg.test_pct > 0 else (idx, [])
+    rest_strata = [strata[i] for i in rest] if strata else None
+    train, valid = cut(rest, rest_strata, cfg.valid_pct / (1 - cfg.test_pct)) if cfg.valid_pct > 0 else (rest, [])
+    names = {**{i: "train" for i in train}, **{i: "valid" for i in valid}, **{i: "test" for i in test}}
+    return {subjects[i]: split for i, split in names.items()}
