@@ -15,9 +15,9 @@ from sklearn.metrics import roc_auc_score
 
 from medcolor.cli import main
 
-TINY = ["train.image_size=32", "train.bs=64"]
+TINY = ["train.image_size=32", "train.bs=64", "train.lr_find=false"]
 RUN_FILES = ["recipe.yaml", "env.json", "history.csv", "metrics.json", "best.pth", "last.pth", "predictions.csv",
-             "plots/roc.png", "plots/colorizer.png", "plots/loss.png"]
+             "plots/roc.png", "plots/colorizer.png", "plots/loss.png", "plots/lr_find.png", "lr_find.json"]
 
 
 def run_json(capsys, *args) -> dict:
@@ -26,7 +26,7 @@ def run_json(capsys, *args) -> dict:
 
 
 def test_demo_end_to_end_writes_every_run_file(tmp_path, capsys):
-    result = run_json(capsys, "demo", "train.epochs=2", *TINY, "--runs-dir", str(tmp_path))
+    result = run_json(capsys, "demo", "train.epochs=2", *TINY, "train.lr_find=true", "--runs-dir", str(tmp_path))
     run = Path(result["run_dir"])
     assert run.parent == tmp_path / "demo" and run.name.endswith("-resnet18-s0")
     assert all((run / f).is_file() for f in RUN_FILES)
@@ -142,3 +142,59 @@ def test_same_seed_same_metrics(tmp_path, capsys):
     b = run_json(capsys, "demo", "train.epochs=1", *TINY, "--runs-dir", str(tmp_path))
     assert a["run_dir"] != b["run_dir"] and a["auc"] == b["auc"]
     assert np.isclose(a["mean_auc"], b["mean_auc"])
+
+
+def test_same_seed_gives_identical_metrics_json(tmp_path, capsys):
+    a = Path(run_json(capsys, "demo", "train.epochs=1", *TINY, "--runs-dir", str(tmp_path))["run_dir"])
+    b = Path(run_json(capsys, "demo", "train.epochs=1", *TINY, "--runs-dir", str(tmp_path))["run_dir"])
+    assert a != b and (a / "metrics.json").read_bytes() == (b / "metrics.json").read_bytes()
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_best(tmp_path, capsys):
+    code = main(["run", "recipe", "demo", "train.epochs=3", *TINY, "train.max_lr=1e12", "--runs-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and err.strip().splitlines()[-1] == errors[0]
+    assert "the loss became NaN in epoch" in errors[0] and "medcolor lr-find demo" in errors[0]
+    for run in (tmp_path / "demo").iterdir():  # a run that finished an epoch keeps its checkpoints
+        assert (run / "last.pth").is_file()
+
+
+def test_no_room_for_checkpoints_fails_before_a_run_folder(tmp_path, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 20, 9 << 20, 1 << 20))
+    assert main(["run", "recipe", "demo", *TINY, "--runs-dir", str(tmp_path)]) == 2
+    assert "not enough free space for checkpoints" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists() or not any((tmp_path / "demo").iterdir())
+
+
+def test_corrupt_or_foreign_checkpoints_give_one_line(demo_runs, tmp_path, capsys):
+    import shutil
+    _, runs = demo_runs
+    broken = tmp_path / runs[0].name
+    shutil.copytree(runs[0], broken)
+    (broken / "best.pth").write_bytes((broken / "best.pth").read_bytes()[:1000])
+    assert main(["evaluate", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read weights file {broken / 'best.pth'}" in err and err.count("\n") == 1
+    torch.save(build_other_model_state(), broken / "best.pth")
+    assert main(["evaluate", str(broken)]) == 2
+    assert "does not fit this model" in capsys.readouterr().err
+
+
+def build_other_model_state():
+    from medcolor.config import ModelConfig
+    from medcolor.models import build_model
+    return build_model(ModelConfig(colorizer="deconv"), n_out=6).state_dict()
+
+
+def test_recipes_and_specs_are_read_with_safe_load():
+    src = Path(__file__).resolve().parents[1] / "app" / "medcolor"
+    code = "\n".join(p.read_text() for p in src.rglob("*.py"))
+    import re
+    assert "yaml.load(" not in code and "weights_only=False" not in code
+    loads = re.findall(r"torch\.load\(([^)]*)\)", code)
+    assert loads and all("weights_only=True" in args for args in loads)

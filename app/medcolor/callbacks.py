@@ -13,6 +13,11 @@ from fastai.callback.core import Callback
 from .runs import atomic_torch_save, atomic_write
 
 
+def bare(model):
+    """The model inside a DistributedDataParallel wrapper (checkpoints keep the plain keys)."""
+    return getattr(model, "module", model)
+
+
 class RunState(Callback):
     """After each epoch: best.pth when mean AUC improves, then last.pth (weights, optimiser, epoch, history),
     then history.csv, all atomically. On resume it starts from the rows and best score kept in last.pth."""
@@ -40,7 +45,7 @@ class RunState(Callback):
         row["epoch"] = self.epoch
         self.rows.append({k: (float(v) if k != "epoch" else int(v)) for k, v in row.items()})
         self._keep_if_best(row.get(self.monitor, math.nan), self.epoch)
-        atomic_torch_save({"model": self.learn.model.state_dict(), "opt": plain_opt_state(self.learn.opt),
+        atomic_torch_save({"model": bare(self.learn.model).state_dict(), "opt": plain_opt_state(self.learn.opt),
                            "epoch": self.epoch, "rows": self.rows, "best": self.best,
                            "best_epoch": self.best_epoch}, self.run_dir / "last.pth")
         atomic_write(self.run_dir / "history.csv", pd.DataFrame(self.rows).to_csv(index=False))
@@ -51,7 +56,20 @@ class RunState(Callback):
     def _keep_if_best(self, score, epoch):
         if score is not None and not math.isnan(score) and score > self.best:
             self.best, self.best_epoch = float(score), epoch
-            atomic_torch_save(self.learn.model.state_dict(), self.run_dir / "best.pth")
+            atomic_torch_save(bare(self.learn.model).state_dict(), self.run_dir / "best.pth")
+
+
+class StopOnNaN(Callback):
+    """Stop at the first non-finite training loss and remember the epoch (fastai's TerminateOnNaNCallback
+    stops too, but says nothing about where)."""
+
+    order = -9
+
+    def after_batch(self):
+        if self.training and not torch.isfinite(self.learn.loss).all():
+            self.learn.nan_epoch = self.epoch
+            from fastai.callback.core import CancelFitException
+            raise CancelFitException
 
 
 def _plain(obj):

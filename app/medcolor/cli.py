@@ -107,11 +107,12 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
     quiet = quiet or not sys.stdout.isatty()  # progress bars only on a terminal; logs elsewhere
     results = [train.resume(resume, quiet)] if resume else \
         train.run_recipe(recipe, overrides or [], seed=seed, n_seeds=seeds, runs_dir=runs_dir, quiet=quiet)
+    results = [r for r in results if r.get("run_dir")]  # distributed helper ranks write no run
     for r in results:
         score = f"mean AUC {r['mean_auc']:.4f}" if "mean_auc" in r else \
             f"PSNR {r['psnr']['mean']:.2f} dB, SSIM {r['ssim']['mean']:.4f}"
         typer.echo(f"{r['run_dir']}: {score} on {r['split']} (best epoch {r['best_epoch']}, {r['seconds']:.0f} s)")
-    if as_json:
+    if as_json and results:
         _print_json(results[0] if len(results) == 1 else {"runs": results})
 
 

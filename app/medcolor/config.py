@@ -56,6 +56,7 @@ class DataConfig:
     split_col: Optional[str] = None
     allow_absolute_paths: bool = False
     on_bad_image: Literal["skip", "error"] = "skip"
+    verify_images: Literal["auto", "always", "never"] = "auto"  # auto: decode-check tables up to 20,000 images
     mean: float = 0.5028
     std: float = 0.2902
     augment: bool = True
@@ -89,7 +90,7 @@ class TrainConfig:
     seed: int = 0
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     fp16: bool = False
-    channels_last: bool = False
+    channels_last: bool = True
     num_workers: Optional[int] = None
     loggers: list[Literal["csv", "tensorboard", "wandb"]] = field(default_factory=lambda: ["csv"])
     lr_find: bool = False  # run fastai's LR finder first and keep plots/lr_find.png in the run folder

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from .backbones import create_backbone, read_state_dict
@@ -22,6 +23,10 @@ class ColorNet(nn.Module):
 
     def forward(self, x):
         return self.backbone(self.colorizer(x))
+
+    @property
+    def device(self) -> torch.device:  # fastai's DistributedTrainer asks the model for it
+        return next(self.parameters()).device
 
     @property
     def head(self) -> nn.Module:

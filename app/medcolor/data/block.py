@@ -9,7 +9,7 @@ from fastai.vision.all import (ColReader, ColSplitter, Contrast, DataBlock, Flip
                                PILImageBW, RandomCrop, Resize, Rotate, TensorImageBW, Zoom)
 
 from ..config import DataConfig
-from ..errors import UsageError
+from ..errors import RunError, UsageError
 from .cache import use_cache
 from .images import describe, find_bad_images, open_gray, require_existing
 from .readers import Table, read_table
@@ -26,7 +26,11 @@ class GrayImage(PILImageBW):
 
     @classmethod
     def create(cls, fn, **kwargs):
-        return cls(open_gray(fn))
+        try:
+            return cls(open_gray(fn))
+        except (OSError, ValueError, SyntaxError) as e:  # only for tables too large to decode-check up front
+            raise RunError(f"image {fn} does not decode ({type(e).__name__}); run `medcolor data check` and "
+                           f"remove it from the table") from None
 
 
 class LabelReader:
@@ -68,10 +72,14 @@ def build_datablock(cfg: DataConfig, labels: list[str], image_size: int) -> Data
                      item_tfms=item_transforms(cfg, image_size), batch_tfms=batch_transforms(cfg))
 
 
+VERIFY_LIMIT = 20_000  # decoding every image of a larger table would cost minutes at each start
+
+
 def screen_images(cfg: DataConfig, df: pd.DataFrame, checked: bool) -> pd.DataFrame:
-    """Missing files are an error; undecodable ones are skipped with a warning (or an error)."""
+    """Missing files are an error; undecodable ones are skipped with a warning (or an error). Large tables are
+    only checked for existence (verify_images: auto); `medcolor data check` decodes them all once."""
     require_existing(df["path"])
-    if checked:
+    if checked or cfg.verify_images == "never" or (cfg.verify_images == "auto" and len(df) > VERIFY_LIMIT):
         return df
     _, bad = find_bad_images(df["path"])
     if bad and cfg.on_bad_image == "error":
