@@ -45,3 +45,32 @@ def test_masked_targets_are_left_out():
 def test_evaluate_bad_folder(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 2
     assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_predict_gives_probabilities_for_new_images(demo_runs, tmp_path, sample_dir, capsys):
+    import shutil
+
+    import pandas as pd
+
+    _, runs = demo_runs
+    folder = tmp_path / "new"
+    folder.mkdir()
+    for p in sorted((sample_dir / "images").glob("*.png"))[:5]:
+        shutil.copy(p, folder / p.name)
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(runs[0]), str(folder), "--out", str(out)]) == 0
+    preds = pd.read_csv(out)
+    assert len(preds) == 5 and preds.filter(like="p_").shape[1] == 6
+    assert ((preds.filter(like="p_") >= 0) & (preds.filter(like="p_") <= 1)).all().all()
+    assert main(["predict", str(runs[0]), str(folder), "--out", str(out)]) == 2  # never overwrites
+    assert main(["predict", str(runs[0]), str(tmp_path / "missing.png")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unknown_logger_extra_is_named(tmp_path, capsys):
+    import importlib.util
+    if importlib.util.find_spec("tensorboard"):
+        pytest.skip("tensorboard is installed here")
+    assert main(["run", "recipe", "demo", "train.loggers=[csv, tensorboard]", "train.epochs=1",
+                 "train.image_size=32", "train.lr_find=false", "--runs-dir", str(tmp_path)]) == 2
+    assert "pip install 'medcolor[tensorboard]'" in capsys.readouterr().err

@@ -55,6 +55,8 @@ def test_subsets_give_a_size_column_and_a_plot(demo_runs, tmp_path):
         (copy / "recipe.yaml").write_text(yaml.safe_dump(r))
     md = report([tmp_path], plot=str(tmp_path / "size.png"))
     assert md.splitlines()[0].startswith("| size |") and (tmp_path / "size.png").is_file()
+    report([tmp_path], plot=str(tmp_path / "size.png"))  # never overwrites: the second plot gets -2
+    assert (tmp_path / "size-2.png").is_file()
 
 
 def test_no_runs_is_a_clear_error(tmp_path):

@@ -184,6 +184,17 @@ def interpret(run_dir: str = typer.Argument(..., help="a finished run folder"),
         f"top_losses.png, top_losses.csv, confusion.png, colorizer_gallery.png in {r['out_dir']}")
 
 
+@app.command("predict")
+def predict(run_dir: str = typer.Argument(..., help="a finished run folder"),
+            images: List[str] = typer.Argument(..., help="image files or folders"),
+            out: Optional[str] = typer.Option(None, "--out", help="write a CSV here (never overwritten) instead of stdout")):
+    """Probabilities per label for new images, with the run's best model and validation preprocessing."""
+    from .evaluate import predict_images
+
+    frame = predict_images(run_dir, images, out)
+    typer.echo(f"{len(frame)} images -> {out}" if out else frame.to_csv(index=False), nl=bool(out))
+
+
 @data_app.command("summary")
 def data_summary(spec: str = SPEC_ARG, overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
                  csv: Optional[str] = typer.Option(None, "--csv", help="label table (data.csv)"),

@@ -141,3 +141,40 @@ def format_scores(r: dict) -> str:
     if "study_auc" in r:
         lines.append(f"{'study-level (MURA)':<28} {r['study_auc']:>7.4f}")
     return "\n".join(lines + [f"{r['n_images']} images, {r['split']} split; files in {r['out_dir']}"])
+
+
+def image_files(inputs) -> list[str]:
+    from .data.readers import IMAGE_EXTS
+    from .errors import UsageError
+
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files += sorted(str(p) for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+        elif item.is_file():
+            files.append(str(item))
+        else:
+            raise UsageError(f"{item} does not exist; give image files or folders of images")
+    if not files:
+        raise UsageError(f"no images ({', '.join(sorted({'.png', '.jpg', '.jpeg'}))} ...) in {', '.join(map(str, inputs))}")
+    return files
+
+
+def predict_images(run_dir, inputs, out: str | None = None) -> pd.DataFrame:
+    """`medcolor predict`: the run's best model on new images, with the validation preprocessing."""
+    from .errors import UsageError
+    from .train import load_run
+
+    recipe, learn = load_run(run_dir)
+    if recipe.task != "classification":
+        raise UsageError(f"{run_dir} is a {recipe.task} run; predict gives label probabilities of classifiers")
+    if out and Path(out).exists():
+        raise UsageError(f"{out} already exists; choose another --out (medcolor never overwrites)")
+    labels = list(learn.dls.vocab)
+    rows = pd.DataFrame({"path": image_files(inputs)})
+    with learn.no_bar():
+        probs, _ = learn.get_preds(dl=learn.dls.test_dl(rows, with_labels=False))
+    frame = rows.assign(**{f"p_{lab}": probs[:, i].float().numpy() for i, lab in enumerate(labels)})
+    if out:
+        write_csv(Path(out), frame)
+    return frame

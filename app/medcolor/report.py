@@ -96,12 +96,21 @@ def plot_auc_vs_size(table: pd.DataFrame, path: Path) -> None:
     save_figure(fig, path)
 
 
+def free_name(path: Path) -> Path:
+    """`path`, or path-2, path-3 ... when it exists: a report never overwrites a file."""
+    k, out = 1, path
+    while out.exists():
+        k += 1
+        out = path.with_name(f"{path.stem}-{k}{path.suffix}")
+    return out
+
+
 def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png") -> str:
     df = run_rows(find_runs(paths))
     table = aggregate(df)
     metrics = metric_columns(df)
     if plot and table["subset_fraction"].nunique() > 1:
-        plot_auc_vs_size(table, Path(plot))
+        plot_auc_vs_size(table, free_name(Path(plot)))
     if fmt == "csv":
         return table.to_csv(index=False)
     if fmt == "json":

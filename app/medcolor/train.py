@@ -54,6 +54,22 @@ def task_parts(recipe: Recipe, dls):
     return len(dls.vocab), losses.loss_for(single), auc_metrics(list(dls.vocab), single)
 
 
+def logger_callbacks(recipe: Recipe, run_dir: Path) -> list:
+    """train.loggers: csv is history.csv (always written); tensorboard and wandb are fastai's own callbacks."""
+    cbs = []
+    try:
+        if "tensorboard" in recipe.train.loggers:
+            from fastai.callback.tensorboard import TensorBoardCallback
+            cbs.append(TensorBoardCallback(log_dir=str(run_dir / "tensorboard"), trace_model=False))
+        if "wandb" in recipe.train.loggers:
+            from fastai.callback.wandb import WandbCallback
+            cbs.append(WandbCallback(log_preds=False))
+    except ImportError as e:
+        raise UsageError(f"train.loggers needs an optional package ({e.name}): pip install "
+                         f"'medcolor[{'wandb' if 'wandb' in str(e.name) else 'tensorboard'}]'") from None
+    return cbs
+
+
 def extra_callbacks(recipe: Recipe) -> list:
     from .callbacks import AuxReconstruction, mix_callback
     from .modes import bn_callbacks
@@ -123,7 +139,7 @@ def _callbacks(learn, recipe: Recipe, run_dir: Path, quiet: bool, state: dict):
     every = recipe.train.eval_every_iters if recipe.task == "classification" else 0
     evaluate = valid_score(_mean_auc, learn.loss_func.activation) if every else None
     return [RunState(run_dir, monitor=monitor(recipe), eval_every_iters=every, evaluate=evaluate,
-                     log=log if quiet else None, **state)]
+                     log=log if quiet else None, **state)] + logger_callbacks(recipe, run_dir)
 
 
 def rank() -> int:
@@ -278,6 +294,7 @@ def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:
         fit(learn, recipe, None, quiet=True)
         log(f"rank {rank()}: weights {weights_fingerprint(learn.model)}")
         return {"run_dir": None, "rank": rank()}
+    logger_callbacks(recipe, Path(runs_dir))  # a missing optional logger package is bad input: fail now
     check_free_space(runs_dir, learn.model)
     run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed)
     log(f"run folder: {run_dir}")
