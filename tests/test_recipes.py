@@ -55,3 +55,19 @@ def test_cp_copies_and_refuses_to_overwrite(tmp_path):
 def test_ls_rows():
     rows = {r["name"]: r for r in list_recipes()}
     assert rows["demo"]["colorizer"] == "coloru" and rows["demo"]["data"] == "nih-sample" and rows["demo"]["mode"] == 2
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(recipe_files()) if n.startswith(("chexpert-", "mura-", "nih14-"))
+                                  and "aecnn" not in n])
+def test_every_thesis_recipe_also_validates_with_densenet121(name):
+    assert validate(name, ["model.backbone=densenet121"]).model.backbone == "densenet121"
+
+
+def test_python_api_mirrors_the_cli():
+    import medcolor
+
+    recipe = medcolor.load_recipe("demo", ["train.image_size=32", "train.bs=8"])
+    learn = medcolor.build_learner(recipe)
+    assert len(learn.opt.param_lists) == 3  # colorizer, body, head: mode 2 trains all, splitter keeps the parts
+    xb, yb = learn.dls.one_batch()
+    assert xb.shape == (8, 1, 32, 32) and yb.shape == (8, 6)

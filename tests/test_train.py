@@ -198,3 +198,11 @@ def test_recipes_and_specs_are_read_with_safe_load():
     assert "yaml.load(" not in code and "weights_only=False" not in code
     loads = re.findall(r"torch\.load\(([^)]*)\)", code)
     assert loads and all("weights_only=True" in args for args in loads)
+
+
+def test_the_lr_finder_does_not_change_the_run(tmp_path, capsys):
+    a = Path(run_json(capsys, "demo", "train.epochs=1", *TINY, "--runs-dir", str(tmp_path))["run_dir"])
+    b = Path(run_json(capsys, "demo", "train.epochs=1", *TINY, "train.lr_find=true",
+                      "--runs-dir", str(tmp_path))["run_dir"])
+    assert (b / "plots" / "lr_find.png").is_file() and not (a / "plots" / "lr_find.png").exists()
+    assert json.loads((a / "metrics.json").read_text())["auc"] == json.loads((b / "metrics.json").read_text())["auc"]

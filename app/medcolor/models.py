@@ -10,6 +10,7 @@ from .backbones import create_backbone, read_state_dict
 from .colorizers import create_colorizer
 from .config import ModelConfig
 from .errors import UsageError
+from .recipes import CLASSIFIER_ARCHS, RECONSTRUCTION_ARCHS
 
 PARTS = ("colorizer", "body", "head")
 
@@ -44,7 +45,7 @@ class ColorNet(nn.Module):
                 m.reset_parameters()
 
 
-ARCHS = ("colornet", "aecnn", "ae-small", "ae-big", "ae-resnet50", "aecnn-ae")
+ARCHS = CLASSIFIER_ARCHS + RECONSTRUCTION_ARCHS
 
 
 def build_model(cfg: ModelConfig, n_out: int) -> nn.Module:

@@ -72,6 +72,10 @@ def recipe_from_dict(raw: dict) -> Recipe:
     return recipe
 
 
+CLASSIFIER_ARCHS = ("colornet", "aecnn")
+RECONSTRUCTION_ARCHS = ("ae-small", "ae-big", "ae-resnet50", "aecnn-ae")
+
+
 def check_values(r: Recipe) -> list[str]:
     """Checks beyond types: ranges, names that must exist."""
     from .colorizers import list_colorizers
@@ -85,11 +89,9 @@ def check_values(r: Recipe) -> list[str]:
         problems.append(f"train.max_lr must be positive, got {t.max_lr}")
     if m.mode not in (1, 2, 3):
         problems.append(f"model.mode must be 1, 2 or 3, got {m.mode}")
-    if r.task == "reconstruction" and m.arch not in ("ae-small", "ae-big", "ae-resnet50", "aecnn-ae"):
-        problems.append(f"model.arch {m.arch!r} is not a reconstruction model; use ae-small, ae-big, ae-resnet50 "
-                        f"or aecnn-ae")
-    if r.task == "classification" and m.arch not in ("colornet", "aecnn"):
-        problems.append(f"model.arch {m.arch!r} is not a classifier; use colornet or aecnn")
+    allowed = RECONSTRUCTION_ARCHS if r.task == "reconstruction" else CLASSIFIER_ARCHS
+    if m.arch not in allowed:
+        problems.append(f"model.arch {m.arch!r} does not fit task {r.task}; use {', '.join(allowed)}")
     if r.task == "classification" and m.colorizer.lower() not in list_colorizers():
         problems.append(f"model.colorizer {m.colorizer!r} is unknown{closest(m.colorizer.lower(), list_colorizers())}")
     if m.mode == 3 and not m.init_from:

@@ -301,7 +301,11 @@ def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:
     try:
         write_run_start(run_dir, recipe)
         if recipe.train.lr_find:
-            log(f"lr-find: valley suggestion {find_lr(learn, run_dir)['valley']:.2e} (plots/lr_find.png)")
+            from fastai.torch_core import no_random
+
+            with no_random():  # on a learner of its own, leaving every random state as it was: the run is
+                found = find_lr(build_learner(recipe), run_dir)  # the same as without the LR finder
+            log(f"lr-find: valley suggestion {found['valley']:.2e} (plots/lr_find.png)")
         fit(learn, recipe, run_dir, quiet)
     except BaseException:
         if not (run_dir / "last.pth").exists():  # nothing to resume: leave no half-written run behind
