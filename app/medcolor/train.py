@@ -153,17 +153,16 @@ def _world() -> int:
 
 
 def distributed(learn):
-    """fastai's distrib_ctx (accelerate) when launched with `accelerate launch`, else nothing."""
+    """fastai's distrib_ctx (accelerate's Accelerator + DDP) when started by `accelerate launch` or `torchrun`."""
     import contextlib
-    from fastai.torch_core import num_distrib
 
-    if num_distrib() < 2:
+    if _world() < 2:
         return contextlib.nullcontext()
     import fastai.distributed as fd  # adds Learner.distrib_ctx
 
-    if not torch.cuda.is_available():
-        fd.DistributedDL._broadcast = _cpu_broadcast
     cuda = torch.cuda.is_available()
+    if not cuda:
+        fd.DistributedDL._broadcast = _cpu_broadcast
     return learn.distrib_ctx(sync_bn=cuda, **({} if cuda else {"cpu": True}))  # SyncBatchNorm needs CUDA
 
 
@@ -187,14 +186,13 @@ def weights_fingerprint(model) -> str:
 def fit(learn, recipe: Recipe, run_dir: Path | None, quiet: bool, state: dict | None = None) -> None:
     """fit_one_cycle (or fit + ReduceLROnPlateau); only rank 0 of a distributed run writes the run folder."""
     from fastai.callback.progress import ProgressCallback
+    from .callbacks import StopOnNaN
 
     state = state or {}
     learn.path, t = run_dir or Path("."), recipe.train
     if quiet or run_dir is None:
         learn.remove_cb(ProgressCallback)
         learn.logger = lambda *_: None  # RunState logs one line per epoch instead of fastai's raw lists
-    from .callbacks import StopOnNaN
-
     cbs = (_callbacks(learn, recipe, run_dir, quiet, state) if run_dir else []) + [StopOnNaN()]
     start = state.get("start_epoch", 0)
     if t.schedule == "plateau":
