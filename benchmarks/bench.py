@@ -170,7 +170,6 @@ def pipeline_speed(cfg, size: int, batches: int = 8) -> float:
 
 def data_pipeline(model_speed: float) -> None:
     from medcolor.data import load_data_config
-    from medcolor.data.cache import cache_base
     from medcolor.data.summary import cache
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -70,18 +70,6 @@ def apply_mode(learn, mode: int) -> None:
         learn.unfreeze()
 
 
-def set_requires_grad(model: nn.Module, mode: int) -> None:
-    """The same plan without a Learner (model summary, plain PyTorch use)."""
-    frozen = get_mode(mode).frozen
-    for part in PARTS:
-        for p in part_params(model, part):
-            p.requires_grad_(part not in frozen)
-
-
-def trainable_count(model: nn.Module, mode: int) -> int:
-    return sum(p.numel() for part in get_mode(mode).trainable for p in part_params(model, part))
-
-
 def bn_callbacks(freeze_bn_stats: bool) -> list:
     """fastai's BnFreeze keeps the running statistics of frozen BatchNorm layers fixed (eval mode in training)."""
     if not freeze_bn_stats:

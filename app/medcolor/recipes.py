@@ -2,14 +2,13 @@
 torchtune way), `load_recipe` applies `key=value` overrides and validates everything into a `Recipe`."""
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
 import yaml
 
 from ._resources import shipped_dir
-from .config import ModelConfig, Recipe, TrainConfig, apply_overrides, from_dict, to_dict
+from .config import ModelConfig, Recipe, apply_overrides, from_dict, to_dict
 from .errors import UsageError, closest
 
 

@@ -79,11 +79,6 @@ def write_json(path: Path, obj) -> None:
     atomic_write(path, json.dumps(obj, indent=2) + "\n")
 
 
-def read_json(path: Path) -> dict:
-    with open(path) as f:
-        return json.load(f)
-
-
 def environment() -> dict:
     import fastai
     import timm
