@@ -81,6 +81,14 @@ def read_state_dict(path: Path) -> dict:
     return sd
 
 
+def state_dict_mismatch(own: dict, theirs: dict) -> str:
+    """'' when `theirs` fits `own` key for key and shape for shape, else what is wrong, in one line."""
+    missing, unexpected = [k for k in own if k not in theirs], [k for k in theirs if k not in own]
+    wrong = [k for k in own if k in theirs and theirs[k].shape != own[k].shape]
+    return "; ".join(f"{len(keys)} {what} (e.g. {keys[0]})" for what, keys in
+                     (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)) if keys)
+
+
 def _from_file(name: str, n_out: int, path: Path) -> nn.Module:
     import timm
 
@@ -88,14 +96,10 @@ def _from_file(name: str, n_out: int, path: Path) -> nn.Module:
     sd = _timm_key_filter(model)(read_state_dict(path), model)
     head = next(n for n, m in model.named_modules() if m is model.get_classifier())
     sd = {k: v for k, v in sd.items() if not k.startswith(head + ".")}  # the head is always new
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd and not k.startswith(head + ".")]
-    unexpected = [k for k in sd if k not in own]
-    wrong = [k for k in sd if k in own and sd[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        raise UsageError(f"weights file {path} does not fit backbone {name!r}: " + "; ".join(
-            f"{len(keys)} {what} (e.g. {keys[0]})" for what, keys in
-            (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)) if keys))
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith(head + ".")}
+    problem = state_dict_mismatch(own, sd)
+    if problem:
+        raise UsageError(f"weights file {path} does not fit backbone {name!r}: {problem}")
     model.load_state_dict(sd, strict=False)
     return model
 

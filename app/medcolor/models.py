@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .backbones import create_backbone, read_state_dict
+from .backbones import create_backbone, read_state_dict, state_dict_mismatch
 from .colorizers import create_colorizer
 from .config import ModelConfig
 from .errors import UsageError
@@ -108,11 +108,7 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     """Load a whole-model checkpoint (best.pth) strictly; a mismatch is one line naming the file and the keys."""
     path = Path(path)
     sd = read_state_dict(path)
-    own = model.state_dict()
-    missing, unexpected = [k for k in own if k not in sd], [k for k in sd if k not in own]
-    wrong = [k for k in own if k in sd and sd[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        raise UsageError(f"checkpoint {path} does not fit this model: " + "; ".join(
-            f"{len(keys)} {what} (e.g. {keys[0]})" for what, keys in
-            (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)) if keys))
+    problem = state_dict_mismatch(model.state_dict(), sd)
+    if problem:
+        raise UsageError(f"checkpoint {path} does not fit this model: {problem}")
     model.load_state_dict(sd)

@@ -39,19 +39,15 @@ def get_mode(number: int) -> Mode:
     return MODES[number]
 
 
-def part_params(model: nn.Module, part: str) -> list[nn.Parameter]:
-    return part_parameters(model, part)
-
-
 def param_groups(model: nn.Module, mode: int) -> list[list[nn.Parameter]]:
     """Parameter groups in freeze order (frozen parts first); empty parts (colorizer `none`) are left out."""
     m = get_mode(mode)
-    groups = [part_params(model, part) for part in m.frozen + m.trainable]
+    groups = [part_parameters(model, part) for part in m.frozen + m.trainable]
     return [g for g in groups if g]
 
 
 def n_frozen_groups(model: nn.Module, mode: int) -> int:
-    return sum(1 for part in get_mode(mode).frozen if part_params(model, part))
+    return sum(1 for part in get_mode(mode).frozen if part_parameters(model, part))
 
 
 def splitter_for(mode: int):

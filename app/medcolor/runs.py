@@ -12,28 +12,25 @@ from .errors import RunError, UsageError
 
 
 def new_run_dir(runs_dir: Path, recipe: str, backbone: str, seed: int, suffix: str = "") -> Path:
-    """A fresh folder; two runs started in the same second get -2, -3, ... (mkdir is atomic)."""
+    """A fresh run folder with an empty plots/ inside."""
     parent = Path(runs_dir) / recipe
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot create runs folder {parent}: {e.strerror}; pass --runs-dir to a writable place") from None
     stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{backbone.replace('/', '_')}-s{seed}{suffix}"
-    for k in range(1, 1000):
-        path = parent / (stem if k == 1 else f"{stem}-{k}")
-        try:
-            path.mkdir()
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise UsageError(f"cannot create run folder {path}: {e.strerror}; pass --runs-dir to a writable place") from None
-        (path / "plots").mkdir()
-        return path
-    raise RunError(f"too many runs named {stem} in {parent}")
+    try:
+        path = new_subdir(parent, stem)
+    except OSError as e:
+        raise UsageError(f"cannot create a run folder in {parent}: {e.strerror}; pass --runs-dir to a writable "
+                         f"place") from None
+    (path / "plots").mkdir()
+    return path
 
 
 def new_subdir(run_dir: Path, name: str) -> Path:
-    """run_dir/name, or name-2, name-3 ... when it exists: files of a finished run are never overwritten."""
+    """run_dir/name, or name-2, name-3 ... when it exists (mkdir is atomic, so two runs started in the same
+    second get their own folders, and files of a finished run are never overwritten)."""
     for k in range(1, 1000):
         path = Path(run_dir) / (name if k == 1 else f"{name}-{k}")
         try:
