@@ -35,6 +35,7 @@ def test_aecnn_stages_1_2_3_chain_and_log_both_losses(tmp_path, capsys):
 
     root = nih(tmp_path, n=40, size=128)
     tiny = [f"data.root={root}", "model.pretrained=false", "train.epochs=1", "train.bs=4", "data.resize_to=128",
+            "data.valid_resize=128",
             "train.image_size=128"]
     runs = tmp_path / "runs"
     assert main(["run", "recipe", "nih14-aecnn-stage3", *tiny, "--runs-dir", str(runs), "--json"]) == 0
@@ -49,3 +50,39 @@ def test_aecnn_stages_1_2_3_chain_and_log_both_losses(tmp_path, capsys):
     assert (history[["train_bce", "train_mse"]] > 0).all().all()
     best = torch.load(Path(result["run_dir"]) / "best.pth", weights_only=True)
     assert "colorizer.encoder.0.weight" in best and "backbone.classifier.weight" in best
+
+
+def test_resnet50_autoencoder_takes_and_returns_three_channels():
+    from medcolor.config import ModelConfig
+    from medcolor.models import build_model
+    from medcolor.reconstruction import mse_loss, per_image_psnr
+
+    model = build_model(ModelConfig(arch="ae-resnet50", backbone="resnet50"), n_out=1).eval()
+    assert model.encoder.conv1.in_channels == 3 and model.decoder[-1].out_channels == 3  # as the source (seed 002)
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (2, 3, 64, 64)
+    assert torch.allclose(mse_loss(y, x), ((y - x) ** 2).mean())  # each channel against the gray target
+    assert per_image_psnr(x.expand(-1, 3, -1, -1), x).isinf().all()
+
+
+def test_optimisers_follow_the_sources():
+    """Adam with PyTorch's defaults (AECNN), RMSprop with Keras' rho 0.9 and eps 1e-7 (IXI), read back from the
+    Learner's optimiser."""
+    from medcolor.recipes import load_recipe
+    from medcolor.train import optimizer
+
+    adam = optimizer(load_recipe("nih14-aecnn-stage2"))([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
+    assert (adam.hypers[0]["mom"], adam.hypers[0]["sqr_mom"], adam.hypers[0]["eps"]) == (0.9, 0.999, 1e-8)
+    rms = optimizer(load_recipe("ixi-ae-small-mse"))([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    assert (rms.hypers[0]["sqr_mom"], rms.hypers[0]["eps"]) == (0.9, 1e-7)
+    s1, s2 = load_recipe("nih14-aecnn-stage1"), load_recipe("nih14-aecnn-stage2")
+    assert (s2.train.opt, s2.train.max_lr, s2.train.schedule) == (s1.train.opt, s1.train.max_lr, s1.train.schedule)
+    fmix = load_recipe("nih14-aecnn-stage1-fmix")
+    assert fmix.train.mix == "fmix" and not fmix.data.augment  # FMix replaces stage 1's augmentations
+    sizes = {f"{a}-{loss}": load_recipe(f"ixi-ae-{a}-{loss}").train.bs for a in ("small", "big", "resnet50")
+             for loss in ("mse", "dssim")}
+    assert sizes == {"small-mse": 32, "small-dssim": 32, "big-mse": 32, "big-dssim": 24, "resnet50-mse": 8,
+                     "resnet50-dssim": 8}
+    assert load_recipe("ixi-ae-resnet50-mse").train.opt == "adam"

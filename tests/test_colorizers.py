@@ -37,6 +37,28 @@ def test_pixelshuffle_uses_icnr_so_subpixels_start_identical():
     assert torch.equal(per_channel, per_channel[:, :1].expand_as(per_channel))
 
 
+def _std_ratio(conv, init) -> float:
+    """Observed weight std over the std that `init` ('default' = PyTorch's, 'xavier') gives this conv."""
+    import math
+
+    fan_in = conv.weight[0].numel()
+    fan_out = conv.out_channels * conv.weight[0, 0].numel()
+    bound = 1 / math.sqrt(fan_in) if init == "default" else math.sqrt(6 / (fan_in + fan_out))
+    return float(conv.weight.detach().std()) / (bound / math.sqrt(3))
+
+
+def test_pixelshuffle_init_is_icnr_plus_pytorch_defaults_and_deconv_keeps_xavier():
+    torch.manual_seed(0)
+    ps, dc = create_colorizer("pixelshuffle"), create_colorizer("deconv")  # thesis B.1.2
+    for conv in (ps.features[0], ps.features[4].body[0], ps.features[11].body[3]):
+        assert _std_ratio(conv, "default") == pytest.approx(1, abs=0.1)
+        assert abs(_std_ratio(conv, "xavier") - 1) > 0.3  # distinguishable from Xavier
+    for conv in (dc.features[0], dc.features[4].body[0], dc.to_rgb):
+        assert _std_ratio(conv, "xavier") == pytest.approx(1, abs=0.1)
+    bns = [m for m in ps.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(torch.equal(b.weight, torch.ones_like(b.weight)) and not b.bias.any() for b in bns)
+
+
 def test_coloru_ends_with_a_1x1_conv_to_three_channels():
     last = create_colorizer("coloru").out[-1]
     assert isinstance(last, torch.nn.Conv2d) and last.kernel_size == (1, 1) and last.out_channels == 3

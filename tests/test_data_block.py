@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -80,3 +83,81 @@ def test_cache_is_used_automatically(tmp_path, monkeypatch):
     dls = build_dls_from_config(cfg, 32, bs=4)
     assert all(p.startswith(str(tmp_path / "cache")) for p in dls.table.df["path"])
     assert not build_dls_from_config(cfg, 40, bs=4).table.df["path"].str.startswith(str(tmp_path / "cache")).any()
+
+
+def _jpegs(root, n_per_class=8, size=(500, 600)):
+    import numpy as np
+    from PIL import Image
+
+    for c, cls in enumerate(("normal", "pneumonia")):
+        (root / cls).mkdir(parents=True)
+        for i in range(n_per_class):  # full-size JPEGs, gray and RGB mixed
+            a = np.random.default_rng(c * 100 + i).integers(0, 256, size[::-1], dtype=np.uint8)
+            im = Image.fromarray(a)
+            (im.convert("RGB") if i % 2 else im).save(root / cls / f"{i}.jpg")
+    return root
+
+
+def test_a_dataset_smaller_than_one_batch_trains_with_a_warning(tmp_path, capsys):
+    from medcolor.cli import main
+
+    root = _jpegs(tmp_path / "xrays")
+    args = ["run", "recipe", "demo", "data.spec=folder", f"data.root={root}", "train.epochs=1", "train.image_size=32",
+            "--runs-dir", str(tmp_path / "runs"), "--json"]
+    assert main(args) == 0  # the demo's bs 32 > 10 training images
+    out = capsys.readouterr()
+    warnings = [line for line in out.err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: only 10 training images, fewer than train.bs=32: using batch size 10"]
+    assert "Traceback" not in out.err
+    run = json.loads(out.out.strip().splitlines()[-1])["run_dir"]
+    assert {"best.pth", "metrics.json", "predictions.csv"} <= {p.name for p in Path(run).iterdir()}
+
+
+def _pngs(root, layout: dict, size=(20, 20)):
+    import numpy as np
+    from PIL import Image
+
+    for rel, n in layout.items():
+        (root / rel).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.random.default_rng(i).integers(0, 256, size[::-1], dtype=np.uint8)).save(
+                root / rel / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("layout,match", [
+    ({"train/a": 4, "train/b": 4, "valid/a": 3}, "the valid split has images of one class only (a: 3, b: 0)"),
+    ({"a": 2, "b": 1}, "the train split has images of one class only (a: 2, b: 0)"),
+    ({"train/a": 1, "valid/a": 1, "valid/b": 1}, "the train split has images of one class only (a: 1, b: 0)"),
+])
+def test_degenerate_splits_are_one_line_errors_before_a_run_folder(tmp_path, capsys, layout, match):
+    from medcolor.cli import main
+
+    root = _pngs(tmp_path / "xrays", layout)
+    runs = tmp_path / "runs"
+    assert main(["run", "recipe", "demo", "data.spec=folder", f"data.root={root}", "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {match}; a classifier needs at least two classes in train and in valid\n"
+    assert not runs.exists()
+
+
+def test_images_smaller_than_the_crop_are_upscaled(tmp_path):
+    root = _pngs(tmp_path / "xrays", {"a": 6, "b": 6}, size=(12, 9))
+    x, _ = batch("folder", root, size=64)[1]
+    assert x.shape == (4, 1, 64, 64)
+
+
+def test_aecnn_validation_resizes_the_whole_image_instead_of_cropping(tmp_path):
+    """Stage 1 trains on random 224 crops of 256-resized images and validates on the 256-resized images (source)."""
+    import numpy as np
+    from PIL import Image
+
+    root = nih(tmp_path, n=40, size=64)
+    cfg = load_data_config("chestxray14", ["resize_to=64", "valid_resize=48", "augment=false", "mean=0", "std=1"],
+                           root=str(root))
+    dls = build_dls_from_config(cfg, 32, bs=4)
+    assert dls.one_batch()[0].shape[-2:] == (32, 32)  # random crops in training
+    xv, _ = dls.valid.one_batch()
+    assert xv.shape[-2:] == (48, 48)
+    first = Image.open(dls.valid.items["path"].iloc[0]).convert("L").resize((48, 48), Image.BILINEAR)
+    assert np.abs(xv[0, 0].cpu().numpy() * 255 - np.asarray(first, dtype=np.float32)).mean() < 8  # whole image

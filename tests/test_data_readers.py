@@ -90,3 +90,23 @@ def test_unknown_spec_lists_known_ones():
     with pytest.raises(UsageError, match="unknown data spec 'chexpret' \\(did you mean chexpert\\?\\); known specs: "
                                          "chestxray14, chexpert"):
         load_data_config("chexpret")
+
+
+def test_ixi_duplicated_subject_ids_keep_the_first_row_and_unlisted_subjects_train(tmp_path, capsys):
+    """The real IXI.xls lists some subjects twice (512, 513, 523); subjects it does not list go to training."""
+    import pandas as pd
+    from medcolor.cli import main
+    from fixtures import ixi
+
+    root = ixi(tmp_path, n_subjects=10)
+    demo = pd.read_csv(root / "IXI.csv")
+    demo = pd.concat([demo.iloc[:8], demo.iloc[[2, 3]].assign(ETHNIC_ID=9)], ignore_index=True)  # 2 repeated, 2 unlisted
+    demo.to_csv(root / "IXI.csv", index=False)
+    args = ["data", "summary", "ixi", "--root", str(root), "slices=5:7", "valid_pct=0.25", "test_pct=0.25"]
+    assert main(args + ["--json"]) == 0
+    out = capsys.readouterr()
+    assert out.err == "warning: IXI.csv lists 2 subject IDs more than once (IXI014, IXI015); keeping the first row of each\n"
+    t = read_table(load_data_config("ixi", args[5:], root=str(root)))
+    split = t.df.drop_duplicates("group").set_index("group")["split"]
+    assert split["IXI020"] == split["IXI021"] == "train"  # not in the demographics table
+    assert (split.drop(["IXI020", "IXI021"]) != "train").sum() == 4  # 8 listed subjects: 2 valid, 2 test

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from medcolor.errors import UsageError
@@ -6,12 +8,55 @@ from medcolor.recipes import copy_recipe, list_recipes, load_recipe, recipe_file
 REQUIRED = ([f"chexpert-{c}-mode{m}" for c in ("baseline", "deconv", "pixelshuffle", "colorU") for m in (1, 2)]
             + [f"mura-{c}-mode{m}" for c in ("baseline", "deconv", "pixelshuffle", "colorU") for m in (1, 2)]
             + [f"mura-{c}-from-chexpert-mode{m}" for c in ("deconv", "pixelshuffle", "colorU") for m in (1, 2, 3)]
-            + ["nih14-baseline-mode3", "nih14-pixelshuffle-from-chexpert-mode3", "nih14-all-from-chexpert-mode3",
-               "nih14-pixelshuffle-mode1", "nih14-baseline-mode2", "demo"])
+            + [f"mura-{c}-from-chexpert-all" for c in ("deconv", "pixelshuffle", "colorU")]
+            + ["demo"])
+# Thesis Table 5.5 (ChestX-ray14): recipe -> (mode, what it starts from beside ImageNet)
+TABLE_5_5 = {"nih14-baseline-mode3": (3, None), "nih14-pixelshuffle-from-chexpert-mode3": (3, "recipe:chexpert-pixelshuffle-mode1"),
+             "nih14-all-from-chexpert-mode3": (3, "recipe:chexpert-pixelshuffle-mode2"),
+             "nih14-pixelshuffle-mode1": (1, None), "nih14-baseline-mode2": (2, None),
+             "nih14-pixelshuffle-from-chexpert-mode2": (2, "recipe:chexpert-pixelshuffle-mode1"),
+             "nih14-all-from-chexpert-mode2": (2, "recipe:chexpert-pixelshuffle-mode2"),
+             "nih14-pixelshuffle-mode2": (2, "recipe:nih14-pixelshuffle-mode1")}
 
 
 def test_all_required_recipes_ship():
-    assert set(REQUIRED) <= set(recipe_files())
+    assert set(REQUIRED) | set(TABLE_5_5) <= set(recipe_files())
+
+
+def test_table_5_5_recipes_start_where_the_thesis_started(capsys):
+    import yaml
+    from medcolor.cli import main
+
+    assert main(["recipes", "ls", "--json"]) == 0
+    listed = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    for name, (mode, init_from) in TABLE_5_5.items():
+        assert listed[name]["mode"] == mode and listed[name]["backbone"] == "resnet18.tv_in1k"
+        assert main(["recipes", "show", name]) == 0
+        shown = yaml.safe_load(capsys.readouterr().out)["model"]
+        assert (shown["pretrained"], shown["pretrained_tag"], shown["init_from"]) == (True, "tv_in1k", init_from)
+        assert load_recipe(name).train.eval_every_iters == 43_520  # thesis B.2.3
+
+
+def test_thesis_recipes_load_torchvision_weights_for_either_backbone(monkeypatch):
+    """thesis: PyTorch 1.4 torchvision models, i.e. timm's tv_in1k tags (timm's defaults are other weights)."""
+    from medcolor import backbones
+    from medcolor.models import build_model
+
+    asked = []
+    monkeypatch.setattr(backbones, "_from_hub", lambda name, n_out: asked.append(name) or
+                        backbones.timm_model(name.split(".")[0], n_out))
+    for backbone in ("resnet18", "densenet121"):
+        r = validate("chexpert-deconv-mode1", [f"model.backbone={backbone}"])
+        build_model(r.model, n_out=5)
+    assert asked == ["resnet18.tv_in1k", "densenet121.tv_in1k"]
+    with pytest.raises(UsageError, match="timm has no ImageNet weights 'resnet18.nope'"):
+        validate("chexpert-deconv-mode1", ["model.pretrained_tag=nope"])
+
+
+def test_mura_recipes_keep_the_best_model_every_2048_iterations():
+    names = [n for n in recipe_files() if n.startswith("mura-")]
+    assert len(names) == 8 + 9 + 3 and all(load_recipe(n).train.eval_every_iters == 2048 for n in names)
+    assert load_recipe("mura-deconv-from-chexpert-all").model.init_from == "recipe:mura-deconv-from-chexpert-mode1"
 
 
 @pytest.mark.parametrize("name", sorted(recipe_files()))

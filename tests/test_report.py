@@ -61,3 +61,31 @@ def test_subsets_give_a_size_column_and_a_plot(demo_runs, tmp_path):
 def test_no_runs_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError, match="no finished runs"):
         find_runs([tmp_path])
+
+
+def test_runs_with_different_starting_points_are_not_averaged(demo_runs, tmp_path):
+    """A Table 5.3 run (mode 2 after its own mode-1 run) and a Table 5.4 'All' run (after the mode-1 run that took
+    the CheXpert colorizer) must be two rows even when their recipe fields are the same."""
+    import shutil
+
+    _, runs = demo_runs
+    for k, start in enumerate(["imagenet:tv_in1k + mura-deconv-mode1[colorizer,body]",
+                               "imagenet:tv_in1k + mura-deconv-from-chexpert-mode1[colorizer,body]"]):
+        copy = tmp_path / "demo" / f"{runs[k].name}-{k}"
+        shutil.copytree(runs[k], copy)
+        metrics = json.loads((copy / "metrics.json").read_text())
+        (copy / "metrics.json").write_text(json.dumps({**metrics, "start": start}))
+    md = report([tmp_path])
+    assert md.splitlines()[0].startswith("| recipe | model | colorizer | strategy | starts from | runs |")
+    assert len(md.splitlines()) == 4 and "mura-deconv-from-chexpert-mode1[colorizer,body]" in md
+
+
+def test_starting_point_names_recipes_and_run_folders(demo_runs):
+    from medcolor.runs import starting_point
+
+    _, runs = demo_runs
+    assert starting_point({"pretrained": True, "pretrained_tag": "tv_in1k", "init_from": str(runs[0] / "best.pth"),
+                           "init_parts": ["colorizer"]}) == "imagenet:tv_in1k + demo[colorizer]"
+    assert starting_point({"pretrained": False, "init_from": ["recipe:a", "recipe:b"],
+                           "init_parts": [["body", "head"], ["colorizer"]]}) == "random + a[body,head] + b[colorizer]"
+    assert json.loads((runs[0] / "metrics.json").read_text())["start"] == "random"

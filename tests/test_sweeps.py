@@ -11,7 +11,9 @@ def test_thesis_sweeps_expand_to_their_grids():
     t51 = expand(load_sweep("table5-1"))
     assert len(t51) == 2 * 4 * 2 * 3 and len(set(t51)) == 48
     t56 = expand(load_sweep("table5-6"))
-    assert len(t56) == 4 * 3 * 5
+    assert len(t56) == 4 * 3 * 6
+    assert {dict(o.split('=') for o in j.overrides)['data.subset.fraction'] for j in t56} == \
+        {'0.1', '0.05', '0.01', '0.005', '0.002', '0.001'}  # thesis Table 5.6: six sizes
     assert "data.subset.seed=8829" in t56[-1].overrides or any("data.subset.seed=8829" in j.overrides for j in t56)
 
 
@@ -47,3 +49,11 @@ def test_stopped_sweep_restarts_with_only_the_missing_runs(tmp_path, capsys):
     assert len(list((runs / "demo").iterdir())) == 2
     assert main(["run", "sweep", str(sweep), "--runs-dir", str(runs), "--dry-run", "--json"]) == 0
     assert [r["status"] for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1])] == ["done", "done"]
+
+
+def test_table_5_6_dry_run_lists_six_subset_sizes(tmp_path, capsys):
+    assert main(["run", "sweep", "table5-6", "--dry-run", "--runs-dir", str(tmp_path), "--json"]) == 0
+    jobs = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    sizes = {o.split("=")[1] for j in jobs for o in j["job"].split() if o.startswith("data.subset.fraction=")}
+    assert len(jobs) == 72 and sizes == {"0.1", "0.05", "0.01", "0.005", "0.002", "0.001"}
+    assert {j["status"] for j in jobs} == {"todo"}

@@ -60,20 +60,21 @@ BIG = [(64, 2), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (256, 1), (256,
 
 
 class TimmAutoencoder(nn.Module):
-    """A timm body (resnet50: 2048 channels at 1/32) as encoder on the gray slice repeated to 3 channels; 5 up blocks."""
+    """A timm body (resnet50: 2048 channels at 1/32) as encoder; 5 up blocks. Like the source (seed 002) it takes
+    and returns 3 channels: a gray slice is repeated to 3 channels, and losses compare each output channel with it."""
 
-    def __init__(self, name: str = "resnet50", pretrained: bool = False, weights=None):
+    def __init__(self, name: str = "resnet50", pretrained: bool = False, weights=None, tag=None):
         super().__init__()
         from .backbones import create_backbone
 
-        body = create_backbone(name, 1, pretrained=pretrained, weights=weights)
+        body = create_backbone(name, 1, pretrained=pretrained, weights=weights, tag=tag)
         body.reset_classifier(0, "")
         self.encoder = body
         ups, cin = [], body.num_features
         for cout in (512, 256, 128, 64, 32):
             ups.append(up_block(cin, cout))
             cin = cout
-        self.decoder = nn.Sequential(*ups, nn.Conv2d(32, 1, 3, 1, 1, bias=False))
+        self.decoder = nn.Sequential(*ups, nn.Conv2d(32, 3, 3, 1, 1, bias=False))
 
     def forward(self, x):
         return self.decoder(self.encoder.forward_features(x.expand(-1, 3, -1, -1)))
@@ -114,5 +115,5 @@ class FrontEndAutoencoder(nn.Module):
 
 AUTOENCODERS = {"ae-small": lambda cfg: ResNetAutoencoder(SMALL), "ae-big": lambda cfg: ResNetAutoencoder(BIG),
                 "ae-resnet50": lambda cfg: TimmAutoencoder(cfg.backbone if cfg.backbone != "resnet18" else "resnet50",
-                                                           cfg.pretrained, cfg.weights),
+                                                           cfg.pretrained, cfg.weights, cfg.pretrained_tag),
                 "aecnn-ae": lambda cfg: FrontEndAutoencoder()}

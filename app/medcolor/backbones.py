@@ -13,24 +13,40 @@ from torch import nn
 from .errors import UsageError, closest
 
 
-def check_backbone_name(name: str) -> None:
+def check_backbone_name(name: str, tag: str | None = None) -> None:
+    """The architecture exists in timm, and so does the weight tag (resnet18.tv_in1k) when one is named."""
     import timm
 
     arch = name.split(".")[0]
     if not timm.is_model(arch):
         raise UsageError(f"unknown timm backbone {name!r}{closest(arch, timm.list_models())}; "
                          f"`python -c \"import timm; print(timm.list_models('resnet*'))\"` lists them")
+    tagged = with_tag(name, tag)
+    if "." in tagged and tagged not in timm.list_pretrained(f"{arch}.*"):
+        raise UsageError(f"timm has no ImageNet weights {tagged!r}; it has "
+                         f"{', '.join(timm.list_pretrained(f'{arch}.*')) or 'none for ' + arch}")
 
 
-def create_backbone(name: str, n_out: int, pretrained: bool = False, weights: str | Path | None = None) -> nn.Module:
-    """A timm model whose classifier is Linear(num_features, n_out)."""
-    import timm
+def with_tag(name: str, tag: str | None) -> str:
+    """resnet18 + tv_in1k -> resnet18.tv_in1k; a name that already carries a tag keeps it."""
+    return f"{name}.{tag}" if tag and "." not in name else name
 
-    check_backbone_name(name)
+
+def create_backbone(name: str, n_out: int, pretrained: bool = False, weights: str | Path | None = None,
+                    tag: str | None = None) -> nn.Module:
+    """A timm model whose classifier is Linear(num_features, n_out); ImageNet weights from a file or the hub."""
+    check_backbone_name(name, tag if pretrained and not weights else None)
     if weights:
         return _from_file(name, n_out, Path(weights))
     if pretrained:
-        return _from_hub(name, n_out)
+        return _from_hub(with_tag(name, tag), n_out)
+    return timm_model(name, n_out)
+
+
+def timm_model(name: str, n_out: int) -> nn.Module:
+    """The architecture alone, randomly initialised."""
+    import timm
+
     return timm.create_model(name, pretrained=False, num_classes=n_out)
 
 
@@ -90,9 +106,7 @@ def state_dict_mismatch(own: dict, theirs: dict) -> str:
 
 
 def _from_file(name: str, n_out: int, path: Path) -> nn.Module:
-    import timm
-
-    model = timm.create_model(name, pretrained=False, num_classes=n_out)
+    model = timm_model(name, n_out)
     sd = _timm_key_filter(model)(read_state_dict(path), model)
     head = next(n for n, m in model.named_modules() if m is model.get_classifier())
     sd = {k: v for k, v in sd.items() if not k.startswith(head + ".")}  # the head is always new

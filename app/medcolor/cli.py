@@ -237,7 +237,13 @@ def _quiet_warnings() -> None:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.showwarning = lambda message, *_args, **_kw: typer.echo(f"warning: {message}", err=True)
+    seen = set()  # each warning once, though e.g. the LR finder's own learner reads the data again
+
+    def show(message, *_args, **_kw):
+        if str(message) not in seen:
+            seen.add(str(message))
+            typer.echo(f"warning: {message}", err=True)
+    warnings.showwarning = show
 
 
 def main(argv: Optional[List[str]] = None) -> int:

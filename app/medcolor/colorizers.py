@@ -105,7 +105,8 @@ class DeconvColorizer(_ResidualColorizer):
 
 @register("pixelshuffle")
 class PixelShuffleColorizer(_ResidualColorizer):
-    """Stem + blocks -> Conv 64->48 k1 (ICNR) -> BN -> PixelShuffle(4) -> pad + blur (no checkerboard)."""
+    """Stem + blocks -> Conv 64->48 k1 (ICNR) -> BN -> PixelShuffle(4) -> pad + blur (no checkerboard).
+    Init as the thesis (B.1.2): ICNR for the 1x1 conv, PyTorch's defaults elsewhere (BatchNorm 1 / 0)."""
 
     def __init__(self, scale: int = 4):
         super().__init__()
@@ -116,7 +117,6 @@ class PixelShuffleColorizer(_ResidualColorizer):
         self.norm = nn.BatchNorm2d(3 * scale**2)
         self.shuffle = nn.PixelShuffle(scale)
         self.blur = nn.Sequential(nn.ReplicationPad2d((1, 0, 1, 0)), nn.AvgPool2d(2, stride=1))
-        _init_xavier_bn(self)
         with torch.no_grad():
             self.to_subpixels.weight.copy_(icnr_init(self.to_subpixels.weight, scale=scale))
 

@@ -23,6 +23,7 @@ class ModelConfig:
     colorizer: str = "none"
     mode: int = 1
     pretrained: bool = False
+    pretrained_tag: Optional[str] = None  # timm weight tag used with pretrained (tv_in1k: torchvision's, the thesis's)
     weights: Optional[str] = None
     init_from: Union[str, list[str], None] = None
     init_parts: list[Any] = field(default_factory=lambda: ["colorizer", "body"])  # one list per init_from entry
@@ -67,6 +68,7 @@ class DataConfig:
     vflip: bool = False           # vertical flips too (reconstruction patches)
     contrast: float = 0.0         # contrast jitter (AECNN: 0.25)
     resize_to: Optional[int] = None   # resize first, then random crops of train.image_size (AECNN: 256 -> 224)
+    valid_resize: Optional[int] = None  # with resize_to: validation / test images resized to this (no crop)
     crop: Literal["resize", "random"] = "resize"  # reconstruction: resize slices, or random patches
     denoise: bool = False         # reconstruction: blur / cut-out / dropout on the input only
     test_pct: float = 0.0         # share of subjects held out for testing (ixi)

@@ -58,7 +58,8 @@ def build_model(cfg: ModelConfig, n_out: int) -> nn.Module:
     if cfg.arch not in ARCHS:
         raise UsageError(f"unknown model.arch {cfg.arch!r}; choose from {', '.join(ARCHS)}")
     front = AECNNFrontEnd() if cfg.arch == "aecnn" else create_colorizer(cfg.colorizer)
-    return ColorNet(front, create_backbone(cfg.backbone, n_out, pretrained=cfg.pretrained, weights=cfg.weights))
+    return ColorNet(front, create_backbone(cfg.backbone, n_out, pretrained=cfg.pretrained, weights=cfg.weights,
+                                             tag=cfg.pretrained_tag))
 
 
 def part_of(model: nn.Module, key: str) -> str:

@@ -93,8 +93,10 @@ def check_values(r: Recipe) -> list[str]:
         problems.append(f"model.arch {m.arch!r} does not fit task {r.task}; use {', '.join(allowed)}")
     if r.task == "classification" and m.colorizer.lower() not in list_colorizers():
         problems.append(f"model.colorizer {m.colorizer!r} is unknown{closest(m.colorizer.lower(), list_colorizers())}")
-    if m.mode == 3 and not m.init_from:
-        problems.append("model.mode 3 trains only the head: set model.init_from to a run folder or recipe:NAME")
+    imagenet_probe = m.colorizer.lower() in ("none", "gray") and (m.pretrained or m.weights)
+    if m.mode == 3 and not m.init_from and not imagenet_probe:  # mode 3 without a colorizer = mode 1 (Table 4.3)
+        problems.append("model.mode 3 trains only the head: set model.init_from to a run folder or recipe:NAME "
+                        "(or, without a colorizer, load ImageNet weights: model.pretrained / model.weights)")
     for part in (p for entry in m.init_parts for p in (entry if isinstance(entry, list) else [entry])):
         if part not in ("colorizer", "body", "head"):
             problems.append(f"model.init_parts entries must be colorizer, body or head, got {part!r}")
@@ -110,8 +112,11 @@ def list_recipes() -> list[dict]:
     for name, path in recipe_files().items():
         raw = read_yaml(path)
         model, data = raw.get("model", {}), raw.get("data", {})
+        backbone = model.get("backbone", ModelConfig.backbone)
+        if model.get("pretrained") and model.get("pretrained_tag") and "." not in backbone:
+            backbone = f"{backbone}.{model['pretrained_tag']}"  # the ImageNet weights it starts from
         rows.append({"name": name, "task": raw.get("task", "classification"), "data": data.get("spec", ""),
-                     "backbone": model.get("backbone", ModelConfig.backbone),
+                     "backbone": backbone,
                      "colorizer": model.get("colorizer", ModelConfig.colorizer) if raw.get("task") != "reconstruction"
                      else model.get("arch", ""), "mode": model.get("mode", ModelConfig.mode),
                      "description": raw.get("description", "")})
@@ -143,5 +148,5 @@ def validate(name_or_path: str, overrides=()) -> Recipe:
 
     r = load_recipe(name_or_path, overrides)
     if r.task == "classification":
-        check_backbone_name(r.model.backbone)
+        check_backbone_name(r.model.backbone, r.model.pretrained_tag if r.model.pretrained else None)
     return r

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .config import DataConfig, Recipe
 
@@ -98,27 +97,37 @@ def build_recon_dls(recipe: Recipe, num_workers: int, device=None):
     return dls
 
 
+def like(target, pred):
+    """The gray target repeated to the prediction's channels (the ResNet50 autoencoder returns 3, as in the source)."""
+    return target.expand_as(pred) if target.shape[1] != pred.shape[1] else target
+
+
 def dssim_loss(pred, target):
     """DSSIM = (1 - SSIM) / 2, differentiable (torchmetrics' SSIM)."""
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-    return (1 - ssim(pred.float(), target.float(), data_range=1.0)) / 2
+    return (1 - ssim(pred.float(), like(target, pred).float(), data_range=1.0)) / 2
+
+
+def mse_loss(pred, target):
+    return F.mse_loss(pred, like(target, pred))
 
 
 def loss_for(name: str):
-    return dssim_loss if name == "dssim" else nn.MSELoss()
+    return dssim_loss if name == "dssim" else mse_loss
 
 
 def per_image_psnr(pred, target) -> torch.Tensor:
     from torchmetrics.functional.image import peak_signal_noise_ratio as psnr
 
-    return psnr(pred.float().clamp(0, 1), target.float(), data_range=1.0, reduction="none", dim=(1, 2, 3))
+    return psnr(pred.float().clamp(0, 1), like(target, pred).float(), data_range=1.0, reduction="none",
+                dim=(1, 2, 3))
 
 
 def per_image_ssim(pred, target) -> torch.Tensor:
     from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-    return ssim(pred.float().clamp(0, 1), target.float(), data_range=1.0, reduction="none")
+    return ssim(pred.float().clamp(0, 1), like(target, pred).float(), data_range=1.0, reduction="none")
 
 
 def psnr(pred, target):

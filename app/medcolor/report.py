@@ -9,7 +9,7 @@ import pandas as pd
 
 from .errors import UsageError
 
-GROUP = ["recipe", "backbone", "colorizer", "mode", "subset_fraction"]
+GROUP = ["recipe", "backbone", "colorizer", "mode", "start", "subset_fraction"]
 
 
 def find_runs(paths) -> list[Path]:
@@ -28,13 +28,15 @@ def find_runs(paths) -> list[Path]:
 
 def run_rows(runs: list[Path]) -> pd.DataFrame:
     import yaml
+    from .runs import starting_point
 
     rows = []
     for run in runs:
         m = json.loads((run / "metrics.json").read_text())
         r = yaml.safe_load((run / "recipe.yaml").read_text())
         keys = {"recipe": r["name"], "backbone": r["model"]["backbone"], "colorizer": r["model"].get("colorizer"),
-                "mode": r["model"].get("mode"), "subset_fraction": r["data"]["subset"]["fraction"],
+                "mode": r["model"].get("mode"), "start": m.get("start") or starting_point(r["model"]),
+                "subset_fraction": r["data"]["subset"]["fraction"],
                 "n_train": m.get("n_train"), "seed": r["train"]["seed"]}
         scores = {"mean": m["mean_auc"], **m.get("auc", {})} if "mean_auc" in m else {}
         scores.update({k: m[k]["mean"] if isinstance(m[k], dict) else m[k] for k in ("psnr", "ssim", "study_auc")
@@ -64,13 +66,14 @@ def strategy(mode) -> str:
 
 
 def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:
-    sizes = table["subset_fraction"].nunique() > 1
-    head = (["size"] if sizes else []) + ["recipe", "model", "colorizer", "strategy", "runs"] + \
-        [("AUC" if m == "mean" else m) for m in metrics]
+    sizes, starts = table["subset_fraction"].nunique() > 1, table["start"].nunique() > 1
+    head = (["size"] if sizes else []) + ["recipe", "model", "colorizer", "strategy"] + \
+        (["starts from"] if starts else []) + ["runs"] + [("AUC" if m == "mean" else m) for m in metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in table.iterrows():
         cells = ([f"{r['subset_fraction']:g} ({int(r['n_train']):,})"] if sizes else []) + \
-            [r["recipe"], r["backbone"], r["colorizer"], strategy(r["mode"]), str(int(r["n_runs"]))]
+            [r["recipe"], r["backbone"], r["colorizer"], strategy(r["mode"])] + \
+            ([r["start"]] if starts else []) + [str(int(r["n_runs"]))]
         cells += [_pm(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)

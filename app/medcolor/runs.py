@@ -96,3 +96,28 @@ def finished_runs(runs_dir: Path, recipe: str) -> list[Path]:
         return []
     done = [p for p in parent.iterdir() if (p / "metrics.json").is_file() and (p / "best.pth").is_file()]
     return sorted(done, key=lambda p: p.name, reverse=True)
+
+
+def starting_point(model: dict) -> str:
+    """Where a run's weights came from, in words that are equal for every seed of one experiment:
+    'imagenet:tv_in1k + chexpert-deconv-mode1[colorizer]' (a run folder is named by its recipe)."""
+    base = ("imagenet" + (f":{model['pretrained_tag']}" if model.get("pretrained_tag") else "")
+            if model.get("pretrained") else f"file:{Path(model['weights']).name}" if model.get("weights") else "random")
+    sources = model.get("init_from") or []
+    sources = [sources] if isinstance(sources, str) else sources
+    parts = model.get("init_parts") or []
+    per_source = parts if parts and isinstance(parts[0], list) else [parts] * len(sources)
+    return " + ".join([base] + [f"{_source_name(src)}[{','.join(p)}]" for src, p in zip(sources, per_source)])
+
+
+def _source_name(source: str) -> str:
+    """recipe:NAME -> NAME; a run folder or its best.pth -> the recipe name in its recipe.yaml; else the file name."""
+    if source.startswith("recipe:"):
+        return source[len("recipe:"):]
+    path = Path(source)
+    folder = path if path.is_dir() else path.parent
+    try:
+        import yaml
+        return yaml.safe_load((folder / "recipe.yaml").read_text())["name"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return path.name

@@ -82,10 +82,21 @@ def extra_callbacks(recipe: Recipe) -> list:
 
 def optimizer(recipe: Recipe):
     from functools import partial
-    from fastai.optimizer import SGD, Adam, RMSProp
+    from fastai.optimizer import SGD, Adam
 
     t = recipe.train
-    return {"sgd": partial(SGD, mom=t.mom), "adam": Adam, "rmsprop": RMSProp}[t.opt]
+    # Adam as PyTorch's defaults (betas 0.9 / 0.999, eps 1e-8; fastai's are 0.99 / 1e-5), as the AECNN source used
+    # it; RMSprop as Keras' (rho 0.9, eps 1e-7; fastai's sqr_mom is 0.99), as the IXI autoencoder source used it.
+    return {"sgd": partial(SGD, mom=t.mom), "adam": partial(Adam, mom=0.9, sqr_mom=0.999, eps=1e-8),
+            "rmsprop": keras_rmsprop}[t.opt]
+
+
+def keras_rmsprop(params, lr, sqr_mom: float = 0.9, eps: float = 1e-7, wd: float = 0.0):
+    """fastai's RMSProp built by hand: fastai's own factory accepts `eps` but never passes it to the optimiser."""
+    from fastai.optimizer import Optimizer, average_sqr_grad, rms_prop_step, weight_decay
+
+    return Optimizer(params, [weight_decay, average_sqr_grad, rms_prop_step], lr=lr, mom=0.0, sqr_mom=sqr_mom,
+                     eps=eps, wd=wd)
 
 
 def build_learner(recipe: Recipe, dls=None, fresh: bool = True):
@@ -223,7 +234,8 @@ def finalize(learn, recipe: Recipe, run_dir: Path, seconds: float) -> dict:
     """Best weights -> scores on the test split (valid when there is none), metrics.json and plots."""
     from .evaluate import eval_split, plot_history
     from .models import load_weights
-    from .runs import write_json
+    from .config import to_dict
+    from .runs import starting_point, write_json
 
     last = load_checkpoint(run_dir / "last.pth")
     if (run_dir / "best.pth").is_file():
@@ -241,6 +253,7 @@ def finalize(learn, recipe: Recipe, run_dir: Path, seconds: float) -> dict:
                                           "recipe": recipe.name, "task": recipe.task,
                                           "backbone": recipe.model.backbone, "colorizer": recipe.model.colorizer,
                                           "mode": recipe.model.mode, "seed": recipe.train.seed,
+                                          "start": starting_point(to_dict(recipe.model)),
                                           "subset_fraction": recipe.data.subset.fraction,
                                           "subset_seed": recipe.data.subset.seed,
                                           "n_train": int((table["split"] == "train").sum()), "finished": True,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -60,7 +61,11 @@ def batch_transforms(cfg: DataConfig) -> list:
 
 def item_transforms(cfg: DataConfig, image_size: int) -> list:
     """Resize(method='crop'): a random square crop in training, the centre crop in validation; with resize_to,
-    resize first and take random image_size crops (AECNN: 256 -> 224, 1024 -> 896)."""
+    training resizes first and takes random image_size crops (AECNN: 256 -> 224, 1024 -> 896), validation resizes
+    the whole image to valid_resize (AECNN: 256, 896), or centre-crops image_size without it."""
+    if cfg.resize_to and cfg.valid_resize:  # split_idx 0: training only, 1: validation (and test_dl) only
+        return [Resize(cfg.resize_to, method="squish", split_idx=0), RandomCrop(image_size, split_idx=0),
+                Resize(cfg.valid_resize, method="squish", split_idx=1)]
     if cfg.resize_to:
         return [Resize(cfg.resize_to, method="squish"), RandomCrop(image_size)]
     return [Resize(image_size, method="crop")]
@@ -97,10 +102,40 @@ def prepare_table(cfg: DataConfig, image_size: int, splits=("train", "valid", "t
     return table
 
 
+def fit_batch_size(n_train: int, bs: int) -> int:
+    """fastai drops the last incomplete training batch, so fewer images than train.bs would give no batch at all."""
+    if n_train < 2:
+        raise UsageError(f"the train split has {n_train} image(s); training needs at least 2 (BatchNorm statistics)")
+    if n_train < bs:
+        warnings.warn(f"only {n_train} training images, fewer than train.bs={bs}: using batch size {n_train}")
+        return n_train
+    return bs
+
+
+def check_classes(table: Table) -> None:
+    """A single-label task needs two classes in train and in valid; a multi-label one at least one label with
+    both classes in valid (else no AUC can pick the best checkpoint). Said before any run folder exists."""
+    for split in ("train", "valid"):
+        df = table.split(split)
+        counts = {lab: int(df[lab].sum()) for lab in table.labels}
+        if table.single_label and sum(1 for n in counts.values() if n) < 2:
+            raise UsageError(f"the {split} split has images of one class only ({', '.join(f'{k}: {v}' for k, v in counts.items())}); "
+                             f"a classifier needs at least two classes in train and in valid")
+    valid = table.split("valid")
+    two = [lab for lab in table.labels if valid[lab].dropna().nunique() == 2]
+    if not table.single_label and not two:
+        raise UsageError(f"no label has both positives and negatives in the valid split ({len(valid)} images), so no "
+                         f"AUC can be computed; use more data or a larger data.valid_pct")
+    for lab in sorted(set(table.labels) - set(two)) if not table.single_label else []:
+        warnings.warn(f"label {lab!r} has one class only in the valid split: its AUC is left out of the mean")
+
+
 def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers: int = 0, device=None):
     """fastai DataLoaders for train/valid; `dls.table` keeps the full table (test split included)."""
     table = prepare_table(cfg, image_size)
+    check_classes(table)
     df = table.df[table.df["split"].isin(["train", "valid"])].assign(is_valid=lambda d: d["split"] == "valid")
+    bs = fit_batch_size(int((~df["is_valid"]).sum()), bs)
     dls = build_datablock(cfg, table.labels, image_size).dataloaders(
         df.reset_index(drop=True), bs=bs, num_workers=num_workers, device=device)
     dls.table = table

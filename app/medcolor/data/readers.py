@@ -4,6 +4,7 @@ Readers touch only label tables and folder listings, never image contents."""
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ class Table:
     df: pd.DataFrame
     labels: list[str]
     single_label: bool = False
+    unsplit_reason: str = ""  # set when the split files are missing: every row has split "unsplit"
 
     def split(self, name: str) -> pd.DataFrame:
         return self.df[self.df["split"] == name]
@@ -42,10 +44,15 @@ def reader(name):
     return deco
 
 
-def read_table(cfg: DataConfig, splits=("train", "valid", "test")) -> Table:
+def read_table(cfg: DataConfig, splits=("train", "valid", "test"), allow_unsplit: bool = False) -> Table:
+    """The table of `splits`; with allow_unsplit (counting only), a table without split files keeps all its rows."""
     if cfg.reader not in READERS:
         raise UsageError(f"data.reader {cfg.reader!r} is unknown; choose from {', '.join(READERS)}")
     table = READERS[cfg.reader](cfg, set(splits))
+    if table.unsplit_reason:
+        if not allow_unsplit:
+            raise UsageError(table.unsplit_reason)
+        return table
     table.df = table.df[table.df["split"].isin(splits)].reset_index(drop=True)
     for name in splits:
         if name in ("train", "valid") and not (table.df["split"] == name).any():
@@ -57,8 +64,13 @@ def read_table(cfg: DataConfig, splits=("train", "valid", "test")) -> Table:
 # ---- shared helpers -------------------------------------------------------------------------------------
 
 def data_root(cfg: DataConfig) -> Path:
-    if not cfg.root and cfg.csv and Path(cfg.csv).expanduser().is_file():
-        return Path(cfg.csv).expanduser().resolve().parent  # a label table sits in its dataset's folder
+    if not cfg.root and cfg.csv:  # a label table given alone sits in its dataset's folder
+        table = Path(cfg.csv).expanduser()
+        if table.is_file():
+            return table.resolve().parent
+        if table.parent != Path("."):  # a path the user gave, not the spec's default file name
+            raise UsageError(f"label table {table} does not exist; give the path of the {cfg.spec} label table "
+                             f"(--csv), or the dataset folder (--root)")
     if not cfg.root:
         raise UsageError(f"data spec {cfg.spec!r} needs a dataset folder: pass --root DIR or data.root=DIR")
     root = resolve_package_path(cfg.root)
@@ -180,20 +192,18 @@ def read_chestxray14(cfg: DataConfig, splits: set) -> Table:
     for label in labels:
         hit = findings.map(lambda f: f != ["No Finding"]) if label == ANY_FINDING else findings.map(lambda f, lab=label: lab in f)
         out[label] = hit.astype("float32")
-    test_names = _name_list(root / "test_list.txt")
-    train_names = _name_list(root / "train_val_list.txt")
+    lists = [root / "test_list.txt", root / "train_val_list.txt"]
+    missing = [p for p in lists if not p.is_file()]
+    if missing:  # enough to count labels, not to train
+        return Table(out.assign(split="unsplit"), labels, unsplit_reason=(
+            f"ChestX-ray14 split file {missing[0]} does not exist (the official train_val_list.txt and "
+            f"test_list.txt belong next to {path.name}); they are needed to train and evaluate"))
+    test_names, train_names = (set(p.read_text().split()) for p in lists)
     out["split"] = np.where(df["Image Index"].isin(test_names), "test",
                             np.where(df["Image Index"].isin(train_names), "train", "unlisted"))
     in_train = out["split"] == "train"
     out.loc[in_train, "split"] = patient_split(out.loc[in_train, "group"], cfg.valid_pct, cfg.split_seed)
     return Table(out[out["split"] != "unlisted"].reset_index(drop=True), labels)
-
-
-def _name_list(path: Path) -> set:
-    if not path.is_file():
-        raise UsageError(f"ChestX-ray14 split file {path} does not exist (the official train_val_list.txt and "
-                         f"test_list.txt belong next to Data_Entry_2017.csv)")
-    return set(path.read_text().split())
 
 
 # ---- MURA ---------------------------------------------------------------------------------------------------
@@ -330,18 +340,24 @@ def _demographics(root: Path, cfg: DataConfig) -> pd.DataFrame | None:
     keep = [cols[c] for c in ("SEX_ID", "ETHNIC_ID") if c in cols]
     out = df[keep].copy()
     out.index = df[cols["IXI_ID"]].map(lambda i: f"IXI{int(i):03d}")
+    repeated = out.index[out.index.duplicated()].unique().tolist()
+    if repeated:  # the real IXI.xls lists some subjects twice (e.g. 512, 513, 523)
+        warnings.warn(f"{path.name} lists {len(repeated)} subject IDs more than once ({', '.join(repeated[:5])}"
+                      f"{', ...' if len(repeated) > 5 else ''}); keeping the first row of each")
+        out = out[~out.index.duplicated()]
     return out
 
 
 def subject_split(subjects: list[str], demo: pd.DataFrame | None, cfg: DataConfig) -> dict[str, str]:
-    """train / valid / test per subject, stratified by sex and ethnicity when known, else a seeded random split."""
+    """train / valid / test per subject, stratified by sex and ethnicity when known, else a seeded random split.
+    Subjects the demographics table does not list go to training, as in the source's split."""
     from sklearn.model_selection import train_test_split
 
+    unknown = [s for s in subjects if demo is not None and s not in demo.index]
+    subjects = [s for s in subjects if s not in unknown]
     if cfg.valid_pct + cfg.test_pct <= 0 or len(subjects) < 3:
-        return {s: "train" for s in subjects}
-    strata = None
-    if demo is not None:
-        strata = ["-".join(map(str, demo.loc[s].tolist())) if s in demo.index else "unknown" for s in subjects]
+        return {s: "train" for s in subjects + unknown}
+    strata = ["-".join(map(str, demo.loc[s].tolist())) for s in subjects] if demo is not None else None
 
     def cut(items, strat, share):
         try:
@@ -354,4 +370,4 @@ def subject_split(subjects: list[str], demo: pd.DataFrame | None, cfg: DataConfi
     rest_strata = [strata[i] for i in rest] if strata else None
     train, valid = cut(rest, rest_strata, cfg.valid_pct / (1 - cfg.test_pct)) if cfg.valid_pct > 0 else (rest, [])
     names = {**{i: "train" for i in train}, **{i: "valid" for i in valid}, **{i: "test" for i in test}}
-    return {subjects[i]: split for i, split in names.items()}
+    return {**{subjects[i]: split for i, split in names.items()}, **{s: "train" for s in unknown}}

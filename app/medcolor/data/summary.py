@@ -8,16 +8,29 @@ from .readers import read_table
 
 
 def summarize(cfg: DataConfig, split: str = "train") -> dict:
-    """Images and positives per label after label policy and subset; reads only the label table."""
-    table = read_table(cfg, splits=(split,))
-    df = table.df
-    return {"spec": cfg.spec, "split": split, "n_images": int(len(df)),
-            "positives": {lab: int((df[lab] == 1).sum()) for lab in table.labels},
-            "uncertain_masked": {lab: int(df[lab].isna().sum()) for lab in table.labels if df[lab].isna().any()}}
+    """Images and positives per label after label policy and subset; reads only the label table. Without split
+    files (ChestX-ray14's lists) the counts cover the whole table; with them, every split's size is reported."""
+    table = read_table(cfg, splits=("train", "valid", "test"), allow_unsplit=True) if cfg.reader == "chestxray14" \
+        else read_table(cfg, splits=(split,))
+    unsplit = bool(table.unsplit_reason)
+    df = table.df if unsplit else table.split(split)
+    out = {"spec": cfg.spec, "split": "all" if unsplit else split, "n_images": int(len(df)),
+           "positives": {lab: int((df[lab] == 1).sum()) for lab in table.labels},
+           "uncertain_masked": {lab: int(df[lab].isna().sum()) for lab in table.labels if df[lab].isna().any()},
+           "splits": {k: int(v) for k, v in table.df["split"].value_counts().sort_index().items()}}
+    if unsplit:
+        out["note"] = "no split files next to the label table: counts cover every image in it"
+    return out
 
 
 def format_summary(s: dict) -> str:
-    lines = [f"{s['spec']} ({s['split']} split): {s['n_images']:,} images", f"{'label':<28} {'positives':>10}"]
+    where = "whole table" if s["split"] == "all" else f"{s['split']} split"
+    lines = [f"{s['spec']} ({where}): {s['n_images']:,} images"]
+    if s.get("note"):
+        lines.append(s["note"])
+    elif len(s["splits"]) > 1:
+        lines.append("splits: " + ", ".join(f"{k} {v:,}" for k, v in s["splits"].items()))
+    lines.append(f"{'label':<28} {'positives':>10}")
     lines += [f"{lab:<28} {n:>10,}" for lab, n in s["positives"].items()]
     lines += [f"{lab:<28} {n:>10,} uncertain (masked)" for lab, n in s["uncertain_masked"].items()]
     return "\n".join(lines)
