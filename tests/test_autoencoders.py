@@ -65,24 +65,3 @@ def test_resnet50_autoencoder_takes_and_returns_three_channels():
     assert y.shape == (2, 3, 64, 64)
     assert torch.allclose(mse_loss(y, x), ((y - x) ** 2).mean())  # each channel against the gray target
     assert per_image_psnr(x.expand(-1, 3, -1, -1), x).isinf().all()
-
-
-def test_optimisers_follow_the_sources():
-    """Adam with PyTorch's defaults (AECNN), RMSprop with Keras' rho 0.9 and eps 1e-7 (IXI), read back from the
-    Learner's optimiser."""
-    from medcolor.recipes import load_recipe
-    from medcolor.train import optimizer
-
-    adam = optimizer(load_recipe("nih14-aecnn-stage2"))([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
-    assert (adam.hypers[0]["mom"], adam.hypers[0]["sqr_mom"], adam.hypers[0]["eps"]) == (0.9, 0.999, 1e-8)
-    rms = optimizer(load_recipe("ixi-ae-small-mse"))([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-    assert (rms.hypers[0]["sqr_mom"], rms.hypers[0]["eps"]) == (0.9, 1e-7)
-    s1, s2 = load_recipe("nih14-aecnn-stage1"), load_recipe("nih14-aecnn-stage2")
-    assert (s2.train.opt, s2.train.max_lr, s2.train.schedule) == (s1.train.opt, s1.train.max_lr, s1.train.schedule)
-    fmix = load_recipe("nih14-aecnn-stage1-fmix")
-    assert fmix.train.mix == "fmix" and not fmix.data.augment  # FMix replaces stage 1's augmentations
-    sizes = {f"{a}-{loss}": load_recipe(f"ixi-ae-{a}-{loss}").train.bs for a in ("small", "big", "resnet50")
-             for loss in ("mse", "dssim")}
-    assert sizes == {"small-mse": 32, "small-dssim": 32, "big-mse": 32, "big-dssim": 24, "resnet50-mse": 8,
-                     "resnet50-dssim": 8}
-    assert load_recipe("ixi-ae-resnet50-mse").train.opt == "adam"

@@ -4,7 +4,7 @@ import torch
 from medcolor.config import ModelConfig
 from medcolor.summary import summarize_colornet
 
-# SPEC 3.3 (thesis Table 4.3), 5 outputs: (backbone, colorizer, mode) -> trainable parameters
+# thesis Table 4.3, 5 outputs: (backbone, colorizer, mode) -> trainable parameters
 TABLE_4_3 = {
     ("resnet18", "none", 1): 2_565, ("resnet18", "none", 3): 2_565,
     ("resnet18", "deconv", 1): 599_176, ("resnet18", "pixelshuffle", 1): 602_005, ("resnet18", "coloru", 1): 195_224,

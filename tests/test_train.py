@@ -100,7 +100,7 @@ def test_mode2_runs_mode1_first_then_reuses_it(tmp_path, capsys):
 
 def test_mode2_colorizer_starts_from_mode1_weights(tmp_path, capsys):
     from medcolor.recipes import load_recipe
-    from medcolor.train import build_learner
+    from medcolor.learner import build_learner
 
     mode1 = _tiny_recipe(tmp_path / "tiny-mode1.yaml", 1)
     parent = run_json(capsys, str(mode1), "--runs-dir", str(tmp_path))

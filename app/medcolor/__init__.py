@@ -14,10 +14,10 @@ def load_recipe(name_or_path, overrides=()):
 
 
 def build_dls(recipe):
-    from .train import build_dls as build
+    from .learner import build_dls as build
     return build(recipe)
 
 
 def build_learner(recipe, dls=None):
-    from .train import build_learner as build
+    from .learner import build_learner as build
     return build(recipe, dls)

@@ -1,15 +1,41 @@
-"""Files shipped with the package: recipes/, data_specs/ (mapped from the repository root) and samples/."""
+"""Files shipped with the package: recipes/, recipes/sweeps/, data_specs/ (mapped from the repository root) and
+samples/. `shipped_yaml` and `resolve_named` are the one lookup of "a name or a path" for all of them."""
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+
+from .errors import UsageError, closest
+
+_PACKAGES = {"recipes": "medcolor._recipe_files", "data_specs": "medcolor._spec_files"}
 
 
 def shipped_dir(package: str) -> Path:
     """'recipes', 'data_specs' or 'samples' as a real directory (editable install or wheel)."""
     if package == "samples":
         return Path(__file__).parent / "samples"
-    return Path(str(resources.files({"recipes": "medcolor._recipe_files", "data_specs": "medcolor._spec_files"}[package])))
+    return Path(str(resources.files(_PACKAGES[package])))
+
+
+def shipped_yaml(folder: str) -> dict[str, Path]:
+    """name -> file for the YAML files of 'recipes', 'recipes/sweeps' or 'data_specs'."""
+    package, _, sub = folder.partition("/")
+    return {p.stem: p for p in sorted((shipped_dir(package) / sub).glob("*.yaml"))}
+
+
+def resolve_named(folder: str, name_or_path: str, what: str, hint: str = "") -> Path:
+    """A shipped YAML file by name, or a user's YAML file by path (the torchtune way)."""
+    path = Path(name_or_path).expanduser()
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise UsageError(f"{what} file {path} does not exist" if not path.exists() else
+                             f"{what} file {path} is a folder; give a YAML file")
+        return path
+    files = shipped_yaml(folder)
+    if name_or_path not in files:
+        raise UsageError(f"unknown {what} {name_or_path!r}{closest(name_or_path, files)}; "
+                         f"{hint or 'known: ' + ', '.join(files)}")
+    return files[name_or_path]
 
 
 def resolve_package_path(value: str) -> Path:

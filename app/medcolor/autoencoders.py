@@ -1,5 +1,6 @@
-"""Section-6 models: convolutional autoencoders for brain MRI slices (SPEC 6.2) and the AECNN learned
-compression front end (SPEC 6.1). Layer plans follow the source; sizes are checked in tests the Keras way."""
+"""The related systems' models: convolutional autoencoders for brain MRI slices and the AECNN learned compression
+front end. Layer plans follow the sources; sizes are checked in tests the Keras way. Their names are in
+models.ARCHS."""
 from __future__ import annotations
 
 import torch
@@ -111,9 +112,3 @@ class FrontEndAutoencoder(nn.Module):
 
     def forward(self, x):
         return self.colorizer.reconstruct(x)
-
-
-AUTOENCODERS = {"ae-small": lambda cfg: ResNetAutoencoder(SMALL), "ae-big": lambda cfg: ResNetAutoencoder(BIG),
-                "ae-resnet50": lambda cfg: TimmAutoencoder(cfg.backbone if cfg.backbone != "resnet18" else "resnet50",
-                                                           cfg.pretrained, cfg.weights, cfg.pretrained_tag),
-                "aecnn-ae": lambda cfg: FrontEndAutoencoder()}

@@ -77,18 +77,9 @@ def _from_hub(name: str, n_out: int) -> nn.Module:
 
 def read_state_dict(path: Path) -> dict:
     """A plain tensor dict from .safetensors or .pth (optionally wrapped in 'state_dict' / 'model'), never unpickling code."""
-    import torch
+    from .io import load_tensors
 
-    if not path.is_file():
-        raise UsageError(f"weights file {path} does not exist; give the path of a .pth or .safetensors state dict")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            sd = load_file(str(path))
-        else:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch and safetensors raise many types for a bad file
-        raise UsageError(f"cannot read weights file {path}: {str(e).splitlines()[0][:200]}") from None
+    sd = load_tensors(path, "weights file")
     for key in ("state_dict", "model"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]

@@ -1,5 +1,6 @@
-"""fastai callbacks of medcolor's own: what fastai's SaveModelCallback/CSVLogger do not offer (atomic writes,
-one checkpoint that holds weights + optimiser + history for an exact resume, evaluation every N iterations)."""
+"""fastai callbacks of medcolor's own, one job each: what fastai's SaveModelCallback / CSVLogger /
+TerminateOnNaNCallback do not offer (atomic writes; one checkpoint that holds weights + optimiser + history for an
+exact resume; evaluation every N iterations; saying where a NaN appeared), the AECNN auxiliary loss and FMix."""
 from __future__ import annotations
 
 import math
@@ -8,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelFitException
 
-from .runs import atomic_torch_save, atomic_write
+from .io import atomic_torch_save, atomic_write
 
 
 def bare(model):
@@ -19,8 +20,9 @@ def bare(model):
 
 
 class RunState(Callback):
-    """After each epoch: best.pth when mean AUC improves, then last.pth (weights, optimiser, epoch, history),
-    then history.csv, all atomically. On resume it starts from the rows and best score kept in last.pth."""
+    """After each epoch: best.pth when the monitored score improves, then last.pth (weights, optimiser, epoch,
+    history), then history.csv, all atomically. On resume it starts from the rows and best score kept in last.pth.
+    Columns a callback offers through `history_columns()` (AECNN's two losses) join each epoch's row."""
 
     order = 65  # after the Recorder (50) has logged the epoch
 
@@ -41,7 +43,8 @@ class RunState(Callback):
         if self.epoch < self.start_epoch:  # epochs skipped on resume
             return
         row = {k: v for k, v in zip(self.recorder.metric_names, self.recorder.log) if k != "time"}
-        row.update(getattr(self.learn, "aux_log", {}))
+        for cb in self.learn.cbs:
+            row.update(getattr(cb, "history_columns", dict)())
         row["epoch"] = self.epoch
         self.rows.append({k: (float(v) if k != "epoch" else int(v)) for k, v in row.items()})
         self._keep_if_best(row.get(self.monitor, math.nan), self.epoch)
@@ -60,15 +63,17 @@ class RunState(Callback):
 
 
 class StopOnNaN(Callback):
-    """Stop at the first non-finite training loss and remember the epoch (fastai's TerminateOnNaNCallback
-    stops too, but says nothing about where)."""
+    """Stop at the first non-finite training loss and remember the epoch in `nan_epoch` (fastai's
+    TerminateOnNaNCallback stops too, but says nothing about where)."""
 
     order = -9
 
+    def __init__(self):
+        self.nan_epoch = None
+
     def after_batch(self):
         if self.training and not torch.isfinite(self.learn.loss).all():
-            self.learn.nan_epoch = self.epoch
-            from fastai.callback.core import CancelFitException
+            self.nan_epoch = self.epoch
             raise CancelFitException
 
 
@@ -93,30 +98,14 @@ def load_opt_state(opt, state: dict) -> None:
     opt.load_state_dict({"state": state["state"], "hypers": L(state["hypers"])})
 
 
-def valid_score(metric_fn, activation):
-    """Evaluate the model on the validation set mid-epoch, restoring every module's train/eval state."""
-    def evaluate(learn) -> float:
-        modes = {m: m.training for m in learn.model.modules()}
-        learn.model.eval()
-        preds, targs = [], []
-        with torch.no_grad():
-            for xb, yb in learn.dls.valid:
-                preds.append(activation(learn.model(xb)).float().cpu())
-                targs.append(yb.cpu())
-        for m, training in modes.items():
-            m.train(training)
-        return metric_fn(torch.cat(preds).numpy(), torch.cat(targs).numpy())
-    return evaluate
-
-
 class AuxReconstruction(Callback):
-    """AECNN: loss = (1 - w) * classification loss + w * MSE(reconstruction, input); both parts are logged
-    per epoch (train_bce, train_mse, valid_bce, valid_mse) into history.csv."""
+    """AECNN: loss = (1 - w) * classification loss + w * MSE(reconstruction, input); both parts are offered per
+    epoch (train_bce, train_mse, valid_bce, valid_mse) as history columns."""
 
     order = 60  # before RunState writes the epoch's row
 
     def __init__(self, weight: float = 0.1):
-        self.weight = weight
+        self.weight, self.epoch_means = weight, {}
 
     def before_epoch(self):
         self.sums = {k: 0.0 for k in ("train_bce", "train_mse", "valid_bce", "valid_mse")}
@@ -133,7 +122,10 @@ class AuxReconstruction(Callback):
         self.learn.loss = self.learn.loss_grad.clone()
 
     def after_epoch(self):
-        self.learn.aux_log = {k: v / max(1, self.counts[k.split("_")[0]]) for k, v in self.sums.items()}
+        self.epoch_means = {k: v / max(1, self.counts[k.split("_")[0]]) for k, v in self.sums.items()}
+
+    def history_columns(self) -> dict:
+        return self.epoch_means
 
 
 def fmix_mask(lam: float, shape: tuple[int, int], decay_power: float = 3.0) -> torch.Tensor:

@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import sys
-
-import yaml
-
 from .config import Recipe, to_dict
 from .errors import UsageError
-from .runs import finished_runs
+from .io import info
+from .runs import matching_run
 
 # Overrides that belong to the child run only; every other key=value is passed on to the parent run.
 CHILD_ONLY = ("model.mode", "model.init_from", "model.init_parts", "name", "description")
+SAME_DATA = ("spec", "root", "csv", "labels", "any_finding", "policy", "policy_map", "frontal_only", "subset",
+             "body_part")
 
 
 def parent_overrides(overrides, recipe: Recipe) -> list[str]:
@@ -22,20 +21,12 @@ def parent_overrides(overrides, recipe: Recipe) -> list[str]:
     return kept + [f"model.backbone={recipe.model.backbone}", f"train.seed={recipe.train.seed}"]
 
 
-def same_data(a: dict, b: dict) -> bool:
-    keys = ("spec", "root", "csv", "labels", "any_finding", "policy", "policy_map", "frontal_only", "subset",
-            "body_part")
-    return all(a.get(k) == b.get(k) for k in keys)
-
-
-def find_run(runs_dir: Path, parent: str, recipe: Recipe, need_same_data: bool) -> Path | None:
-    for run in finished_runs(runs_dir, parent):
-        with open(run / "recipe.yaml") as f:
-            saved = yaml.safe_load(f)
-        if saved["model"]["backbone"] == recipe.model.backbone and saved["train"]["seed"] == recipe.train.seed \
-                and (not need_same_data or same_data(saved["data"], to_dict(recipe.data))):
-            return run
-    return None
+def find_parent_run(runs_dir: Path, parent: str, recipe: Recipe, same_data: bool) -> Path | None:
+    wanted = {"model.backbone": recipe.model.backbone, "train.seed": recipe.train.seed}
+    if same_data:
+        data = to_dict(recipe.data)
+        wanted.update({f"data.{k}": data[k] for k in SAME_DATA})
+    return matching_run(runs_dir, parent, wanted)
 
 
 def resolve_chain(recipe: Recipe, overrides, runs_dir: Path, train_parent) -> Recipe:
@@ -55,7 +46,7 @@ def resolve_one(ref: str, recipe: Recipe, overrides, runs_dir: Path, train_paren
 
     parent = load_recipe(ref[len("recipe:"):], parent_overrides(overrides, recipe))
     same_dataset = parent.data.spec == recipe.data.spec
-    run = find_run(runs_dir, parent.name, recipe, need_same_data=same_dataset)
+    run = find_parent_run(runs_dir, parent.name, recipe, same_data=same_dataset)
     if run is None and not same_dataset:
         raise UsageError(f"{recipe.name} starts from a finished {parent.name} run (backbone "
                          f"{recipe.model.backbone}, seed {recipe.train.seed}) in {runs_dir}; run `medcolor run recipe "
@@ -64,5 +55,5 @@ def resolve_one(ref: str, recipe: Recipe, overrides, runs_dir: Path, train_paren
     if run is None:
         run = Path(train_parent(parent)["run_dir"])
     else:
-        print(f"reusing {parent.name} run {run}", file=sys.stderr, flush=True)
+        info(f"reusing {parent.name} run {run}")
     return str(run / "best.pth")

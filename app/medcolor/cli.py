@@ -22,7 +22,7 @@ app.add_typer(run_app, name="run")
 data_app = typer.Typer(help="Inspect, check and cache datasets described by data specs.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-SPEC_ARG = typer.Argument(..., help="data spec name (chexpert, chestxray14, mura, folder, csv, nih-sample)")
+DATASET_ARG = typer.Argument(..., help="data spec name (chexpert, chestxray14, mura, folder, csv, nih-sample)")
 OVERRIDES_ARG = typer.Argument(None, help="key=value overrides of data fields, e.g. subset.fraction=0.1")
 ROOT_OPT = typer.Option(None, "--root", help="dataset folder (data.root)")
 
@@ -109,9 +109,8 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
         train.run_recipe(recipe, overrides or [], seed=seed, n_seeds=seeds, runs_dir=runs_dir, quiet=quiet)
     results = [r for r in results if r.get("run_dir")]  # distributed helper ranks write no run
     for r in results:
-        score = f"mean AUC {r['mean_auc']:.4f}" if "mean_auc" in r else \
-            f"PSNR {r['psnr']['mean']:.2f} dB, SSIM {r['ssim']['mean']:.4f}"
-        typer.echo(f"{r['run_dir']}: {score} on {r['split']} (best epoch {r['best_epoch']}, {r['seconds']:.0f} s)")
+        typer.echo(f"{r['run_dir']}: {r['summary']} on {r['split']} (best epoch {r['best_epoch']}, "
+                   f"{r['seconds']:.0f} s)")
     if as_json and results:
         _print_json(results[0] if len(results) == 1 else {"runs": results})
 
@@ -125,7 +124,7 @@ def run_sweep(sweep: str = typer.Argument(..., help="sweep name (recipes/sweeps/
               quiet: bool = typer.Option(False, "--quiet", help="log lines instead of progress bars"),
               as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """Run a grid of recipes x backbones x seeds; finished runs are skipped, so it can be restarted."""
-    from .sweeps import run_sweep as run
+    from .train import run_sweep as run
 
     quiet = quiet or not sys.stdout.isatty()
     results = run(sweep, overrides or [], shard_text=shard, runs_dir=runs_dir, quiet=quiet, dry_run=dry_run)
@@ -196,7 +195,7 @@ def predict(run_dir: str = typer.Argument(..., help="a finished run folder"),
 
 
 @data_app.command("summary")
-def data_summary(spec: str = SPEC_ARG, overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
+def data_summary(spec: str = DATASET_ARG, overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
                  csv: Optional[str] = typer.Option(None, "--csv", help="label table (data.csv)"),
                  split: str = typer.Option("train", help="train, valid or test"),
                  as_json: bool = typer.Option(False, "--json", help="print JSON")):
@@ -209,7 +208,7 @@ def data_summary(spec: str = SPEC_ARG, overrides: Optional[List[str]] = OVERRIDE
 
 
 @data_app.command("check")
-def data_check(spec: str = SPEC_ARG, overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
+def data_check(spec: str = DATASET_ARG, overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
                as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """Verify that every listed image exists and decodes; report missing/corrupt files with counts."""
     from .data import load_data_config
@@ -220,7 +219,7 @@ def data_check(spec: str = SPEC_ARG, overrides: Optional[List[str]] = OVERRIDES_
 
 
 @data_app.command("cache")
-def data_cache(spec: str = SPEC_ARG, overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
+def data_cache(spec: str = DATASET_ARG, overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
                size: int = typer.Option(320, "--size", help="shorter side of the cached copies"),
                as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """Pre-resize images once; later runs at image_size <= SIZE read the cache automatically."""

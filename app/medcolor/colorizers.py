@@ -1,7 +1,7 @@
 """Colorization modules: 1-channel medical image -> 3-channel input for an ImageNet backbone.
 
 A registry in the timm style: `create_colorizer(name)`; each module keeps the input's spatial size.
-Architectures follow the thesis author's reference code (SPEC 3.1); parameter counts are checked in tests.
+Architectures follow the thesis author's reference code; parameter counts are checked in tests.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .errors import UsageError
+from .errors import UsageError, closest
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 
@@ -26,12 +26,13 @@ def list_colorizers() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_colorizer(name: str) -> nn.Module:
-    from .errors import closest
+def create_colorizer(name: str, mean: float = 0.5028, std: float = 0.2902) -> nn.Module:
+    """The colorizer `name`; the fixed front ends are told how the data was normalised (data.mean, data.std)."""
     key = name.lower()
     if key not in _REGISTRY:
         raise UsageError(f"unknown colorizer {name!r}{closest(key, _REGISTRY)}; choose one of {', '.join(list_colorizers())}")
-    return _REGISTRY[key]()
+    cls = _REGISTRY[key]
+    return cls(mean, std) if issubclass(cls, _FixedFrontEnd) else cls()
 
 
 def _lrelu() -> nn.LeakyReLU:
@@ -193,7 +194,7 @@ class _FixedFrontEnd(nn.Module):
     """Parameter-free pseudo-colour baselines work on intensities in [0, 1]: the input is de-normalised with the
     data's statistics, and each output channel is re-centred the same way (x - mean) / std."""
 
-    def __init__(self, mean: float = 0.5028, std: float = 0.2902):
+    def __init__(self, mean: float, std: float):
         super().__init__()
         self.mean, self.std = mean, std
 
@@ -216,8 +217,8 @@ class WindowColorizer(_FixedFrontEnd):
 class FiltersColorizer(_FixedFrontEnd):
     """Identity, Gaussian blur (5x5, sigma 1) and Laplacian edges (3x3), one per channel; kernels are buffers."""
 
-    def __init__(self, **kw):
-        super().__init__(**kw)
+    def __init__(self, mean: float, std: float):
+        super().__init__(mean, std)
         g = torch.exp(-torch.arange(-2, 3, dtype=torch.float32) ** 2 / 2)
         gauss = torch.outer(g, g) / torch.outer(g, g).sum()
         lap = torch.zeros(5, 5)

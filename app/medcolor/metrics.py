@@ -1,26 +1,38 @@
-"""ROC AUC per label (scikit-learn) as plain functions and as fastai metrics for the Recorder."""
+"""Per-label metrics on multi-label (or one-hot) targets: ROC AUC from scikit-learn, as plain functions and as
+fastai metrics. `per_label` is the one loop that masks unknown targets (NaN: u-ignore) and knows which labels
+have both classes; every per-label computation in medcolor goes through it."""
 from __future__ import annotations
 
-import warnings
 from functools import partial
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from .io import warn
 
-def label_aucs(probs: np.ndarray, targets: np.ndarray, labels: list[str], warn: bool = True) -> dict[str, float]:
-    """Per-label AUC; masked targets (NaN, u-ignore) are left out; a label with one class gives NaN + a warning."""
-    out = {}
+
+def per_label(probs: np.ndarray, targets: np.ndarray, labels: list[str], both_classes: bool = True):
+    """(index, label, known targets, their probabilities) per label; with both_classes, only labels whose known
+    targets hold both 0 and 1 (an AUC or a threshold needs both)."""
     for i, label in enumerate(labels):
-        t, p = targets[:, i], probs[:, i]
-        keep = ~np.isnan(t)
-        t, p = t[keep], p[keep]
-        if len(np.unique(t)) < 2:
-            if warn:
-                warnings.warn(f"AUC of {label!r} skipped: only one class among {len(t)} images", stacklevel=2)
-            out[label] = float("nan")
-        else:
-            out[label] = float(roc_auc_score(t, p))
+        keep = ~np.isnan(targets[:, i])
+        t, p = targets[keep, i], probs[keep, i]
+        if not both_classes or len(np.unique(t)) == 2:
+            yield i, label, t, p
+
+
+def roc_inputs(probs: np.ndarray, targets: np.ndarray, labels: list[str]) -> dict:
+    """label -> (known targets, probabilities) for the labels that have both classes (ROC curves)."""
+    return {label: (t, p) for _, label, t, p in per_label(probs, targets, labels)}
+
+
+def label_aucs(probs: np.ndarray, targets: np.ndarray, labels: list[str], warn_skipped: bool = True) -> dict:
+    """Per-label AUC; a label with one class gives NaN (said once as a warning)."""
+    out = {label: float("nan") for label in labels}
+    for _, label, t, p in per_label(probs, targets, labels):
+        out[label] = float(roc_auc_score(t, p))
+    for label in (lab for lab, v in out.items() if np.isnan(v)) if warn_skipped else ():
+        warn(f"AUC of {label!r} skipped: only one class among its images")
     return out
 
 
@@ -38,11 +50,11 @@ def group_auc(probs: np.ndarray, targets: np.ndarray, groups) -> float:
 
 
 def _one_auc(preds, targs, i):
-    return label_aucs(preds[:, i:i + 1], targs[:, i:i + 1], ["_"], warn=False)["_"]
+    return label_aucs(preds[:, i:i + 1], targs[:, i:i + 1], ["_"], warn_skipped=False)["_"]
 
 
-def _mean_auc(preds, targs):
-    return mean_of(label_aucs(preds, targs, [str(i) for i in range(preds.shape[1])], warn=False))
+def mean_auc(preds, targs):
+    return mean_of(label_aucs(preds, targs, [str(i) for i in range(preds.shape[1])], warn_skipped=False))
 
 
 def auc_metrics(labels: list[str], single_label: bool) -> list:
@@ -51,5 +63,5 @@ def auc_metrics(labels: list[str], single_label: bool) -> list:
 
     act = ActivationType.Softmax if single_label else ActivationType.Sigmoid
     make = partial(AccumMetric, activation=act, dim_argmax=-1, flatten=False, to_np=True)
-    return [make(_mean_auc, name="mean_auc")] + [make(partial(_one_auc, i=i), name=f"auc_{lab}")
-                                                 for i, lab in enumerate(labels)]
+    return [make(mean_auc, name="mean_auc")] + [make(partial(_one_auc, i=i), name=f"auc_{lab}")
+                                                for i, lab in enumerate(labels)]

@@ -1,16 +1,20 @@
-"""The classifier: colorizer (1 -> 3 ch) -> timm backbone body -> pooling -> Linear head."""
+"""The models medcolor trains, in one registry of architectures {arch: (task, builder)}: ColorNet (colorizer ->
+timm backbone body -> pooling -> Linear head), AECNN (learned compression front end -> backbone) and the
+autoencoders. Plus the parts (colorizer / body / head) that transfer modes freeze and runs transfer."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 
+from .autoencoders import BIG, SMALL, AECNNFrontEnd, FrontEndAutoencoder, ResNetAutoencoder, TimmAutoencoder
 from .backbones import create_backbone, read_state_dict, state_dict_mismatch
 from .colorizers import create_colorizer
 from .config import ModelConfig
 from .errors import UsageError
-from .recipes import CLASSIFIER_ARCHS, RECONSTRUCTION_ARCHS
 
 PARTS = ("colorizer", "body", "head")
 
@@ -45,21 +49,46 @@ class ColorNet(nn.Module):
                 m.reset_parameters()
 
 
-ARCHS = CLASSIFIER_ARCHS + RECONSTRUCTION_ARCHS
+@dataclass(frozen=True)
+class Arch:
+    task: str
+    build: Callable          # (ModelConfig, n_out, (mean, std)) -> nn.Module
+    backbone: bool = True    # model.backbone names a timm model it uses
+    colorizer: bool = False  # model.colorizer is used
 
 
-def build_model(cfg: ModelConfig, n_out: int) -> nn.Module:
-    """colornet: colorizer -> timm backbone; aecnn: learned compression front end -> timm backbone (densenet121);
-    ae-*: autoencoders for reconstruction (section 6)."""
-    from .autoencoders import AUTOENCODERS, AECNNFrontEnd
+def _backbone(cfg: ModelConfig, n_out: int) -> nn.Module:
+    return create_backbone(cfg.backbone, n_out, pretrained=cfg.pretrained, weights=cfg.weights, tag=cfg.pretrained_tag)
 
-    if cfg.arch in AUTOENCODERS:
-        return AUTOENCODERS[cfg.arch](cfg)
+
+def _colornet(cfg, n_out, stats):
+    return ColorNet(create_colorizer(cfg.colorizer, *stats), _backbone(cfg, n_out))
+
+
+def _aecnn(cfg, n_out, stats):
+    return ColorNet(AECNNFrontEnd(), _backbone(cfg, n_out))
+
+
+def _timm_autoencoder(cfg, n_out, stats):
+    name = cfg.backbone if cfg.backbone != "resnet18" else "resnet50"  # the recipes' default body is resnet50
+    return TimmAutoencoder(name, cfg.pretrained, cfg.weights, cfg.pretrained_tag)
+
+
+ARCHS = {
+    "colornet": Arch("classification", _colornet, colorizer=True),
+    "aecnn": Arch("classification", _aecnn),
+    "ae-small": Arch("reconstruction", lambda cfg, n_out, stats: ResNetAutoencoder(SMALL), backbone=False),
+    "ae-big": Arch("reconstruction", lambda cfg, n_out, stats: ResNetAutoencoder(BIG), backbone=False),
+    "ae-resnet50": Arch("reconstruction", _timm_autoencoder),
+    "aecnn-ae": Arch("reconstruction", lambda cfg, n_out, stats: FrontEndAutoencoder(), backbone=False),
+}
+
+
+def build_model(cfg: ModelConfig, n_out: int, stats: tuple[float, float] = (0.5028, 0.2902)) -> nn.Module:
+    """The recipe's architecture; `stats` (data.mean, data.std) tell fixed front ends how inputs were normalised."""
     if cfg.arch not in ARCHS:
         raise UsageError(f"unknown model.arch {cfg.arch!r}; choose from {', '.join(ARCHS)}")
-    front = AECNNFrontEnd() if cfg.arch == "aecnn" else create_colorizer(cfg.colorizer)
-    return ColorNet(front, create_backbone(cfg.backbone, n_out, pretrained=cfg.pretrained, weights=cfg.weights,
-                                             tag=cfg.pretrained_tag))
+    return ARCHS[cfg.arch].build(cfg, n_out, stats)
 
 
 def part_of(model: nn.Module, key: str) -> str:

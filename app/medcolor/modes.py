@@ -1,4 +1,4 @@
-"""Transfer modes (SPEC 3.2) as a fastai splitter plus a freeze plan.
+"""Transfer modes as a fastai splitter plus a freeze plan (docs/design.md, "Transfer modes").
 
 The splitter puts the frozen parts first, so fastai's own `freeze_to(n_frozen)` freezes exactly them
 (requires_grad False, so fastai's optimiser skips them); the Learner is built with train_bn=False so the
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from torch import nn
 
 from .errors import UsageError
-
 from .models import PARTS, part_parameters
 
 

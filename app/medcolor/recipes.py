@@ -1,5 +1,6 @@
 """Recipes: one YAML file per named experiment. `resolve_recipe_path` turns "name or path" into a file (the
-torchtune way), `load_recipe` applies `key=value` overrides and validates everything into a `Recipe`."""
+torchtune way), `load_recipe` applies `key=value` overrides and validates everything into a `Recipe`.
+Listing stays light (no torch): `medcolor recipes ls` answers in a fraction of a second."""
 from __future__ import annotations
 
 import shutil
@@ -7,26 +8,18 @@ from pathlib import Path
 
 import yaml
 
-from ._resources import shipped_dir
+from ._resources import resolve_named, shipped_yaml
 from .config import ModelConfig, Recipe, apply_overrides, from_dict, to_dict
-from .errors import UsageError, closest
+from .errors import UsageError
 
 
 def recipe_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(shipped_dir("recipes").glob("*.yaml"))}
+    return shipped_yaml("recipes")
 
 
 def resolve_recipe_path(name_or_path: str) -> Path:
-    path = Path(name_or_path).expanduser()
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise UsageError(f"recipe file {path} does not exist")
-        return path
-    files = recipe_files()
-    if name_or_path not in files:
-        raise UsageError(f"unknown recipe {name_or_path!r}{closest(name_or_path, files)}; "
-                         f"`medcolor recipes ls` lists them, or give a path to a YAML file")
-    return files[name_or_path]
+    return resolve_named("recipes", name_or_path, "recipe",
+                         hint="`medcolor recipes ls` lists them, or give a path to a YAML file")
 
 
 def read_yaml(path: Path) -> dict:
@@ -71,13 +64,10 @@ def recipe_from_dict(raw: dict) -> Recipe:
     return recipe
 
 
-CLASSIFIER_ARCHS = ("colornet", "aecnn")
-RECONSTRUCTION_ARCHS = ("ae-small", "ae-big", "ae-resnet50", "aecnn-ae")
-
-
 def check_values(r: Recipe) -> list[str]:
-    """Checks beyond types: ranges, names that must exist."""
-    from .colorizers import list_colorizers
+    """Checks beyond types: ranges, names that must exist, and what the recipe's task needs."""
+    from .models import ARCHS
+    from .tasks import check_recipe
 
     problems = []
     t, m = r.train, r.model
@@ -88,11 +78,9 @@ def check_values(r: Recipe) -> list[str]:
         problems.append(f"train.max_lr must be positive, got {t.max_lr}")
     if m.mode not in (1, 2, 3):
         problems.append(f"model.mode must be 1, 2 or 3, got {m.mode}")
-    allowed = RECONSTRUCTION_ARCHS if r.task == "reconstruction" else CLASSIFIER_ARCHS
-    if m.arch not in allowed:
-        problems.append(f"model.arch {m.arch!r} does not fit task {r.task}; use {', '.join(allowed)}")
-    if r.task == "classification" and m.colorizer.lower() not in list_colorizers():
-        problems.append(f"model.colorizer {m.colorizer!r} is unknown{closest(m.colorizer.lower(), list_colorizers())}")
+    if m.arch not in ARCHS:
+        problems.append(f"model.arch {m.arch!r} is unknown; use {', '.join(ARCHS)}")
+    problems += check_recipe(r)
     imagenet_probe = m.colorizer.lower() in ("none", "gray") and (m.pretrained or m.weights)
     if m.mode == 3 and not m.init_from and not imagenet_probe:  # mode 3 without a colorizer = mode 1 (Table 4.3)
         problems.append("model.mode 3 trains only the head: set model.init_from to a run folder or recipe:NAME "
@@ -112,13 +100,12 @@ def list_recipes() -> list[dict]:
     for name, path in recipe_files().items():
         raw = read_yaml(path)
         model, data = raw.get("model", {}), raw.get("data", {})
-        backbone = model.get("backbone", ModelConfig.backbone)
+        backbone, arch = model.get("backbone", ModelConfig.backbone), model.get("arch", ModelConfig.arch)
         if model.get("pretrained") and model.get("pretrained_tag") and "." not in backbone:
             backbone = f"{backbone}.{model['pretrained_tag']}"  # the ImageNet weights it starts from
-        rows.append({"name": name, "task": raw.get("task", "classification"), "data": data.get("spec", ""),
-                     "backbone": backbone,
-                     "colorizer": model.get("colorizer", ModelConfig.colorizer) if raw.get("task") != "reconstruction"
-                     else model.get("arch", ""), "mode": model.get("mode", ModelConfig.mode),
+        rows.append({"name": name, "task": raw.get("task", Recipe.task), "data": data.get("spec", ""),
+                     "backbone": backbone, "mode": model.get("mode", ModelConfig.mode),
+                     "colorizer": model.get("colorizer", ModelConfig.colorizer) if arch == "colornet" else arch,
                      "description": raw.get("description", "")})
     return rows
 
@@ -143,10 +130,11 @@ def copy_recipe(name_or_path: str, dest: str) -> Path:
 
 
 def validate(name_or_path: str, overrides=()) -> Recipe:
-    """load_recipe's checks plus those that need timm (the backbone name)."""
+    """load_recipe's checks plus those that need timm (the backbone name and its weight tag)."""
     from .backbones import check_backbone_name
+    from .models import ARCHS
 
     r = load_recipe(name_or_path, overrides)
-    if r.task == "classification":
+    if ARCHS[r.model.arch].backbone:
         check_backbone_name(r.model.backbone, r.model.pretrained_tag if r.model.pretrained else None)
     return r

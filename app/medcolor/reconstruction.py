@@ -1,8 +1,7 @@
-"""The reconstruction task (SPEC 6.2, and AECNN stage 2): (input, target) slices or patches in [0, 1],
-MSE or DSSIM loss, PSNR / SSIM from torchmetrics, reconstruction and |input - reconstruction| figures."""
+"""The reconstruction task (brain-MRI autoencoders, AECNN stage 2): MSE or DSSIM loss, PSNR / SSIM from
+torchmetrics, reconstruction and |input - reconstruction| figures."""
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -10,91 +9,16 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .config import DataConfig, Recipe
+from .config import Recipe
+from .data.volumes import PairedImages, build_paired_dls
+from .io import write_csv
+from .plots import plot_reconstructions
+
+METRICS = ("psnr", "ssim")
 
 
-@lru_cache(maxsize=8)
-def load_volume(path: str) -> np.ndarray:
-    """A NIfTI volume scaled to [0, 1] by its own minimum and maximum (kept for the slices that follow)."""
-    import nibabel as nib
-
-    v = np.asarray(nib.load(path).dataobj, dtype=np.float32)
-    lo, hi = float(v.min()), float(v.max())
-    return (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
-
-
-def read_item(row) -> torch.Tensor:
-    """(1, H, W) float in [0, 1]: a NIfTI slice (ixi) or a decoded image (any other spec)."""
-    from .data.images import open_gray
-
-    if "slice" in row and not pd.isna(row["slice"]):
-        a = load_volume(row["path"])[..., int(row["slice"])]
-    else:
-        a = np.asarray(open_gray(row["path"]), dtype=np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(a))[None]
-
-
-def denoise_input(x: torch.Tensor) -> torch.Tensor:
-    """Source's denoising augmentation: Gaussian blur on 50 %, then 0-2 of {2 black cut-out patches, coarse
-    dropout of 0-5 % of pixels}."""
-    from torchvision.transforms.functional import gaussian_blur
-
-    if torch.rand(()) < 0.5:
-        x = gaussian_blur(x, kernel_size=5, sigma=float(torch.empty(()).uniform_(0.5, 1.5)))
-    x = x.clone()
-    h, w = x.shape[-2:]
-    for op in torch.randperm(2)[: int(torch.randint(0, 3, ()))].tolist():
-        if op == 0:
-            for _ in range(2):
-                ph, pw = max(1, h // 8), max(1, w // 8)
-                top, left = int(torch.randint(0, h - ph + 1, ())), int(torch.randint(0, w - pw + 1, ()))
-                x[..., top:top + ph, left:left + pw] = 0
-        else:
-            x[torch.rand_like(x) < float(torch.empty(()).uniform_(0, 0.05))] = 0
-    return x
-
-
-class PairedImages(torch.utils.data.Dataset):
-    """(input, target) pairs. Hand-written: fastai's crop and flip transforms work on PIL images, and here the
-    same random patch and flips must reach both tensors while the denoising noise reaches the input only."""
-
-    def __init__(self, rows: pd.DataFrame, cfg: DataConfig, size: int, train: bool):
-        self.rows, self.cfg, self.size, self.train = rows.reset_index(drop=True), cfg, size, train
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        y = self._fit(read_item(self.rows.iloc[i]))
-        if self.train and self.cfg.flip and torch.rand(()) < 0.5:
-            y = y.flip(-1)
-        if self.train and self.cfg.vflip and torch.rand(()) < 0.5:
-            y = y.flip(-2)
-        x = denoise_input(y) if self.train and self.cfg.denoise else y
-        return x, y
-
-    def _fit(self, img: torch.Tensor) -> torch.Tensor:
-        h, w = img.shape[-2:]
-        s = self.size
-        if self.cfg.crop == "random" and h >= s and w >= s:
-            top = int(torch.randint(0, h - s + 1, ())) if self.train else (h - s) // 2
-            left = int(torch.randint(0, w - s + 1, ())) if self.train else (w - s) // 2
-            return img[..., top:top + s, left:left + s]
-        if (h, w) == (s, s):
-            return img
-        return F.interpolate(img[None], size=(s, s), mode="bilinear", align_corners=False)[0]
-
-
-def build_recon_dls(recipe: Recipe, num_workers: int, device=None):
-    from fastai.data.core import DataLoaders
-    from .data.block import prepare_table
-
-    cfg, t = recipe.data, recipe.train
-    table = prepare_table(cfg, t.image_size)
-    ds = [PairedImages(table.split(s), cfg, t.image_size, train=(s == "train")) for s in ("train", "valid")]
-    dls = DataLoaders.from_dsets(*ds, bs=t.bs, num_workers=num_workers, device=device)
-    dls.table = table
-    return dls
+def build_dls(recipe: Recipe, num_workers: int, device=None):
+    return build_paired_dls(recipe.data, recipe.train.image_size, recipe.train.bs, num_workers, device)
 
 
 def like(target, pred):
@@ -138,11 +62,11 @@ def ssim(pred, target):
     return per_image_ssim(pred, target).mean()
 
 
-def recon_metrics() -> list:
-    """fastai AvgMetrics (named after the functions) averaging the per-image values over the validation set."""
+def head(recipe: Recipe, dls):
+    """(n_out, loss, fastai metrics): AvgMetrics named after the functions, averaging per-image values."""
     from fastai.metrics import AvgMetric
 
-    return [AvgMetric(psnr), AvgMetric(ssim)]
+    return 1, loss_for(recipe.train.loss), [AvgMetric(f) for f in (psnr, ssim) if f.__name__ in recipe.metrics]
 
 
 def stats(values: np.ndarray) -> dict:
@@ -150,9 +74,10 @@ def stats(values: np.ndarray) -> dict:
             "max": float(values.max())}
 
 
-def predict(learn, rows: pd.DataFrame, cfg: DataConfig, size: int):
+def predict(learn, rows: pd.DataFrame, recipe: Recipe):
     """(inputs, reconstructions, targets) for `rows` without augmentation."""
-    dl = learn.dls.valid.new(PairedImages(rows, cfg, size, train=False), shuffle=False, drop_last=False)
+    ds = PairedImages(rows, recipe.data, recipe.train.image_size, train=False)
+    dl = learn.dls.valid.new(ds, shuffle=False, drop_last=False)
     learn.model.eval()
     xs, ps, ys = [], [], []
     with torch.no_grad():
@@ -161,30 +86,16 @@ def predict(learn, rows: pd.DataFrame, cfg: DataConfig, size: int):
     return torch.cat(xs), torch.cat(ps), torch.cat(ys)
 
 
-def plot_reconstructions(path: Path, x, p, y, n: int = 6) -> None:
-    """Input | reconstruction | |input - reconstruction| (the basis of unsupervised anomaly detection)."""
-    import matplotlib.pyplot as plt
-    from .evaluate import save_figure
-
-    n = min(n, len(x))
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
-    for r in range(n):
-        for ax, img, title, cmap in zip(axes[r], (y[r, 0], p[r, 0], (y[r, 0] - p[r, 0]).abs()),
-                                        ("input", "reconstruction", "|difference|"), ("gray", "gray", "magma")):
-            ax.imshow(img.numpy(), cmap=cmap)
-            ax.set_title(title, fontsize=8)
-            ax.axis("off")
-    save_figure(fig, path)
-
-
-def evaluate_split(learn, recipe: Recipe, split: str, out_dir: Path) -> dict:
-    from .evaluate import write_csv
-
+def finalize(learn, recipe: Recipe, run_dir: Path, split: str) -> dict:
+    """PSNR / SSIM per image on `split` (predictions.csv), plots/reconstructions.png, and their statistics."""
     rows = learn.dls.table.split(split)
-    x, p, y = predict(learn, rows, recipe.data, recipe.train.image_size)
-    psnr, ssim = per_image_psnr(p, y).numpy(), per_image_ssim(p, y).numpy()
-    frame = rows[["path", "split", "group"] + (["slice"] if "slice" in rows else [])].assign(psnr=psnr, ssim=ssim)
-    write_csv(out_dir / "predictions.csv", frame)
-    plot_reconstructions(out_dir / "plots" / "reconstructions.png" if (out_dir / "plots").is_dir()
-                         else out_dir / "reconstructions.png", x, p, y)
-    return {"psnr": stats(psnr), "ssim": stats(ssim), "n_images": int(len(rows)), "split": split}
+    x, p, y = predict(learn, rows, recipe)
+    psnr_, ssim_ = per_image_psnr(p, y).numpy(), per_image_ssim(p, y).numpy()
+    frame = rows[["path", "split", "group"] + (["slice"] if "slice" in rows else [])].assign(psnr=psnr_, ssim=ssim_)
+    write_csv(run_dir / "predictions.csv", frame)
+    plot_reconstructions(run_dir / "plots" / "reconstructions.png", x, p, y)
+    return {"psnr": stats(psnr_), "ssim": stats(ssim_), "n_images": int(len(rows)), "split": split}
+
+
+def summary_line(result: dict) -> str:
+    return f"PSNR {result['psnr']['mean']:.2f} dB, SSIM {result['ssim']['mean']:.4f}"

@@ -1,5 +1,6 @@
-"""`medcolor report`: mean ± std over seeds, grouped by recipe, backbone, mode and data subset, in the layout of
-the thesis tables (5.1: model, colorizer, strategy, AUC; 5.6: size first), plus AUC vs training-set size."""
+"""`medcolor report`: mean ± std over seeds, grouped by recipe, backbone, mode, starting point and data subset,
+in the layout of the thesis tables (5.1: model, colorizer, strategy, AUC; 5.6: size first), plus AUC vs
+training-set size."""
 from __future__ import annotations
 
 import json
@@ -8,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import UsageError
+from .io import claim_new
+from .runs import is_finished, saved_recipe, starting_point
 
 GROUP = ["recipe", "backbone", "colorizer", "mode", "start", "subset_fraction"]
 
@@ -18,26 +21,22 @@ def find_runs(paths) -> list[Path]:
     for p in map(Path, paths):
         if not p.exists():
             raise UsageError(f"{p} does not exist")
-        runs += [p] if (p / "metrics.json").is_file() else sorted(
-            m.parent for m in p.rglob("metrics.json") if (m.parent / "recipe.yaml").is_file())
-    runs = [r for r in dict.fromkeys(runs) if json.loads((r / "metrics.json").read_text()).get("finished")]
+        runs += [p] if (p / "metrics.json").is_file() else sorted(m.parent for m in p.rglob("metrics.json"))
+    runs = [r for r in dict.fromkeys(runs) if is_finished(r)]
     if not runs:
         raise UsageError(f"no finished runs (folders with metrics.json) under {', '.join(map(str, paths))}")
     return runs
 
 
 def run_rows(runs: list[Path]) -> pd.DataFrame:
-    import yaml
-    from .runs import starting_point
-
     rows = []
     for run in runs:
         m = json.loads((run / "metrics.json").read_text())
-        r = yaml.safe_load((run / "recipe.yaml").read_text())
+        r = saved_recipe(run)
         keys = {"recipe": r["name"], "backbone": r["model"]["backbone"], "colorizer": r["model"].get("colorizer"),
                 "mode": r["model"].get("mode"), "start": m.get("start") or starting_point(r["model"]),
-                "subset_fraction": r["data"]["subset"]["fraction"],
-                "n_train": m.get("n_train"), "seed": r["train"]["seed"]}
+                "subset_fraction": r["data"]["subset"]["fraction"], "n_train": m.get("n_train"),
+                "seed": r["train"]["seed"]}
         scores = {"mean": m["mean_auc"], **m.get("auc", {})} if "mean_auc" in m else {}
         scores.update({k: m[k]["mean"] if isinstance(m[k], dict) else m[k] for k in ("psnr", "ssim", "study_auc")
                        if k in m})
@@ -85,39 +84,26 @@ def _pm(mean, std) -> str:
     return f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
 
 
-def plot_auc_vs_size(table: pd.DataFrame, path: Path) -> None:
-    import matplotlib.pyplot as plt
-    from .evaluate import save_figure
+def auc_vs_size(table: pd.DataFrame, path: Path) -> None:
+    from .plots import plot_auc_vs_size
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    curves = {}
     for key, g in table.groupby(["backbone", "colorizer", "mode"]):
         g = g.sort_values("n_train")
-        ax.errorbar(g["n_train"], g["mean_mean"], yerr=g["mean_std"].fillna(0), marker="o", capsize=3,
-                    label=f"{key[0]} + {key[1]}, {strategy(key[2]).split(' (')[0]}")
-    ax.set(xscale="log", xlabel="training images", ylabel="mean AUC", title="AUC vs training-set size")
-    ax.legend(fontsize=7)
-    save_figure(fig, path)
-
-
-def free_name(path: Path) -> Path:
-    """`path`, or path-2, path-3 ... when it exists: a report never overwrites a file."""
-    k, out = 1, path
-    while out.exists():
-        k += 1
-        out = path.with_name(f"{path.stem}-{k}{path.suffix}")
-    return out
+        curves[f"{key[0]} + {key[1]}, {strategy(key[2]).split(' (')[0]}"] = (
+            g["n_train"], g["mean_mean"], g["mean_std"].fillna(0))
+    plot_auc_vs_size(path, curves)
 
 
 def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png") -> str:
+    if fmt not in ("markdown", "csv", "json"):
+        raise UsageError(f"--format must be markdown, csv or json, got {fmt!r}")
     df = run_rows(find_runs(paths))
     table = aggregate(df)
-    metrics = metric_columns(df)
     if plot and table["subset_fraction"].nunique() > 1:
-        plot_auc_vs_size(table, free_name(Path(plot)))
+        auc_vs_size(table, claim_new(Path(plot)))
     if fmt == "csv":
         return table.to_csv(index=False)
     if fmt == "json":
         return table.to_json(orient="records", indent=2)
-    if fmt != "markdown":
-        raise UsageError(f"--format must be markdown, csv or json, got {fmt!r}")
-    return to_markdown(table, metrics)
+    return to_markdown(table, metric_columns(df))

@@ -1,79 +1,33 @@
-"""Run folders (SPEC 7): runs/<recipe>/<YYYYmmdd-HHMMSS>-<backbone>-s<seed>[-k]/, written atomically, never overwritten."""
+"""Run folders: runs/<recipe>/<YYYYmmdd-HHMMSS>-<backbone>-s<seed>[-k]/, made before training, written atomically,
+never overwritten. The one definition of a finished run and of "a finished run that matches", the one reader of
+checkpoints, and `load_run` (a finished run back as a Learner)."""
 from __future__ import annotations
 
-import json
 import os
 import platform
-import tempfile
+import shutil
 import time
 from pathlib import Path
 
-from .errors import RunError, UsageError
+import yaml
+
+from .config import Recipe
+from .errors import UsageError
+from .io import claim_new, load_tensors
 
 
 def new_run_dir(runs_dir: Path, recipe: str, backbone: str, seed: int, suffix: str = "") -> Path:
     """A fresh run folder with an empty plots/ inside."""
     parent = Path(runs_dir) / recipe
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create runs folder {parent}: {e.strerror}; pass --runs-dir to a writable place") from None
     stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{backbone.replace('/', '_')}-s{seed}{suffix}"
     try:
-        path = new_subdir(parent, stem)
+        parent.mkdir(parents=True, exist_ok=True)
+        path = claim_new(parent / stem, is_dir=True)
     except OSError as e:
         raise UsageError(f"cannot create a run folder in {parent}: {e.strerror}; pass --runs-dir to a writable "
                          f"place") from None
     (path / "plots").mkdir()
     return path
-
-
-def new_subdir(run_dir: Path, name: str) -> Path:
-    """run_dir/name, or name-2, name-3 ... when it exists (mkdir is atomic, so two runs started in the same
-    second get their own folders, and files of a finished run are never overwritten)."""
-    for k in range(1, 1000):
-        path = Path(run_dir) / (name if k == 1 else f"{name}-{k}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RunError(f"too many {name} folders in {run_dir}")
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; run folders are shared with colleagues
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    import io
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write(path, buf.getvalue())
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write(path, json.dumps(obj, indent=2) + "\n")
 
 
 def environment() -> dict:
@@ -89,13 +43,59 @@ def environment() -> dict:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
+def check_free_space(runs_dir: Path, model) -> None:
+    """Room for best.pth + last.pth (weights and optimiser state) and their temporary copies, before anything
+    is written: a full disk fails here with the numbers, not in the middle of a checkpoint."""
+    need = 6 * sum(p.numel() * p.element_size() for p in model.parameters()) + (64 << 20)
+    probe = Path(runs_dir)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise UsageError(f"not enough free space for checkpoints in {runs_dir}: {free / 2**20:.0f} MiB free, about "
+                         f"{need / 2**20:.0f} MiB needed; free some space or pass --runs-dir elsewhere")
+
+
+# ---- finished runs -------------------------------------------------------------------------------------------
+
+def is_finished(run_dir: Path) -> bool:
+    """A run that wrote its best checkpoint and a metrics.json saying it finished."""
+    import json
+
+    run_dir = Path(run_dir)
+    try:
+        return (run_dir / "best.pth").is_file() and json.loads((run_dir / "metrics.json").read_text())["finished"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def saved_recipe(run_dir: Path) -> dict:
+    """The resolved recipe a run folder keeps (recipe.yaml), as a plain mapping."""
+    with open(Path(run_dir) / "recipe.yaml") as f:
+        return yaml.safe_load(f)
+
+
 def finished_runs(runs_dir: Path, recipe: str) -> list[Path]:
-    """Run folders of `recipe` whose metrics.json says they finished, newest first."""
+    """Finished run folders of `recipe`, newest first."""
     parent = Path(runs_dir) / recipe
     if not parent.is_dir():
         return []
-    done = [p for p in parent.iterdir() if (p / "metrics.json").is_file() and (p / "best.pth").is_file()]
-    return sorted(done, key=lambda p: p.name, reverse=True)
+    return sorted((p for p in parent.iterdir() if is_finished(p)), key=lambda p: p.name, reverse=True)
+
+
+def lookup(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def matching_run(runs_dir: Path, recipe: str, wanted: dict) -> Path | None:
+    """The newest finished run of `recipe` whose saved recipe has every dotted key = value of `wanted`."""
+    for run in finished_runs(runs_dir, recipe):
+        saved = saved_recipe(run)
+        if all(lookup(saved, key) == value for key, value in wanted.items()):
+            return run
+    return None
 
 
 def starting_point(model: dict) -> str:
@@ -115,9 +115,34 @@ def _source_name(source: str) -> str:
     if source.startswith("recipe:"):
         return source[len("recipe:"):]
     path = Path(source)
-    folder = path if path.is_dir() else path.parent
     try:
-        import yaml
-        return yaml.safe_load((folder / "recipe.yaml").read_text())["name"]
+        return saved_recipe(path if path.is_dir() else path.parent)["name"]
     except (OSError, KeyError, TypeError, ValueError):
         return path.name
+
+
+# ---- reading runs back ---------------------------------------------------------------------------------------
+
+def load_checkpoint(path: Path) -> dict:
+    return load_tensors(path, "checkpoint")
+
+
+def read_recipe(run_dir: Path) -> Recipe:
+    from .recipes import recipe_from_dict
+
+    return recipe_from_dict(saved_recipe(run_dir))
+
+
+def load_run(run_dir: str | Path):
+    """(recipe, Learner with the run's best weights) for a finished run folder: evaluate, interpret, predict."""
+    from .learner import checkpoint_learner
+    from .models import load_weights
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "recipe.yaml").is_file() or not (run_dir / "best.pth").is_file():
+        raise UsageError(f"{run_dir} is not a run folder with recipe.yaml and best.pth")
+    recipe = read_recipe(run_dir)
+    learn = checkpoint_learner(recipe)
+    load_weights(learn.model, run_dir / "best.pth")
+    learn.path = run_dir
+    return recipe, learn

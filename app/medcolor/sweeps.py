@@ -8,13 +8,11 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from ._resources import shipped_dir
+from ._resources import resolve_named
 from .config import from_dict, parse_override
-from .errors import UsageError, closest
-from .recipes import read_yaml
-from .runs import finished_runs
+from .errors import UsageError
+from .recipes import read_yaml, resolve_recipe_path
+from .runs import matching_run
 
 
 @dataclass
@@ -40,19 +38,8 @@ class Job:
         return f"{self.recipe} {' '.join(self.overrides)}"
 
 
-def sweep_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted((shipped_dir("recipes") / "sweeps").glob("*.yaml"))}
-
-
 def load_sweep(name_or_path: str) -> Sweep:
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        files = sweep_files()
-        if name_or_path not in files:
-            raise UsageError(f"unknown sweep {name_or_path!r}{closest(name_or_path, files)}; known: {', '.join(files)}")
-        path = files[name_or_path]
-    elif not path.is_file():
-        raise UsageError(f"sweep file {path} does not exist")
+    path = resolve_named("recipes/sweeps", name_or_path, "sweep")
     raw = read_yaml(path)
     raw.setdefault("name", path.stem)
     sweep = from_dict(Sweep, raw, "sweep")
@@ -91,40 +78,12 @@ def shard(jobs: list[Job], i: int, n: int) -> list[Job]:
     return [j for j in jobs if j.group in mine]
 
 
-def _lookup(tree: dict, dotted: str):
-    for part in dotted.split("."):
-        tree = tree.get(part) if isinstance(tree, dict) else None
-    return tree
+def plan(name_or_path: str, extra=(), shard_text: str | None = None) -> list[Job]:
+    """This machine's jobs of the sweep, in order."""
+    return shard(expand(load_sweep(name_or_path), extra), *parse_shard(shard_text))
 
 
 def is_done(job: Job, runs_dir: Path) -> bool:
     """A finished run of the job's recipe whose saved recipe.yaml has every value the job sets."""
-    from .recipes import resolve_recipe_path
-
-    name = resolve_recipe_path(job.recipe).stem
-    wanted = [parse_override(o) for o in job.overrides]
-    for run in finished_runs(runs_dir, name):
-        with open(run / "recipe.yaml") as f:
-            saved = yaml.safe_load(f)
-        if all(_lookup(saved, ".".join(path)) == value for path, value in wanted):
-            return True
-    return False
-
-
-def run_sweep(name_or_path: str, extra=(), shard_text: str | None = None, runs_dir="runs", quiet=False,
-              dry_run=False) -> list[dict]:
-    from .train import run_recipe
-
-    sweep, runs_dir = load_sweep(name_or_path), Path(runs_dir)
-    jobs = shard(expand(sweep, extra), *parse_shard(shard_text))
-    results = []
-    for job in jobs:
-        if is_done(job, runs_dir):
-            results.append({"job": job.label, "status": "done"})
-        elif dry_run:
-            results.append({"job": job.label, "status": "todo"})
-        else:
-            run = run_recipe(job.recipe, list(job.overrides), runs_dir=runs_dir, quiet=quiet)[0]
-            results.append({"job": job.label, "status": "ran", "run_dir": run["run_dir"],
-                            "score": run.get("mean_auc", run.get("ssim"))})
-    return results
+    wanted = {".".join(path): value for path, value in map(parse_override, job.overrides)}
+    return matching_run(runs_dir, resolve_recipe_path(job.recipe).stem, wanted) is not None

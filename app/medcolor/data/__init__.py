@@ -1,4 +1,4 @@
-"""Data specs -> tables -> fastai DataLoaders (SPEC section 4)."""
+"""Data specs -> tables -> fastai DataLoaders (docs/design.md, "Data specs")."""
 from .readers import Table, read_table
 from .specs import list_specs, load_data_config, resolve_data
 from .summary import summarize

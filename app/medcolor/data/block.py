@@ -1,9 +1,6 @@
 """The one generic builder: a DataConfig (spec + overrides) -> fastai DataBlock -> DataLoaders."""
 from __future__ import annotations
 
-import sys
-import warnings
-
 import numpy as np
 import pandas as pd
 from fastai.vision.all import (ColReader, ColSplitter, Contrast, DataBlock, Flip, ImageBlock, MultiCategoryBlock, Normalize,
@@ -11,6 +8,7 @@ from fastai.vision.all import (ColReader, ColSplitter, Contrast, DataBlock, Flip
 
 from ..config import DataConfig
 from ..errors import RunError, UsageError
+from ..io import warn
 from .cache import use_cache
 from .images import describe, find_bad_images, open_gray, require_existing
 from .readers import Table, read_table
@@ -90,7 +88,7 @@ def screen_images(cfg: DataConfig, df: pd.DataFrame, checked: bool) -> pd.DataFr
     if bad and cfg.on_bad_image == "error":
         raise UsageError(f"{describe(bad, 'images do not decode')}; remove them or set data.on_bad_image=skip")
     if bad:
-        print(f"warning: skipping {describe(bad, 'images that do not decode')}", file=sys.stderr)
+        warn(f"skipping {describe(bad, 'images that do not decode')}")
     return df[~df["path"].isin(set(bad))]
 
 
@@ -107,7 +105,7 @@ def fit_batch_size(n_train: int, bs: int) -> int:
     if n_train < 2:
         raise UsageError(f"the train split has {n_train} image(s); training needs at least 2 (BatchNorm statistics)")
     if n_train < bs:
-        warnings.warn(f"only {n_train} training images, fewer than train.bs={bs}: using batch size {n_train}")
+        warn(f"only {n_train} training images, fewer than train.bs={bs}: using batch size {n_train}")
         return n_train
     return bs
 
@@ -127,7 +125,7 @@ def check_classes(table: Table) -> None:
         raise UsageError(f"no label has both positives and negatives in the valid split ({len(valid)} images), so no "
                          f"AUC can be computed; use more data or a larger data.valid_pct")
     for lab in sorted(set(table.labels) - set(two)) if not table.single_label else []:
-        warnings.warn(f"label {lab!r} has one class only in the valid split: its AUC is left out of the mean")
+        warn(f"label {lab!r} has one class only in the valid split: its AUC is left out of the mean")
 
 
 def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers: int = 0, device=None):

@@ -4,7 +4,6 @@ Readers touch only label tables and folder listings, never image contents."""
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pandas as pd
 from .._resources import resolve_package_path
 from ..config import DataConfig
 from ..errors import UsageError
+from ..io import warn
 from .policies import apply_policy, check_values
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -32,6 +32,10 @@ class Table:
 
     def split(self, name: str) -> pd.DataFrame:
         return self.df[self.df["split"] == name]
+
+    def eval_split(self) -> str:
+        """Where a finished run is scored: the test split, or valid for datasets without one."""
+        return "test" if (self.df["split"] == "test").any() else "valid"
 
 
 READERS = {}
@@ -342,8 +346,8 @@ def _demographics(root: Path, cfg: DataConfig) -> pd.DataFrame | None:
     out.index = df[cols["IXI_ID"]].map(lambda i: f"IXI{int(i):03d}")
     repeated = out.index[out.index.duplicated()].unique().tolist()
     if repeated:  # the real IXI.xls lists some subjects twice (e.g. 512, 513, 523)
-        warnings.warn(f"{path.name} lists {len(repeated)} subject IDs more than once ({', '.join(repeated[:5])}"
-                      f"{', ...' if len(repeated) > 5 else ''}); keeping the first row of each")
+        warn(f"{path.name} lists {len(repeated)} subject IDs more than once ({', '.join(repeated[:5])}"
+             f"{', ...' if len(repeated) > 5 else ''}); keeping the first row of each")
         out = out[~out.index.duplicated()]
     return out
 

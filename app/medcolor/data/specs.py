@@ -6,13 +6,13 @@ from pathlib import Path
 
 import yaml
 
-from .._resources import shipped_dir
+from .._resources import shipped_yaml
 from ..config import DataConfig, apply_overrides, from_dict
 from ..errors import UsageError, closest
 
 
 def spec_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(shipped_dir("data_specs").glob("*.yaml"))}
+    return shipped_yaml("data_specs")
 
 
 def list_specs() -> list[str]:

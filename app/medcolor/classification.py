@@ -1,0 +1,92 @@
+"""The classification task: multi-label (masked BCE) or single-label (cross-entropy) labels, per-label AUC,
+predictions.csv, ROC and colorizer figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import losses
+from .config import Recipe
+from .io import write_csv
+from .metrics import auc_metrics, group_auc, label_aucs, mean_auc, mean_of, roc_inputs
+from .plots import plot_colorizer, plot_roc
+
+METRICS = ("auc",)
+
+
+def build_dls(recipe: Recipe, num_workers: int, device=None):
+    from .data.block import build_dls_from_config
+
+    t = recipe.train
+    return build_dls_from_config(recipe.data, t.image_size, t.bs, num_workers, device)
+
+
+def head(recipe: Recipe, dls):
+    """(n_out, loss, fastai metrics) for the labels of `dls`."""
+    single = dls.table.single_label
+    return len(dls.vocab), losses.loss_for(single), auc_metrics(list(dls.vocab), single)
+
+
+def predict_split(learn, split: str):
+    """(probabilities, targets, rows of the table) for one split, with the loss function's activation."""
+    from .data.block import split_dl
+
+    dl = split_dl(learn.dls, split)
+    with learn.no_bar():
+        probs, targets = learn.get_preds(dl=dl)
+    return probs.float().numpy(), targets.float().numpy(), dl.items
+
+
+def scores(probs, targets, rows: pd.DataFrame, labels: list[str], reader: str) -> dict:
+    aucs = label_aucs(probs, targets, labels)
+    out = {"mean_auc": mean_of(aucs), "auc": aucs, "n_images": int(len(rows))}
+    if reader == "mura":
+        out["study_auc"] = group_auc(probs[:, 0], targets[:, 0], rows["group"])
+    return out
+
+
+def predictions_frame(probs, targets, rows: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame({"path": rows["path"].to_numpy(), "split": rows["split"].to_numpy(),
+                       "group": rows["group"].to_numpy()})
+    for i, label in enumerate(labels):
+        df[label] = targets[:, i]
+        df[f"p_{label}"] = probs[:, i]
+    return df
+
+
+def colorizer_figure(path: Path, model, xb: torch.Tensor) -> None:
+    """Input vs colorized output for a fixed batch (plots/colorizer.png, interpret's gallery)."""
+    model.eval()
+    with torch.no_grad():
+        rgb = model.colorizer(xb).float().cpu()
+    plot_colorizer(path, xb.float().cpu(), rgb)
+
+
+def finalize(learn, recipe: Recipe, run_dir: Path, split: str) -> dict:
+    """predictions.csv, plots/roc.png and plots/colorizer.png of the best model, and its AUCs on `split`."""
+    labels = list(learn.dls.vocab)
+    probs, targets, rows = predict_split(learn, split)
+    write_csv(run_dir / "predictions.csv", predictions_frame(probs, targets, rows, labels))
+    plot_roc(run_dir / "plots" / "roc.png", roc_inputs(probs, targets, labels), title=f"{recipe.name} ({split})")
+    colorizer_figure(run_dir / "plots" / "colorizer.png", learn.model, learn.dls.valid.one_batch()[0][:4])
+    return scores(probs, targets, rows, labels, recipe.data.reader)
+
+
+def mid_epoch_score(learn) -> float:
+    """Mean validation AUC in the middle of an epoch (train.eval_every_iters), restoring every module's mode."""
+    modes = {m: m.training for m in learn.model.modules()}
+    learn.model.eval()
+    preds, targs = [], []
+    with torch.no_grad():
+        for xb, yb in learn.dls.valid:
+            preds.append(learn.loss_func.activation(learn.model(xb)).float().cpu())
+            targs.append(yb.cpu())
+    for m, training in modes.items():
+        m.train(training)
+    return mean_auc(torch.cat(preds).numpy(), torch.cat(targs).numpy())
+
+
+def summary_line(result: dict) -> str:
+    return f"mean AUC {result['mean_auc']:.4f}"

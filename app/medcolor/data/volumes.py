@@ -1,0 +1,96 @@
+"""Images for the reconstruction task: NIfTI slices (IXI) or decoded images, as (input, target) pairs in [0, 1]
+with the same random patch and flips on both and the denoising noise on the input only."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..config import DataConfig
+
+
+@lru_cache(maxsize=8)
+def load_volume(path: str) -> np.ndarray:
+    """A NIfTI volume scaled to [0, 1] by its own minimum and maximum (kept for the slices that follow)."""
+    import nibabel as nib
+
+    v = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+    lo, hi = float(v.min()), float(v.max())
+    return (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
+
+
+def read_item(row) -> torch.Tensor:
+    """(1, H, W) float in [0, 1]: a NIfTI slice (ixi) or a decoded image (any other spec)."""
+    from .images import open_gray
+
+    if "slice" in row and not pd.isna(row["slice"]):
+        a = load_volume(row["path"])[..., int(row["slice"])]
+    else:
+        a = np.asarray(open_gray(row["path"]), dtype=np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(a))[None]
+
+
+def denoise_input(x: torch.Tensor) -> torch.Tensor:
+    """Source's denoising augmentation: Gaussian blur on 50 %, then 0-2 of {2 black cut-out patches, coarse
+    dropout of 0-5 % of pixels}."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    if torch.rand(()) < 0.5:
+        x = gaussian_blur(x, kernel_size=5, sigma=float(torch.empty(()).uniform_(0.5, 1.5)))
+    x = x.clone()
+    h, w = x.shape[-2:]
+    for op in torch.randperm(2)[: int(torch.randint(0, 3, ()))].tolist():
+        if op == 0:
+            for _ in range(2):
+                ph, pw = max(1, h // 8), max(1, w // 8)
+                top, left = int(torch.randint(0, h - ph + 1, ())), int(torch.randint(0, w - pw + 1, ()))
+                x[..., top:top + ph, left:left + pw] = 0
+        else:
+            x[torch.rand_like(x) < float(torch.empty(()).uniform_(0, 0.05))] = 0
+    return x
+
+
+class PairedImages(torch.utils.data.Dataset):
+    """(input, target) pairs. Hand-written: fastai's crop and flip transforms work on PIL images, and here the
+    same random patch and flips must reach both tensors while the denoising noise reaches the input only."""
+
+    def __init__(self, rows: pd.DataFrame, cfg: DataConfig, size: int, train: bool):
+        self.rows, self.cfg, self.size, self.train = rows.reset_index(drop=True), cfg, size, train
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        y = self._fit(read_item(self.rows.iloc[i]))
+        if self.train and self.cfg.flip and torch.rand(()) < 0.5:
+            y = y.flip(-1)
+        if self.train and self.cfg.vflip and torch.rand(()) < 0.5:
+            y = y.flip(-2)
+        x = denoise_input(y) if self.train and self.cfg.denoise else y
+        return x, y
+
+    def _fit(self, img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[-2:]
+        s = self.size
+        if self.cfg.crop == "random" and h >= s and w >= s:
+            top = int(torch.randint(0, h - s + 1, ())) if self.train else (h - s) // 2
+            left = int(torch.randint(0, w - s + 1, ())) if self.train else (w - s) // 2
+            return img[..., top:top + s, left:left + s]
+        if (h, w) == (s, s):
+            return img
+        return F.interpolate(img[None], size=(s, s), mode="bilinear", align_corners=False)[0]
+
+
+def build_paired_dls(cfg: DataConfig, size: int, bs: int, num_workers: int = 0, device=None):
+    """fastai DataLoaders of (input, target) pairs for train / valid; `dls.table` keeps the full table."""
+    from fastai.data.core import DataLoaders
+    from .block import fit_batch_size, prepare_table
+
+    table = prepare_table(cfg, size)
+    ds = [PairedImages(table.split(s), cfg, size, train=(s == "train")) for s in ("train", "valid")]
+    dls = DataLoaders.from_dsets(*ds, bs=fit_batch_size(len(ds[0]), bs), num_workers=num_workers, device=device)
+    dls.table = table
+    return dls

@@ -1,0 +1,125 @@
+"""Reading and writing files: atomic writes (tmp + fsync + rename), JSON / CSV, the one torch.load of checkpoints,
+names that never overwrite, and the two ways medcolor talks on stderr (`info`, `warn`)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+from .errors import RunError, UsageError
+
+
+def info(message: str) -> None:
+    """A progress line on stderr (stdout is kept for results and --json)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def warn(message: str) -> None:
+    """Something the user should know but that does not stop the work; the CLI prints it once as `warning: ...`."""
+    warnings.warn(message, stacklevel=2)
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; run folders are shared with colleagues
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    import io
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def strict_json(obj):
+    """NaN and infinities become null: metrics.json stays valid JSON for every reader."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(path, json.dumps(strict_json(obj), indent=2, allow_nan=False) + "\n")
+
+
+def write_csv(path: Path, df) -> None:
+    atomic_write(path, df.to_csv(index=False))
+
+
+def save_figure(fig, path: Path) -> None:
+    import io
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+
+
+def load_tensors(path: Path, what: str = "checkpoint"):
+    """torch.load(weights_only=True): plain tensors and containers, never pickled code. The one reader of
+    checkpoints and weight files; a broken or foreign file is one line naming it."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{what} {path} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            return load_file(str(path))
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch and safetensors raise many types for truncated or foreign files
+        raise UsageError(f"cannot read {what} {path}: {_first_line(e)}") from None
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    if "weights_only" in text or "Unsupported global" in text or "pickle" in text.lower():
+        return "it holds more than plain tensors (pickled Python objects), and medcolor never unpickles code"
+    return (text.splitlines() or [type(e).__name__])[0][:200]
+
+
+def claim_new(path: Path, is_dir: bool = False) -> Path:
+    """`path`, or path-2, path-3 ... when it exists. Creating it is atomic (mkdir, or an exclusive open), so two
+    processes never get the same name and nothing that exists is ever overwritten."""
+    path = Path(path)
+    for k in range(1, 1000):
+        candidate = path if k == 1 else path.with_name(f"{path.stem}-{k}{path.suffix}") if not is_dir \
+            else path.with_name(f"{path.name}-{k}")
+        try:
+            if is_dir:
+                candidate.mkdir()
+            else:
+                candidate.open("x").close()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RunError(f"too many {path.name} variants in {path.parent}")

@@ -1,0 +1,199 @@
+"""Recipe -> DataLoaders -> fastai Learner, exactly as `medcolor run` trains it (the Python API too): the task's
+data and head, the model and its starting weights, the transfer mode's splitter and freezing, the optimiser, the
+callbacks a recipe asks for, and the distributed context."""
+from __future__ import annotations
+
+import contextlib
+import os
+from functools import partial
+
+import torch
+
+from .config import Recipe
+from .errors import UsageError
+from .tasks import task_of
+
+
+def auto_workers(setting) -> int:
+    if setting is not None:
+        return setting
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else min(8, cores - 1)
+
+
+def build_dls(recipe: Recipe):
+    from fastai.torch_core import default_device, set_seed
+
+    set_seed(recipe.train.seed, reproducible=True)
+    return task_of(recipe).build_dls(recipe, auto_workers(recipe.train.num_workers), default_device())
+
+
+def optimizer(recipe: Recipe):
+    from fastai.optimizer import SGD, Adam
+
+    t = recipe.train
+    # Adam as PyTorch's defaults (betas 0.9 / 0.999, eps 1e-8; fastai's are 0.99 / 1e-5), as the AECNN source used
+    # it; RMSprop as Keras' (rho 0.9, eps 1e-7; fastai's sqr_mom is 0.99), as the IXI autoencoder source used it.
+    return {"sgd": partial(SGD, mom=t.mom), "adam": partial(Adam, mom=0.9, sqr_mom=0.999, eps=1e-8),
+            "rmsprop": keras_rmsprop}[t.opt]
+
+
+def keras_rmsprop(params, lr, sqr_mom: float = 0.9, eps: float = 1e-7, wd: float = 0.0):
+    """fastai's RMSProp built by hand: fastai's own factory accepts `eps` but never passes it to the optimiser."""
+    from fastai.optimizer import Optimizer, average_sqr_grad, rms_prop_step, weight_decay
+
+    return Optimizer(params, [weight_decay, average_sqr_grad, rms_prop_step], lr=lr, mom=0.0, sqr_mom=sqr_mom,
+                     eps=eps, wd=wd)
+
+
+def recipe_callbacks(recipe: Recipe) -> list:
+    """Callbacks every Learner of this recipe carries: BatchNorm statistics frozen, mixed-sample augmentation,
+    AECNN's auxiliary reconstruction loss."""
+    from .callbacks import AuxReconstruction, mix_callback
+    from .modes import bn_callbacks
+
+    cbs = bn_callbacks(recipe.model.freeze_bn_stats) + mix_callback(recipe.train.mix)
+    if recipe.model.arch == "aecnn":
+        cbs.append(AuxReconstruction(recipe.train.aux_weight))
+    return cbs
+
+
+def logger_callbacks(recipe: Recipe, run_dir) -> list:
+    """train.loggers: csv is history.csv (always written); tensorboard and wandb are fastai's own callbacks."""
+    cbs = []
+    try:
+        if "tensorboard" in recipe.train.loggers:
+            from fastai.callback.tensorboard import TensorBoardCallback
+            cbs.append(TensorBoardCallback(log_dir=str(run_dir / "tensorboard"), trace_model=False))
+        if "wandb" in recipe.train.loggers:
+            from fastai.callback.wandb import WandbCallback
+            cbs.append(WandbCallback(log_preds=False))
+    except ImportError as e:
+        raise UsageError(f"train.loggers needs an optional package ({e.name}): pip install "
+                         f"'medcolor[{'wandb' if 'wandb' in str(e.name) else 'tensorboard'}]'") from None
+    return cbs
+
+
+def build_learner(recipe: Recipe, dls=None):
+    """The Learner `run` trains, starting where the recipe says: ImageNet (or a weights file) and the parts of
+    other runs named by model.init_from."""
+    from .models import init_sources, load_parts
+
+    dls = dls if dls is not None else build_dls(recipe)
+    learn = _learner(recipe, dls, recipe.model)
+    for source, parts in init_sources(recipe.model):
+        load_parts(learn.model, resolve_init_path(source), parts=parts)
+    return learn
+
+
+def checkpoint_learner(recipe: Recipe, dls=None):
+    """The recipe's architecture with no starting weights, for weights that come from a checkpoint (resume,
+    evaluate, predict): nothing is downloaded or read from other runs."""
+    from dataclasses import replace
+
+    dls = dls if dls is not None else build_dls(recipe)
+    return _learner(recipe, dls, replace(recipe.model, pretrained=False, weights=None))
+
+
+def _learner(recipe: Recipe, dls, model_cfg):
+    from fastai.learner import Learner
+    from .models import build_model
+    from .modes import apply_mode, splitter_for
+
+    n_out, loss, metrics = task_of(recipe).head(recipe, dls)
+    model = build_model(model_cfg, n_out=n_out, stats=(recipe.data.mean, recipe.data.std))
+    learn = Learner(dls, model, loss_func=loss, opt_func=optimizer(recipe), splitter=splitter_for(model_cfg.mode),
+                    train_bn=False, wd=recipe.train.wd, metrics=metrics, cbs=recipe_callbacks(recipe))
+    apply_mode(learn, model_cfg.mode)
+    amp = recipe.train.fp16 and torch.cuda.is_available()
+    if recipe.train.channels_last:  # +12-31 % images/s on this 2-core CPU (benchmarks/bench.py)
+        learn.to_channelslast(use_amp=amp)
+    elif amp:
+        learn.to_fp16()
+    return learn
+
+
+def resolve_init_path(init_from: str):
+    """A run folder (its best.pth) or a checkpoint file; `recipe:NAME` is resolved by `run` (see chains.py)."""
+    from pathlib import Path
+
+    if init_from.startswith("recipe:"):
+        raise UsageError(f"model.init_from={init_from} names a recipe: use `medcolor run recipe`, which finds or "
+                         f"trains that run, or give its run folder")
+    path = Path(init_from).expanduser()
+    path = path / "best.pth" if path.is_dir() else path
+    if not path.is_file():
+        raise UsageError(f"model.init_from {init_from} has no best.pth; give a finished run folder or a .pth file")
+    return path
+
+
+def check_forward(learn) -> None:
+    """One tiny forward pass before a run folder exists: size errors surface as bad input, not a broken run."""
+    xb, _ = learn.dls.one_batch()
+    learn.model.eval()
+    with torch.no_grad():
+        learn.model(xb[:2])
+
+
+# ---- several processes ------------------------------------------------------------------------------------
+
+def rank() -> int:
+    from fastai.torch_core import rank_distrib
+    return rank_distrib()
+
+
+def world_size() -> int:
+    from fastai.torch_core import num_distrib
+    return num_distrib()
+
+
+@contextlib.contextmanager
+def distributed(learn):
+    """fastai's distrib_ctx (accelerate's Accelerator + DDP) when started by `accelerate launch` or `torchrun`."""
+    if world_size() < 2:
+        yield
+        return
+    import fastai.distributed as fd  # adds Learner.distrib_ctx
+
+    cuda = torch.cuda.is_available()
+    original = fd.DistributedDL._broadcast
+    if not cuda:  # fastai broadcasts its shuffle order as a CUDA tensor (NCCL only); gloo on CPU takes CPU ones
+        fd.DistributedDL._broadcast = _cpu_broadcast
+    try:
+        with learn.distrib_ctx(sync_bn=cuda, **({} if cuda else {"cpu": True})):  # SyncBatchNorm needs CUDA
+            yield
+    finally:
+        fd.DistributedDL._broadcast = original
+
+
+def _cpu_broadcast(self, t, rank):
+    t = torch.LongTensor(t)
+    torch.distributed.broadcast(t, rank)
+    return t.tolist()
+
+
+@contextlib.contextmanager
+def this_process_only():
+    """Evaluation after distributed training is rank 0's alone: fastai must not gather predictions across ranks."""
+    if world_size() < 2:
+        yield
+        return
+    saved = os.environ.get("WORLD_SIZE")
+    os.environ["WORLD_SIZE"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("WORLD_SIZE", None)
+        else:
+            os.environ["WORLD_SIZE"] = saved
+
+
+def weights_fingerprint(model) -> str:
+    """sha1 of every parameter and buffer: equal on all ranks when they trained one model."""
+    import hashlib
+    h = hashlib.sha1()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

@@ -1,0 +1,114 @@
+"""Figures of a run: ROC, loss history, colorizer output, confusion matrices, top losses, reconstructions, AUC vs
+training-set size. Each takes plain arrays and writes a PNG atomically (io.save_figure)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .io import save_figure  # noqa: E402
+
+
+def plot_roc(path: Path, curves: dict, title: str = "") -> None:
+    """curves: label -> (targets, probabilities) of the images whose label is known (metrics.roc_inputs)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for label, (t, p) in curves.items():
+        fpr, tpr, _ = roc_curve(t, p)
+        ax.plot(fpr, tpr, label=f"{label} ({roc_auc_score(t, p):.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title or "ROC")
+    ax.legend(loc="lower right", fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc") -> None:
+    h = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for col in ("train_loss", "valid_loss"):
+        if col in h:
+            ax.plot(h["epoch"], h[col], marker="o", label=col)
+    ax.set(xlabel="epoch", ylabel="loss")
+    if monitor in h:
+        ax2 = ax.twinx()
+        ax2.plot(h["epoch"], h[monitor], color="tab:green", marker="s", label=monitor)
+        ax2.set_ylabel(monitor)
+        ax2.legend(loc="upper right")
+    ax.legend(loc="upper left")
+    save_figure(fig, path)
+
+
+def plot_colorizer(path: Path, x, rgb) -> None:
+    """Input | each output channel | RGB composite per image (thesis figure 5.1); x (n, 1, h, w), rgb (n, 3, h, w)."""
+    fig, axes = plt.subplots(len(x), 5, figsize=(10, 2.1 * len(x)), squeeze=False)
+    for r in range(len(x)):
+        panels = [(x[r, 0], "input", "gray")] + [(rgb[r, c], f"channel {c}", "gray") for c in range(3)]
+        composite = rgb[r].permute(1, 2, 0)
+        lo, hi = composite.amin(dim=(0, 1)), composite.amax(dim=(0, 1))
+        panels.append(((composite - lo) / (hi - lo + 1e-8), "RGB", None))
+        for ax, (img, title, cmap) in zip(axes[r], panels):
+            ax.imshow(img.numpy(), cmap=cmap)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    save_figure(fig, path)
+
+
+def plot_confusions(path: Path, matrices: dict, thresholds: dict) -> None:
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    n = len(matrices)
+    fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 3), squeeze=False)
+    for ax, (label, cm) in zip(axes[0], matrices.items()):
+        ConfusionMatrixDisplay(np.array(cm), display_labels=["neg", "pos"]).plot(ax=ax, colorbar=False)
+        ax.set_title(f"{label}\nthreshold {thresholds[label]:.2f}", fontsize=8)
+        if ax is not axes[0][0]:
+            ax.set_ylabel("")
+    save_figure(fig, path)
+
+
+def plot_gallery(path: Path, images: list, titles: list[str], cols: int = 4) -> None:
+    """Images with a title each (top losses)."""
+    k = len(images)
+    cols = min(cols, k)
+    rows = (k + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, img, title in zip(axes.flat, images, titles):
+        ax.imshow(img, cmap="gray")
+        ax.set_title(title, fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    save_figure(fig, path)
+
+
+def plot_reconstructions(path: Path, x, p, y, n: int = 6) -> None:
+    """Input | reconstruction | |input - reconstruction| (the basis of unsupervised anomaly detection)."""
+    n = min(n, len(x))
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
+    for r in range(n):
+        for ax, img, title, cmap in zip(axes[r], (y[r, 0], p[r, 0], (y[r, 0] - p[r, 0]).abs()),
+                                        ("input", "reconstruction", "|difference|"), ("gray", "gray", "magma")):
+            ax.imshow(img.numpy(), cmap=cmap)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    save_figure(fig, path)
+
+
+def plot_auc_vs_size(path: Path, curves: dict, title: str = "AUC vs training-set size") -> None:
+    """curves: name -> (n_train, mean AUC, std) arrays."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (n, mean, std) in curves.items():
+        ax.errorbar(n, mean, yerr=std, marker="o", capsize=3, label=name)
+    ax.set(xscale="log", xlabel="training images", ylabel="mean AUC", title=title)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
+def current_figure(path: Path) -> None:
+    """The figure a library drew on pyplot's current axes (fastai's LR finder)."""
+    save_figure(plt.gcf(), path)

@@ -1,0 +1,56 @@
+"""The two tasks behind one interface. A recipe's `task` picks one; everything that differs between classifying
+and reconstructing (data, head, metrics, what picks the best checkpoint, what a finished run writes) lives here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from . import classification, reconstruction
+from .config import Recipe
+from .models import ARCHS
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    monitor: str                      # the validation metric that picks best.pth (higher is better)
+    metrics: tuple[str, ...]          # what `metrics:` in a recipe may list
+    build_dls: Callable               # (recipe, num_workers, device) -> DataLoaders with a `table`
+    head: Callable                    # (recipe, dls) -> (n_out, loss, fastai metrics)
+    finalize: Callable                # (learn, recipe, run_dir, split) -> scores; writes predictions and plots
+    summary_line: Callable            # result -> "mean AUC 0.71" / "PSNR 30.1 dB, SSIM 0.95"
+    mid_epoch_score: Optional[Callable] = None  # learn -> monitor value, for train.eval_every_iters
+    predicts_labels: bool = False     # `medcolor predict` / `interpret` make sense
+
+
+TASKS = {
+    "classification": Task("classification", "mean_auc", classification.METRICS, classification.build_dls,
+                           classification.head, classification.finalize, classification.summary_line,
+                           classification.mid_epoch_score, predicts_labels=True),
+    "reconstruction": Task("reconstruction", "ssim", reconstruction.METRICS, reconstruction.build_dls,
+                           reconstruction.head, reconstruction.finalize, reconstruction.summary_line),
+}
+
+
+def task_of(recipe: Recipe) -> Task:
+    return TASKS[recipe.task]
+
+
+def check_recipe(recipe: Recipe) -> list[str]:
+    """What this task needs of a recipe: an architecture made for it, a known colorizer, metrics it computes
+    (including the one that picks the best checkpoint)."""
+    from .colorizers import list_colorizers
+    from .errors import closest
+
+    task, m, problems = task_of(recipe), recipe.model, []
+    if m.arch in ARCHS and ARCHS[m.arch].task != task.name:
+        fits = [a for a, spec in ARCHS.items() if spec.task == task.name]
+        problems.append(f"model.arch {m.arch!r} does not fit task {task.name}; use {', '.join(fits)}")
+    if ARCHS.get(m.arch) and ARCHS[m.arch].colorizer and m.colorizer.lower() not in list_colorizers():
+        problems.append(f"model.colorizer {m.colorizer!r} is unknown{closest(m.colorizer.lower(), list_colorizers())}")
+    unknown = [name for name in recipe.metrics if name not in task.metrics]
+    if unknown:
+        problems.append(f"metrics {unknown} are not computed for {task.name}; choose from {', '.join(task.metrics)}")
+    if task.monitor.replace("mean_", "") not in recipe.metrics:
+        problems.append(f"metrics must include {task.monitor.replace('mean_', '')!r}: it picks the best checkpoint")
+    return problems

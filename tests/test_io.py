@@ -1,0 +1,58 @@
+import json
+import math
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from medcolor.errors import UsageError
+from medcolor.io import atomic_torch_save, atomic_write, claim_new, load_tensors, write_json
+
+
+def test_a_write_killed_midway_never_replaces_the_checkpoint(tmp_path):
+    target = tmp_path / "last.pth"
+    atomic_torch_save({"epoch": 1, "w": torch.ones(3)}, target)
+    script = textwrap.dedent(f"""
+        import os, signal, torch
+        import medcolor.io as io
+        real = os.fsync
+        def die(fd):  # the process is killed after the new bytes are written, before the rename
+            os.kill(os.getpid(), signal.SIGKILL)
+        io.os.fsync = die
+        io.atomic_torch_save({{"epoch": 2, "w": torch.zeros(10_000_000)}}, {str(target)!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script])
+    assert proc.returncode == -signal.SIGKILL
+    loaded = torch.load(target, weights_only=True)
+    assert loaded["epoch"] == 1 and torch.equal(loaded["w"], torch.ones(3))
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "last.pth"]
+    assert all(name.startswith(".last.pth.") and name.endswith(".tmp") for name in leftovers)
+
+
+def test_atomic_write_keeps_group_readable_permissions(tmp_path):
+    atomic_write(tmp_path / "x.json", "{}")
+    assert (tmp_path / "x.json").stat().st_mode & 0o044
+
+
+def test_claimed_names_never_overwrite(tmp_path):
+    first, second = claim_new(tmp_path / "plot.png"), claim_new(tmp_path / "plot.png")
+    assert (first.name, second.name) == ("plot.png", "plot-2.png")
+    assert claim_new(tmp_path / "eval-test", is_dir=True).is_dir()
+    assert claim_new(tmp_path / "eval-test", is_dir=True).name == "eval-test-2"
+
+
+def test_json_is_always_strict(tmp_path):
+    write_json(tmp_path / "m.json", {"auc": float("nan"), "best": -math.inf, "ok": [1.0, float("inf")]})
+    assert json.loads((tmp_path / "m.json").read_text(), parse_constant=lambda c: 1 / 0) == \
+        {"auc": None, "best": None, "ok": [1.0, None]}
+
+
+def test_a_pickle_is_never_unpickled_and_says_so(tmp_path):
+    import pickle
+
+    (tmp_path / "evil.pth").write_bytes(pickle.dumps({"x": object()}))
+    with pytest.raises(UsageError, match="holds more than plain tensors .* never unpickles code"):
+        load_tensors(tmp_path / "evil.pth")

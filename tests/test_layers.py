@@ -1,0 +1,93 @@
+"""The package's import graph, read with `ast` (imports inside functions included): no cycles, imports run down
+the layers of docs/design.md, and the training script is a leaf only the command line imports."""
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "app" / "medcolor"
+
+# Lower layers never import higher ones (docs/design.md, "Import layers").
+LAYERS = [
+    {"errors", "_resources", "config", "io", "plots"},
+    {"data", "data.specs", "data.policies", "data.images", "data.readers", "data.cache", "data.block",
+     "data.summary", "data.volumes", "colorizers", "backbones", "autoencoders", "losses", "metrics"},
+    {"models", "modes", "summary"},
+    {"classification", "reconstruction", "tasks"},
+    {"recipes"},
+    {"callbacks", "learner"},
+    {"runs"},
+    {"chains", "sweeps"},
+    {"train"},
+    {"evaluate", "interpret", "report"},
+    {"cli", "__init__", "__main__"},
+]
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE).with_suffix("")
+    return ".".join(rel.parts) if rel.name != "__init__" or len(rel.parts) == 1 else ".".join(rel.parts[:-1])
+
+
+def imports_of(path: Path, name: str) -> set[str]:
+    """Package modules that `name` imports anywhere in its file (top level or inside functions)."""
+    package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
+    if name == "__init__":
+        package = []
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            target = ".".join(base + ([node.module] if node.module else []))
+            if node.module:
+                found.add(target)
+            found |= {f"{target}.{a.name}".lstrip(".") for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("medcolor"):
+            found.add(node.module.removeprefix("medcolor").lstrip("."))
+            found |= {f"{node.module.removeprefix('medcolor').lstrip('.')}.{a.name}".lstrip(".") for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.removeprefix("medcolor.") for a in node.names if a.name.startswith("medcolor.")}
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py") if "_recipe_files" not in p.parts}
+    return {name: {m for m in imports_of(path, name) if m in files and m != name} for name, path in files.items()}
+
+
+def test_every_module_has_a_layer():
+    placed = set().union(*LAYERS)
+    assert set(graph()) - placed == set()
+
+
+def test_no_import_cycles_lazy_imports_included():
+    g, done, stack = graph(), set(), []
+
+    def visit(node):
+        if node in stack:
+            raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(node):] + [node]))
+        if node in done:
+            return
+        stack.append(node)
+        for dep in sorted(g[node]):
+            visit(dep)
+        stack.pop()
+        done.add(node)
+
+    for node in sorted(g):
+        visit(node)
+
+
+def test_imports_run_down_the_layers():
+    level = {m: i for i, layer in enumerate(LAYERS) for m in layer}
+    upward = [f"{a} -> {b}" for a, deps in graph().items() for b in deps
+              if level[b] > level[a] and not (a.startswith("data") and b == "data")]
+    assert upward == []
+
+
+def test_only_the_command_line_imports_the_training_script():
+    assert {m for m, deps in graph().items() if "train" in deps} <= {"cli"}
+
+
+def test_task_differences_live_behind_the_task_interface():
+    offenders = [p.name for p in PACKAGE.rglob("*.py") if p.name not in ("tasks.py", "cli.py")
+                 and ("recipe.task ==" in p.read_text() or "r.task ==" in p.read_text())]
+    assert offenders == []

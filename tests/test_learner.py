@@ -1,0 +1,29 @@
+import torch
+
+import medcolor
+from medcolor.learner import optimizer
+from medcolor.recipes import load_recipe
+
+
+def test_optimisers_follow_the_sources():
+    """Adam with PyTorch's defaults (AECNN), RMSprop with Keras' rho 0.9 and eps 1e-7 (IXI), read back from the
+    Learner's optimiser."""
+
+    adam = optimizer(load_recipe("nih14-aecnn-stage2"))([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
+    assert (adam.hypers[0]["mom"], adam.hypers[0]["sqr_mom"], adam.hypers[0]["eps"]) == (0.9, 0.999, 1e-8)
+    rms = optimizer(load_recipe("ixi-ae-small-mse"))([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    assert (rms.hypers[0]["sqr_mom"], rms.hypers[0]["eps"]) == (0.9, 1e-7)
+    s1, s2 = load_recipe("nih14-aecnn-stage1"), load_recipe("nih14-aecnn-stage2")
+    assert (s2.train.opt, s2.train.max_lr, s2.train.schedule) == (s1.train.opt, s1.train.max_lr, s1.train.schedule)
+    fmix = load_recipe("nih14-aecnn-stage1-fmix")
+    assert fmix.train.mix == "fmix" and not fmix.data.augment  # FMix replaces stage 1's augmentations
+    sizes = {f"{a}-{loss}": load_recipe(f"ixi-ae-{a}-{loss}").train.bs for a in ("small", "big", "resnet50")
+             for loss in ("mse", "dssim")}
+    assert sizes == {"small-mse": 32, "small-dssim": 32, "big-mse": 32, "big-dssim": 24, "resnet50-mse": 8,
+                     "resnet50-dssim": 8}
+    assert load_recipe("ixi-ae-resnet50-mse").train.opt == "adam"
+    # the same read back from a Learner built the way `run` builds it
+    learn = medcolor.build_learner(load_recipe("demo", ["train.opt=adam", "train.image_size=32"]))
+    learn.create_opt()
+    assert (learn.opt.hypers[-1]["mom"], learn.opt.hypers[-1]["sqr_mom"], learn.opt.hypers[-1]["eps"]) == \
+        (0.9, 0.999, 1e-8)
