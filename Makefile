@@ -15,7 +15,8 @@ $(BIN)/medcolor: pyproject.toml
 	@touch $@
 
 demo: install
-	$(BIN)/medcolor run recipe demo
+	$(BIN)/medcolor run sweep demo --runs-dir runs
+	$(BIN)/medcolor report runs/demo runs/demo-mode2 --plot ""
 
 test: install
 	$(BIN)/python -m pytest --durations=5

@@ -7,7 +7,7 @@ from medcolor.models import build_model, part_parameters
 from medcolor.modes import MODES, apply_mode, bn_callbacks, splitter_for
 
 
-def one_step_learner(model, mode, batch, freeze_bn_stats=False):
+def one_step_learner(model, mode, batch, freeze_bn_stats=False, train_bn=False, train_stem=False):
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
     import fastai.callback.progress  # noqa: F401  (adds Learner.no_bar)
@@ -16,9 +16,9 @@ def one_step_learner(model, mode, batch, freeze_bn_stats=False):
 
     ds = list(zip(*batch))
     dls = DataLoaders(DataLoader(ds, bs=len(ds)), DataLoader(ds, bs=len(ds)))
-    learn = Learner(dls, model, loss_func=nn.BCEWithLogitsLoss(), opt_func=SGD, splitter=splitter_for(mode),
-                    train_bn=False, cbs=bn_callbacks(freeze_bn_stats))
-    apply_mode(learn, mode)
+    learn = Learner(dls, model, loss_func=nn.BCEWithLogitsLoss(), opt_func=SGD, splitter=splitter_for(mode, train_stem),
+                    train_bn=train_bn, cbs=bn_callbacks(freeze_bn_stats))
+    apply_mode(learn, mode, train_stem)
     with learn.no_bar(), learn.no_logging():
         learn.fit(1, lr=0.1)
     return learn
@@ -79,3 +79,37 @@ def test_mode_without_colorizer_parameters_still_freezes_body(real_batch):
     one_step_learner(model, 1, real_batch)
     for name, p in model.named_parameters():
         assert torch.equal(p.detach(), before[name]) == (model.part_of(name) == "body")
+
+
+BN_AFFINE = (".bn", "bn1.", "bn2.", "downsample.1.")
+
+
+@pytest.mark.parametrize("colorizer,options,expected", [
+    ("conv1x1", {}, lambda part, name: part in ("colorizer", "head")),
+    ("stemsum", {}, lambda part, name: part == "head"),
+    ("coloru", {"train_bn": True},
+     lambda part, name: part in ("colorizer", "head") or any(b in name for b in BN_AFFINE)),
+    ("coloru", {"train_stem": True},
+     lambda part, name: part in ("colorizer", "head") or name.startswith(("backbone.conv1.", "backbone.bn1."))),
+])
+def test_cheap_baselines_and_mode_1_options_train_exactly_their_parameters(real_batch, colorizer, options, expected):
+    from medcolor.modes import trainable_parameters
+
+    torch.manual_seed(0)
+    model = pretrained_like(build_model(ModelConfig(backbone="resnet18", colorizer=colorizer), n_out=5))
+    before = snapshot(model)
+    planned = trainable_parameters(model, 1, **options)
+    one_step_learner(model, 1, real_batch, **options)
+    for name, p in model.named_parameters():
+        changed = not torch.equal(p.detach(), before[name])
+        should = expected(model.part_of(name), name)
+        assert changed == should == (id(p) in planned), f"{colorizer} {options}: {name} changed={changed}"
+
+
+def test_frozen_batchnorm_keeps_imagenet_statistics_by_default(real_batch):
+    """The default: a frozen body's BatchNorm layers run in eval mode (fastai's BnFreeze), so head-only training
+    sees the features a linear probe would; thesis recipes set freeze_bn_stats: false, as the thesis had it."""
+    from medcolor.recipes import load_recipe
+
+    assert ModelConfig().freeze_bn_stats and load_recipe("demo").model.freeze_bn_stats
+    assert not load_recipe("chexpert-deconv-mode1").model.freeze_bn_stats

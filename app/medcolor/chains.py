@@ -21,12 +21,16 @@ def parent_overrides(overrides, recipe: Recipe) -> list[str]:
     return kept + [f"model.backbone={recipe.model.backbone}", f"train.seed={recipe.train.seed}"]
 
 
-def find_parent_run(runs_dir: Path, parent: str, recipe: Recipe, same_data: bool) -> Path | None:
-    wanted = {"model.backbone": recipe.model.backbone, "train.seed": recipe.train.seed}
+def find_parent_run(runs_dir: Path, parent: Recipe, recipe: Recipe, same_data: bool) -> Path | None:
+    """A finished run of `parent` (with the child's overrides) with the same model, seed and, for a same-dataset
+    chain, the same data."""
+    model = to_dict(parent.model)
+    wanted = {f"model.{k}": model[k] for k in ("arch", "backbone", "colorizer", "mode")}
+    wanted["train.seed"] = recipe.train.seed
     if same_data:
         data = to_dict(recipe.data)
         wanted.update({f"data.{k}": data[k] for k in SAME_DATA})
-    return matching_run(runs_dir, parent, wanted)
+    return matching_run(runs_dir, parent.name, wanted)
 
 
 def resolve_chain(recipe: Recipe, overrides, runs_dir: Path, train_parent) -> Recipe:
@@ -46,7 +50,7 @@ def resolve_one(ref: str, recipe: Recipe, overrides, runs_dir: Path, train_paren
 
     parent = load_recipe(ref[len("recipe:"):], parent_overrides(overrides, recipe))
     same_dataset = parent.data.spec == recipe.data.spec
-    run = find_parent_run(runs_dir, parent.name, recipe, same_data=same_dataset)
+    run = find_parent_run(runs_dir, parent, recipe, same_data=same_dataset)
     if run is None and not same_dataset:
         raise UsageError(f"{recipe.name} starts from a finished {parent.name} run (backbone "
                          f"{recipe.model.backbone}, seed {recipe.train.seed}) in {runs_dir}; run `medcolor run recipe "

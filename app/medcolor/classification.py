@@ -61,7 +61,7 @@ def colorizer_figure(path: Path, model, xb: torch.Tensor) -> None:
     model.eval()
     with torch.no_grad():
         rgb = model.colorizer(xb).float().cpu()
-    plot_colorizer(path, xb.float().cpu(), rgb)
+    plot_colorizer(path, xb.float().cpu(), rgb.expand(-1, 3, -1, -1))  # stemsum passes the gray channel on
 
 
 def finalize(learn, recipe: Recipe, run_dir: Path, split: str) -> dict:
@@ -86,6 +86,18 @@ def mid_epoch_score(learn) -> float:
     for m, training in modes.items():
         m.train(training)
     return mean_auc(torch.cat(preds).numpy(), torch.cat(targs).numpy())
+
+
+def frozen_features(learn, rows: pd.DataFrame):
+    """Pooled features of the model's colorizer + body (eval mode, validation preprocessing) for `rows`: what a
+    linear probe of a frozen body sees."""
+    body = learn.model.backbone
+    learn.model.eval()
+    out = []
+    with torch.no_grad():
+        for xb, in learn.dls.test_dl(rows, with_labels=False):
+            out.append(body.forward_head(body.forward_features(learn.model.colorizer(xb)), pre_logits=True).cpu())
+    return torch.cat(out).numpy()
 
 
 def summary_line(result: dict) -> str:

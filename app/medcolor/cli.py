@@ -34,11 +34,13 @@ def _print_json(obj) -> None:
 @model_app.command("summary")
 def model_summary(
     backbone: str = typer.Option("resnet18", help="any timm model name"),
-    colorizer: str = typer.Option("none", help="none|gray|deconv|pixelshuffle|resizeconv|coloru"),
+    colorizer: str = typer.Option("none", help="none|gray|conv1x1|stemsum|deconv|pixelshuffle|resizeconv|coloru|window|filters"),
     mode: int = typer.Option(1, help="transfer mode 1, 2 or 3"),
     n_out: Optional[int] = typer.Option(None, "--n-out", help="number of outputs (labels; default 5, aecnn 14)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="input side in pixels, for MACs (320; 256 for --model)"),
     model: Optional[str] = typer.Option(None, "--model", help="a section-6 model: ae-small, ae-big, ae-resnet50, aecnn"),
+    train_bn: bool = typer.Option(False, "--train-bn", help="frozen parts' BatchNorm affine parameters train too"),
+    train_stem: bool = typer.Option(False, "--train-stem", help="the backbone's stem trains in mode 1"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ):
     """Trainable / total parameters per part, MACs and output shape."""
@@ -48,8 +50,8 @@ def model_summary(
     if model:
         s = summarize_arch(model, n_out or 14, image_size or 256)
     else:
-        s = summarize_colornet(ModelConfig(backbone=backbone, colorizer=colorizer, mode=mode), n_out or 5,
-                               image_size or 320)
+        s = summarize_colornet(ModelConfig(backbone=backbone, colorizer=colorizer, mode=mode, train_bn=train_bn,
+                                           train_stem=train_stem), n_out or 5, image_size or 320)
     _print_json(s) if as_json else typer.echo(format_summary(s))
 
 

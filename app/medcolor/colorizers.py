@@ -190,6 +190,32 @@ class Replicate(nn.Module):
 register("gray")(type("Gray", (Replicate,), {"__doc__": "Alias of `none`."}))
 
 
+@register("conv1x1")
+class Conv1x1(nn.Module):
+    """The cheapest learned colorizer: a 1 -> 3 channel linear map (3 weights + 3 biases), starting as `none`."""
+
+    def __init__(self):
+        super().__init__()
+        self.mix = nn.Conv2d(1, 3, 1)
+        nn.init.ones_(self.mix.weight)
+        nn.init.zeros_(self.mix.bias)
+
+    def forward(self, x):
+        return self.mix(x)
+
+
+@register("stemsum")
+class StemSum(nn.Module):
+    """No colorizer: the backbone's stem takes the gray channel itself, its RGB kernels summed from the ImageNet
+    weights (timm's adapt_input_conv, what timm and fastai do for in_chans=1). The same function as `none` at the
+    start, with a third of the stem's weights."""
+
+    backbone_in_chans = 1
+
+    def forward(self, x):
+        return x
+
+
 class _FixedFrontEnd(nn.Module):
     """Parameter-free pseudo-colour baselines work on intensities in [0, 1]: the input is de-normalised with the
     data's statistics, and each output channel is re-centred the same way (x - mean) / std."""

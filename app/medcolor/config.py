@@ -27,7 +27,9 @@ class ModelConfig:
     weights: Optional[str] = None
     init_from: Union[str, list[str], None] = None
     init_parts: list[Any] = field(default_factory=lambda: ["colorizer", "body"])  # one list per init_from entry
-    freeze_bn_stats: bool = False
+    freeze_bn_stats: bool = True   # frozen parts' BatchNorm layers keep their statistics (eval mode, fastai BnFreeze)
+    train_bn: bool = False     # frozen parts' BatchNorm affine parameters train too (fastai's train_bn)
+    train_stem: bool = False   # the backbone's stem trains in a mode that freezes the body
 
 
 @dataclass

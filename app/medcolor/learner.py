@@ -102,9 +102,10 @@ def _learner(recipe: Recipe, dls, model_cfg):
 
     n_out, loss, metrics = task_of(recipe).head(recipe, dls)
     model = build_model(model_cfg, n_out=n_out, stats=(recipe.data.mean, recipe.data.std))
-    learn = Learner(dls, model, loss_func=loss, opt_func=optimizer(recipe), splitter=splitter_for(model_cfg.mode),
-                    train_bn=False, wd=recipe.train.wd, metrics=metrics, cbs=recipe_callbacks(recipe))
-    apply_mode(learn, model_cfg.mode)
+    m = model_cfg
+    learn = Learner(dls, model, loss_func=loss, opt_func=optimizer(recipe), splitter=splitter_for(m.mode, m.train_stem),
+                    train_bn=m.train_bn, wd=recipe.train.wd, metrics=metrics, cbs=recipe_callbacks(recipe))
+    apply_mode(learn, m.mode, m.train_stem)
     amp = recipe.train.fp16 and torch.cuda.is_available()
     if recipe.train.channels_last:  # +12-31 % images/s on this 2-core CPU (benchmarks/bench.py)
         learn.to_channelslast(use_amp=amp)

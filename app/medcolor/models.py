@@ -57,12 +57,14 @@ class Arch:
     colorizer: bool = False  # model.colorizer is used
 
 
-def _backbone(cfg: ModelConfig, n_out: int) -> nn.Module:
-    return create_backbone(cfg.backbone, n_out, pretrained=cfg.pretrained, weights=cfg.weights, tag=cfg.pretrained_tag)
+def _backbone(cfg: ModelConfig, n_out: int, in_chans: int = 3) -> nn.Module:
+    return create_backbone(cfg.backbone, n_out, pretrained=cfg.pretrained, weights=cfg.weights, tag=cfg.pretrained_tag,
+                           in_chans=in_chans)
 
 
 def _colornet(cfg, n_out, stats):
-    return ColorNet(create_colorizer(cfg.colorizer, *stats), _backbone(cfg, n_out))
+    colorizer = create_colorizer(cfg.colorizer, *stats)
+    return ColorNet(colorizer, _backbone(cfg, n_out, getattr(colorizer, "backbone_in_chans", 3)))
 
 
 def _aecnn(cfg, n_out, stats):

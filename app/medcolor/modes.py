@@ -1,8 +1,9 @@
 """Transfer modes as a fastai splitter plus a freeze plan (docs/design.md, "Transfer modes").
 
 The splitter puts the frozen parts first, so fastai's own `freeze_to(n_frozen)` freezes exactly them
-(requires_grad False, so fastai's optimiser skips them); the Learner is built with train_bn=False so the
-frozen parts' BatchNorm affine parameters stay frozen too.
+(requires_grad False, so fastai's optimiser skips them). Two mode-1 options loosen it: fastai's own train_bn
+(`model.train_bn`) keeps the frozen parts' BatchNorm affine parameters trainable, and `model.train_stem` moves
+the backbone's stem into a trainable group.
 """
 from __future__ import annotations
 
@@ -38,31 +39,59 @@ def get_mode(number: int) -> Mode:
     return MODES[number]
 
 
-def param_groups(model: nn.Module, mode: int) -> list[list[nn.Parameter]]:
-    """Parameter groups in freeze order (frozen parts first); empty parts (colorizer `none`) are left out."""
+def stem_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The backbone's stem, as timm's group_matcher names it (resnet: conv1, bn1; efficientnet: conv_stem, bn1)."""
+    import re
+
+    backbone = getattr(model, "backbone", None)
+    if backbone is None or not hasattr(backbone, "group_matcher"):
+        return []
+    stem = re.compile(backbone.group_matcher()["stem"])
+    return [p for k, p in backbone.named_parameters() if stem.match(k)]
+
+
+def param_groups(model: nn.Module, mode: int, train_stem: bool = False) -> list[list[nn.Parameter]]:
+    """Parameter groups in freeze order (frozen parts first); empty parts (colorizer `none`) are left out.
+    With train_stem the backbone's stem leaves the frozen body for a trainable group of its own."""
     m = get_mode(mode)
-    groups = [part_parameters(model, part) for part in m.frozen + m.trainable]
-    return [g for g in groups if g]
+    stem = {id(p) for p in stem_parameters(model)} if train_stem and "body" in m.frozen else set()
+    frozen = [[p for p in part_parameters(model, part) if id(p) not in stem] for part in m.frozen]
+    trainable = [[p for p in stem_parameters(model) if id(p) in stem]] + \
+        [part_parameters(model, part) for part in m.trainable]
+    return [g for g in frozen + trainable if g]
 
 
-def n_frozen_groups(model: nn.Module, mode: int) -> int:
-    return sum(1 for part in get_mode(mode).frozen if part_parameters(model, part))
+def n_frozen_groups(model: nn.Module, mode: int, train_stem: bool = False) -> int:
+    stem = {id(p) for p in stem_parameters(model)} if train_stem else set()
+    return sum(1 for part in get_mode(mode).frozen if any(id(p) not in stem for p in part_parameters(model, part)))
 
 
-def splitter_for(mode: int):
+def splitter_for(mode: int, train_stem: bool = False):
     """A fastai splitter (model -> parameter groups) for this mode."""
     def splitter(model):
-        return param_groups(model, mode)
+        return param_groups(model, mode, train_stem)
     return splitter
 
 
-def apply_mode(learn, mode: int) -> None:
-    """Freeze the mode's frozen parts on a fastai Learner built with `splitter_for(mode)` and train_bn=False."""
-    n = n_frozen_groups(learn.model, mode)
+def apply_mode(learn, mode: int, train_stem: bool = False) -> None:
+    """Freeze the mode's frozen parts on a fastai Learner built with `splitter_for(mode)`; BatchNorm affine
+    parameters of frozen parts stay frozen unless the Learner has fastai's train_bn=True (model.train_bn)."""
+    n = n_frozen_groups(learn.model, mode, train_stem)
     if n:
         learn.freeze_to(n)
     else:
         learn.unfreeze()
+
+
+def trainable_parameters(model: nn.Module, mode: int, train_bn: bool = False, train_stem: bool = False) -> set[int]:
+    """ids of the parameters a mode trains: what `model summary` counts and the mode tests check."""
+    from fastai.torch_core import norm_bias_params
+
+    groups = param_groups(model, mode, train_stem)
+    n = n_frozen_groups(model, mode, train_stem)
+    ids = {id(p) for g in groups[n:] for p in g}
+    frozen = {id(p) for g in groups[:n] for p in g}
+    return ids | ({id(p) for p in norm_bias_params(model, with_bias=False)} & frozen if train_bn else set())
 
 
 def bn_callbacks(freeze_bn_stats: bool) -> list:

@@ -101,8 +101,13 @@ def matching_run(runs_dir: Path, recipe: str, wanted: dict) -> Path | None:
 def starting_point(model: dict) -> str:
     """Where a run's weights came from, in words that are equal for every seed of one experiment:
     'imagenet:tv_in1k + chexpert-deconv-mode1[colorizer]' (a run folder is named by its recipe)."""
-    base = ("imagenet" + (f":{model['pretrained_tag']}" if model.get("pretrained_tag") else "")
-            if model.get("pretrained") else f"file:{Path(model['weights']).name}" if model.get("weights") else "random")
+    weights = str(model.get("weights") or "")
+    if model.get("pretrained"):
+        base = "imagenet" + (f":{model['pretrained_tag']}" if model.get("pretrained_tag") else "")
+    elif weights:
+        base = f"weights:{weights.removeprefix('package:') if weights.startswith('package:') else Path(weights).name}"
+    else:
+        base = "random"
     sources = model.get("init_from") or []
     sources = [sources] if isinstance(sources, str) else sources
     parts = model.get("init_parts") or []

@@ -5,7 +5,7 @@ import torch
 
 from .config import ModelConfig
 from .models import PARTS, ColorNet, build_model, part_parameters
-from .modes import get_mode
+from .modes import trainable_parameters
 
 
 def count_macs(module: torch.nn.Module, x: torch.Tensor) -> tuple[int, torch.Tensor]:
@@ -20,7 +20,8 @@ def count_macs(module: torch.nn.Module, x: torch.Tensor) -> tuple[int, torch.Ten
 def summarize_colornet(cfg: ModelConfig, n_out: int, image_size: int) -> dict:
     model = build_model(cfg, n_out).eval()
     return {"backbone": cfg.backbone, "colorizer": cfg.colorizer, "mode": cfg.mode, "n_out": n_out,
-            "image_size": image_size, **_counts(model, cfg.mode), **_macs(model, image_size)}
+            "image_size": image_size, "train_bn": cfg.train_bn, "train_stem": cfg.train_stem,
+            **_counts(model, cfg.mode, cfg.train_bn, cfg.train_stem), **_macs(model, image_size)}
 
 
 def summarize_arch(arch: str, n_out: int, image_size: int, backbone: str = "densenet121") -> dict:
@@ -38,12 +39,13 @@ def summarize_arch(arch: str, n_out: int, image_size: int, backbone: str = "dens
             "macs": {"total": macs}, "output_shape": list(y.shape)}
 
 
-def _counts(model: ColorNet, mode: int) -> dict:
-    trainable = get_mode(mode).trainable
+def _counts(model, mode: int, train_bn: bool = False, train_stem: bool = False) -> dict:
+    trainable = trainable_parameters(model, mode, train_bn, train_stem)
     parts = {}
     for part in PARTS:
-        total = sum(p.numel() for p in part_parameters(model, part))
-        parts[part] = {"total": total, "trainable": total if part in trainable else 0}
+        params = part_parameters(model, part)
+        parts[part] = {"total": sum(p.numel() for p in params),
+                       "trainable": sum(p.numel() for p in params if id(p) in trainable)}
     return {"trainable_params": sum(p["trainable"] for p in parts.values()),
             "total_params": sum(p["total"] for p in parts.values()), "parts": parts}
 
@@ -61,7 +63,8 @@ def format_summary(s: dict) -> str:
         return (f"{s['model']}: {s['total_params']:,} parameters ({s['total_params_keras']:,} counting BatchNorm "
                 f"running statistics, as Keras does); {s['macs']['total'] / 1e9:.2f} G MACs at "
                 f"{s['image_size']} px; output {tuple(s['output_shape'])}")
-    lines = [f"{s['backbone']} + {s['colorizer']} colorizer, mode {s['mode']}, {s['n_out']} outputs, "
+    options = "".join(f", {o}" for o in ("train_bn", "train_stem") if s.get(o))
+    lines = [f"{s['backbone']} + {s['colorizer']} colorizer, mode {s['mode']}{options}, {s['n_out']} outputs, "
              f"{s['image_size']}x{s['image_size']} input",
              f"{'part':<10} {'trainable':>12} {'total':>12}"]
     for part, c in s["parts"].items():
