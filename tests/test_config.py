@@ -35,3 +35,8 @@ def test_types_are_coerced_only_where_safe():
     assert cfg.valid_pct == 1.0 and isinstance(cfg.valid_pct, float) and cfg.subset.fraction == 0.5
     with pytest.raises(UsageError, match="on_bad_image must be one of skip, error"):
         from_dict(DataConfig, {"on_bad_image": "ignore"})
+
+
+def test_null_clears_an_optional_string_field():
+    out = apply_overrides({"model": {"weights": "package:x"}}, ["model.weights=null", "data.slices=5:15"], schema=Recipe)
+    assert out["model"]["weights"] is None and out["data"]["slices"] == "5:15"

@@ -226,7 +226,7 @@ def apply_overrides(data: dict, overrides, schema=None) -> dict:
     out = _deepcopy(data)
     for text in overrides or []:
         path, value = parse_override(text)
-        if schema is not None and _unwrap(_check_path(schema, path, text)) is str:
+        if schema is not None and _unwrap(_check_path(schema, path, text)) is str and value is not None:
             value = text.split("=", 1)[1].strip()  # a string field keeps its text (YAML 1.1 reads 5:15 as 315)
         node = out
         for part in path[:-1]:
