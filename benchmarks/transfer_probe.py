@@ -65,6 +65,7 @@ def main() -> None:
             p = probe(base + ["model.colorizer=none"])
             rows.append({"config": "linear probe (imagenet features)", "seed": seed, "valid": p["valid"],
                          "test": p["test"], "seconds": None})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
             for name, extra in configs.items():
                 r, sec = medcolor_run(base + extra, Path(tmp))
                 rows.append({"config": f"mode 1, {name}", "seed": seed, "valid": r["best_valid_mean_auc"],
@@ -76,7 +77,10 @@ def main() -> None:
     table = df.groupby("config", sort=False).agg(valid=("valid", "mean"), valid_std=("valid", "std"),
                                                  test=("test", "mean"), test_std=("test", "std"),
                                                  seconds=("seconds", "mean"))
-    print(table.to_markdown(floatfmt=".3f"))
+    print("| configuration | valid mean AUC | test mean AUC | seconds per run |\n|---|---|---|---|")
+    for name, r in table.iterrows():
+        print(f"| {name} | {r.valid:.3f} ± {r.valid_std:.3f} | {r.test:.3f} ± {r.test_std:.3f} | "
+              f"{'' if pd.isna(r.seconds) else f'{r.seconds:.0f}'} |")
 
 
 if __name__ == "__main__":
