@@ -83,6 +83,20 @@ def save_figure(fig, path: Path) -> None:
     atomic_write(path, buf.getvalue())
 
 
+def read_yaml(path: Path, what: str = "file") -> dict:
+    """A YAML mapping read with safe_load (no Python tags); a syntax error is one line naming the file."""
+    import yaml
+
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise UsageError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} must hold a mapping of {what} fields")
+    return data
+
+
 def load_tensors(path: Path, what: str = "checkpoint"):
     """torch.load(weights_only=True): plain tensors and containers, never pickled code. The one reader of
     checkpoints and weight files; a broken or foreign file is one line naming it."""

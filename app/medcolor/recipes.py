@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from . import io
 from ._resources import resolve_named, shipped_yaml
 from .config import ModelConfig, Recipe, apply_overrides, from_dict, to_dict
 from .errors import UsageError
@@ -23,14 +24,7 @@ def resolve_recipe_path(name_or_path: str) -> Path:
 
 
 def read_yaml(path: Path) -> dict:
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise UsageError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path} must hold a mapping of recipe fields")
-    return data
+    return io.read_yaml(path, "recipe")
 
 
 def load_recipe(name_or_path: str, overrides=()) -> Recipe:

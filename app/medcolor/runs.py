@@ -9,11 +9,9 @@ import shutil
 import time
 from pathlib import Path
 
-import yaml
-
 from .config import Recipe
 from .errors import UsageError
-from .io import claim_new, load_tensors
+from .io import claim_new, load_tensors, read_yaml
 
 
 def new_run_dir(runs_dir: Path, recipe: str, backbone: str, seed: int, suffix: str = "") -> Path:
@@ -71,8 +69,7 @@ def is_finished(run_dir: Path) -> bool:
 
 def saved_recipe(run_dir: Path) -> dict:
     """The resolved recipe a run folder keeps (recipe.yaml), as a plain mapping."""
-    with open(Path(run_dir) / "recipe.yaml") as f:
-        return yaml.safe_load(f)
+    return read_yaml(Path(run_dir) / "recipe.yaml", "recipe")
 
 
 def finished_runs(runs_dir: Path, recipe: str) -> list[Path]:
@@ -122,7 +119,7 @@ def _source_name(source: str) -> str:
     path = Path(source)
     try:
         return saved_recipe(path if path.is_dir() else path.parent)["name"]
-    except (OSError, KeyError, TypeError, ValueError):
+    except (OSError, KeyError, UsageError):
         return path.name
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from .._resources import shipped_yaml
 from ..config import DataConfig, apply_overrides, from_dict
 from ..errors import UsageError, closest
+from ..io import read_yaml
 
 
 def spec_files() -> dict[str, Path]:
@@ -23,8 +22,7 @@ def spec_defaults(name: str) -> dict:
     files = spec_files()
     if name not in files:
         raise UsageError(f"unknown data spec {name!r}{closest(name, files)}; known specs: {', '.join(files)}")
-    with open(files[name]) as f:
-        return yaml.safe_load(f) or {}
+    return read_yaml(files[name], "data spec")
 
 
 def resolve_data(section: dict) -> DataConfig:
