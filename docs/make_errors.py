@@ -30,6 +30,18 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
     empty = folders(tmp / "fo", split_layout=False)
     vols = ixi(tmp / "ix", n_subjects=3)
     (tmp / "file").write_text("x")
+    one_class = tmp / "oneclass"
+    for rel in ("train/a", "train/b", "valid/a"):
+        folders_like = one_class / rel
+        folders_like.mkdir(parents=True)
+        for i in range(3):
+            (folders_like / f"{i}.png").write_bytes((cx.parent / "CheXpert-v1.0-small/train/patient00000/study1/view1_lateral.jpg").read_bytes())
+    lists_missing = tmp / "nolists"
+    lists_missing.mkdir()
+    (lists_missing / "Data_Entry_2017.csv").write_bytes((ny / "Data_Entry_2017.csv").read_bytes())
+    import timm
+    import torch
+    torch.save(timm.create_model("resnet18").state_dict(), tmp / "resnet18.pth")
     (tmp / "bad.yaml").write_text("train: [unclosed\n")
     (tmp / "fields.yaml").write_text("data: {spec: nih-sample}\ntrain: {epochs: many, bs: 1.5, lr: 3}\n"
                                      "model: {pretrained: yes please}\n")
@@ -65,6 +77,15 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
         ("bad --shard", ["run", "sweep", "table5-1", "--shard", "3/2"]),
         ("report with no runs", ["report", str(tmp / "fo")]),
         ("unknown option", ["model", "summary", "--no-such-flag"]),
+        ("label table that does not exist", ["data", "summary", "chestxray14", "--csv", str(tmp / "nope.csv")]),
+        ("training without the ChestX-ray14 split lists", ["run", "recipe", "demo", "data.spec=chestxray14",
+                                                           f"data.root={lists_missing}"]),
+        ("one class in the validation split", ["run", "recipe", "demo", "data.spec=folder", f"data.root={one_class}"]),
+        ("weights that fit neither by name nor by position", ["run", "recipe", "demo",
+                                                              f"model.weights={tmp / 'resnet18.pth'}"]),
+        ("weights package that is not installed", ["run", "recipe", "demo", "model.weights=package:no_such_weights"]),
+        ("ImageNet weight tag that timm does not have", ["recipes", "validate", "chexpert-deconv-mode1",
+                                                         "model.pretrained_tag=nope"]),
     ]
 
 
