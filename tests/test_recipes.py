@@ -117,3 +117,13 @@ def test_python_api_mirrors_the_cli():
     assert len(learn.opt.param_lists) == 3  # colorizer, body, head: mode 2 trains all, splitter keeps the parts
     xb, yb = learn.dls.one_batch()
     assert xb.shape == (8, 1, 32, 32) and yb.shape == (8, 6)
+
+
+def test_metrics_are_checked_against_the_task(tmp_path):
+    recon = tmp_path / "recon.yaml"
+    recon.write_text("task: reconstruction\ndata: {spec: ixi, root: /data/ixi}\nmodel: {arch: ae-small}\n")
+    assert load_recipe(str(recon)).metrics == []  # every metric the task computes
+    with pytest.raises(UsageError, match=r"metrics \['auc'\] are not computed for reconstruction"):
+        load_recipe(str(recon), ["metrics=[auc, ssim]"])
+    with pytest.raises(UsageError, match="metrics must include 'ssim': it picks the best checkpoint"):
+        load_recipe(str(recon), ["metrics=[psnr]"])

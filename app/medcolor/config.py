@@ -115,7 +115,7 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    metrics: list[str] = field(default_factory=lambda: ["auc"])
+    metrics: list[str] = field(default_factory=list)  # empty: every metric the task computes
 
 
 # ---- validation --------------------------------------------------------------------------------------

@@ -66,7 +66,8 @@ def head(recipe: Recipe, dls):
     """(n_out, loss, fastai metrics): AvgMetrics named after the functions, averaging per-image values."""
     from fastai.metrics import AvgMetric
 
-    return 1, loss_for(recipe.train.loss), [AvgMetric(f) for f in (psnr, ssim) if f.__name__ in recipe.metrics]
+    wanted = recipe.metrics or METRICS
+    return 1, loss_for(recipe.train.loss), [AvgMetric(f) for f in (psnr, ssim) if f.__name__ in wanted]
 
 
 def stats(values: np.ndarray) -> dict:

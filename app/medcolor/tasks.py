@@ -51,6 +51,6 @@ def check_recipe(recipe: Recipe) -> list[str]:
     unknown = [name for name in recipe.metrics if name not in task.metrics]
     if unknown:
         problems.append(f"metrics {unknown} are not computed for {task.name}; choose from {', '.join(task.metrics)}")
-    if task.monitor.replace("mean_", "") not in recipe.metrics:
+    if recipe.metrics and task.monitor.replace("mean_", "") not in recipe.metrics:
         problems.append(f"metrics must include {task.monitor.replace('mean_', '')!r}: it picks the best checkpoint")
     return problems
