@@ -47,7 +47,7 @@ def resolve_package_path(value: str) -> Path:
     import importlib.util
 
     name, _, rel = value[len("package:"):].partition("/")
-    if (Path(__file__).parent / name).is_dir() and name != "medcolor":
+    if name == "samples":
         return Path(__file__).parent / name / rel
     try:
         spec = importlib.util.find_spec(name)

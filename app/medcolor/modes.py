@@ -50,20 +50,25 @@ def stem_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for k, p in backbone.named_parameters() if stem.match(k)]
 
 
-def param_groups(model: nn.Module, mode: int, train_stem: bool = False) -> list[list[nn.Parameter]]:
-    """Parameter groups in freeze order (frozen parts first); empty parts (colorizer `none`) are left out.
-    With train_stem the backbone's stem leaves the frozen body for a trainable group of its own."""
+def _frozen_and_trainable(model: nn.Module, mode: int, train_stem: bool):
+    """(frozen groups, trainable groups), empty ones (colorizer `none`) left out. With train_stem the backbone's
+    stem leaves the frozen body for a trainable group of its own."""
     m = get_mode(mode)
-    stem = {id(p) for p in stem_parameters(model)} if train_stem and "body" in m.frozen else set()
-    frozen = [[p for p in part_parameters(model, part) if id(p) not in stem] for part in m.frozen]
-    trainable = [[p for p in stem_parameters(model) if id(p) in stem]] + \
-        [part_parameters(model, part) for part in m.trainable]
-    return [g for g in frozen + trainable if g]
+    stem = stem_parameters(model) if train_stem and "body" in m.frozen else []
+    in_stem = {id(p) for p in stem}
+    frozen = [[p for p in part_parameters(model, part) if id(p) not in in_stem] for part in m.frozen]
+    trainable = [stem] + [part_parameters(model, part) for part in m.trainable]
+    return [g for g in frozen if g], [g for g in trainable if g]
+
+
+def param_groups(model: nn.Module, mode: int, train_stem: bool = False) -> list[list[nn.Parameter]]:
+    """Parameter groups in freeze order (frozen parts first)."""
+    frozen, trainable = _frozen_and_trainable(model, mode, train_stem)
+    return frozen + trainable
 
 
 def n_frozen_groups(model: nn.Module, mode: int, train_stem: bool = False) -> int:
-    stem = {id(p) for p in stem_parameters(model)} if train_stem else set()
-    return sum(1 for part in get_mode(mode).frozen if any(id(p) not in stem for p in part_parameters(model, part)))
+    return len(_frozen_and_trainable(model, mode, train_stem)[0])
 
 
 def splitter_for(mode: int, train_stem: bool = False):
@@ -87,10 +92,9 @@ def trainable_parameters(model: nn.Module, mode: int, train_bn: bool = False, tr
     """ids of the parameters a mode trains: what `model summary` counts and the mode tests check."""
     from fastai.torch_core import norm_bias_params
 
-    groups = param_groups(model, mode, train_stem)
-    n = n_frozen_groups(model, mode, train_stem)
-    ids = {id(p) for g in groups[n:] for p in g}
-    frozen = {id(p) for g in groups[:n] for p in g}
+    frozen_groups, trainable_groups = _frozen_and_trainable(model, mode, train_stem)
+    ids = {id(p) for g in trainable_groups for p in g}
+    frozen = {id(p) for g in frozen_groups for p in g}
     return ids | ({id(p) for p in norm_bias_params(model, with_bias=False)} & frozen if train_bn else set())
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from ._resources import resolve_named
 from .config import from_dict, parse_override
 from .errors import UsageError
-from .recipes import read_yaml, resolve_recipe_path
+from .io import read_yaml
+from .recipes import resolve_recipe_path
 from .runs import matching_run
 
 
@@ -40,7 +41,7 @@ class Job:
 
 def load_sweep(name_or_path: str) -> Sweep:
     path = resolve_named("recipes/sweeps", name_or_path, "sweep")
-    raw = read_yaml(path)
+    raw = read_yaml(path, "sweep")
     raw.setdefault("name", path.stem)
     sweep = from_dict(Sweep, raw, "sweep")
     if not sweep.recipes:

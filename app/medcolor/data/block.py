@@ -117,8 +117,9 @@ def check_classes(table: Table) -> None:
         df = table.split(split)
         counts = {lab: int(df[lab].sum()) for lab in table.labels}
         if table.single_label and sum(1 for n in counts.values() if n) < 2:
-            raise UsageError(f"the {split} split has images of one class only ({', '.join(f'{k}: {v}' for k, v in counts.items())}); "
-                             f"a classifier needs at least two classes in train and in valid")
+            shown = ", ".join(f"{k}: {v}" for k, v in counts.items())
+            raise UsageError(f"the {split} split has images of one class only ({shown}); a classifier needs at "
+                             f"least two classes in train and in valid")
     valid = table.split("valid")
     two = [lab for lab in table.labels if valid[lab].dropna().nunique() == 2]
     if not table.single_label and not two:

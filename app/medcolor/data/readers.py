@@ -4,7 +4,7 @@ Readers touch only label tables and folder listings, never image contents."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ class Table:
     labels: list[str]
     single_label: bool = False
     unsplit_reason: str = ""  # set when the split files are missing: every row has split "unsplit"
+    split_counts: dict = field(default_factory=dict)  # images per split the reader found, before read_table keeps some
 
     def split(self, name: str) -> pd.DataFrame:
         return self.df[self.df["split"] == name]
@@ -53,6 +54,7 @@ def read_table(cfg: DataConfig, splits=("train", "valid", "test"), allow_unsplit
     if cfg.reader not in READERS:
         raise UsageError(f"data.reader {cfg.reader!r} is unknown; choose from {', '.join(READERS)}")
     table = READERS[cfg.reader](cfg, set(splits))
+    table.split_counts = {k: int(v) for k, v in table.df["split"].value_counts().sort_index().items()}
     if table.unsplit_reason:
         if not allow_unsplit:
             raise UsageError(table.unsplit_reason)

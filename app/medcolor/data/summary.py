@@ -10,14 +10,13 @@ from .readers import read_table
 def summarize(cfg: DataConfig, split: str = "train") -> dict:
     """Images and positives per label after label policy and subset; reads only the label table. Without split
     files (ChestX-ray14's lists) the counts cover the whole table; with them, every split's size is reported."""
-    table = read_table(cfg, splits=("train", "valid", "test"), allow_unsplit=True) if cfg.reader == "chestxray14" \
-        else read_table(cfg, splits=(split,))
+    table = read_table(cfg, splits=(split,), allow_unsplit=True)
     unsplit = bool(table.unsplit_reason)
     df = table.df if unsplit else table.split(split)
     out = {"spec": cfg.spec, "split": "all" if unsplit else split, "n_images": int(len(df)),
            "positives": {lab: int((df[lab] == 1).sum()) for lab in table.labels},
            "uncertain_masked": {lab: int(df[lab].isna().sum()) for lab in table.labels if df[lab].isna().any()},
-           "splits": {k: int(v) for k, v in table.df["split"].value_counts().sort_index().items()}}
+           "splits": table.split_counts}
     if unsplit:
         out["note"] = "no split files next to the label table: counts cover every image in it"
     return out
