@@ -3,7 +3,8 @@ import json
 import numpy as np
 
 from medcolor.cli import main
-from medcolor.interpret import per_image_loss, youden_thresholds
+from medcolor.calibration import choose_thresholds
+from medcolor.interpret import per_image_loss
 
 
 def test_interpret_writes_the_figures(demo_runs, capsys):
@@ -26,7 +27,7 @@ def test_interpret_writes_the_figures(demo_runs, capsys):
 def test_youden_threshold_separates_a_clean_split():
     probs = np.array([[0.1], [0.2], [0.35], [0.6], [0.8]])
     targets = np.array([[0], [0], [0], [1], [1]], dtype=float)
-    assert youden_thresholds(probs, targets, ["A"])["A"] == 0.6
+    assert choose_thresholds(probs, targets, ["A"])["A"] == 0.6
 
 
 def test_per_image_loss_ignores_masked_labels():

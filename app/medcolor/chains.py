@@ -25,7 +25,8 @@ def find_parent_run(runs_dir: Path, parent: Recipe, recipe: Recipe, same_data: b
     """A finished run of `parent` (with the child's overrides) with the same model, seed and, for a same-dataset
     chain, the same data."""
     model = to_dict(parent.model)
-    wanted = {f"model.{k}": model[k] for k in ("arch", "backbone", "colorizer", "mode")}
+    wanted = {f"model.{k}": model[k] for k in ("arch", "backbone", "colorizer", "mode", "pretrained", "pretrained_tag",
+                                               "weights")}
     wanted["train.seed"] = recipe.train.seed
     if same_data:
         data = to_dict(recipe.data)

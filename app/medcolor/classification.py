@@ -7,11 +7,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import losses
+from . import calibration, losses
 from .config import Recipe
-from .io import write_csv
+from .io import write_csv, write_json
 from .metrics import auc_metrics, group_auc, label_aucs, mean_auc, mean_of, roc_inputs
 from .plots import plot_colorizer, plot_roc
+from .stats import auc_intervals
 
 METRICS = ("auc",)
 
@@ -40,8 +41,11 @@ def predict_split(learn, split: str):
 
 
 def scores(probs, targets, rows: pd.DataFrame, labels: list[str], reader: str) -> dict:
+    """AUC per label and mean, each with a bootstrap 95 % CI that resamples the table's groups (patients)."""
     aucs = label_aucs(probs, targets, labels)
-    out = {"mean_auc": mean_of(aucs), "auc": aucs, "n_images": int(len(rows))}
+    ci = auc_intervals(targets, probs, labels, rows["group"].to_numpy())
+    out = {"mean_auc": mean_of(aucs), "auc": aucs, "mean_auc_ci95": ci["mean"], "auc_ci95": ci["labels"],
+           "n_images": int(len(rows))}
     if reader == "mura":
         out["study_auc"] = group_auc(probs[:, 0], targets[:, 0], rows["group"])
     return out
@@ -65,13 +69,21 @@ def colorizer_figure(path: Path, model, xb: torch.Tensor) -> None:
 
 
 def finalize(learn, recipe: Recipe, run_dir: Path, split: str) -> dict:
-    """predictions.csv, plots/roc.png and plots/colorizer.png of the best model, and its AUCs on `split`."""
+    """predictions.csv, plots/roc.png, plots/colorizer.png and calibration.json (fitted on valid) of the best model,
+    and its AUCs on `split`."""
     labels = list(learn.dls.vocab)
+    write_json(run_dir / calibration.FILE, fit_calibration(learn))
     probs, targets, rows = predict_split(learn, split)
     write_csv(run_dir / "predictions.csv", predictions_frame(probs, targets, rows, labels))
     plot_roc(run_dir / "plots" / "roc.png", roc_inputs(probs, targets, labels), title=f"{recipe.name} ({split})")
     colorizer_figure(run_dir / "plots" / "colorizer.png", learn.model, learn.dls.valid.one_batch()[0][:4])
     return scores(probs, targets, rows, labels, recipe.data.reader)
+
+
+def fit_calibration(learn, rule: str = "youden") -> dict:
+    """Temperatures and thresholds of the model in `learn`, fitted on its validation split."""
+    probs, targets, _ = predict_split(learn, "valid")
+    return calibration.fit(probs, targets, list(learn.dls.vocab), learn.dls.table.single_label, rule)
 
 
 def mid_epoch_score(learn) -> float:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .calibration import choose_thresholds
 from .classification import colorizer_figure, predict_split
 from .errors import UsageError
 from .io import claim_new, write_csv, write_json
@@ -24,18 +25,6 @@ def per_image_loss(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
     p = np.clip(probs, 1e-7, 1 - 1e-7)
     bce = -(targets * np.log(p) + (1 - targets) * np.log(1 - p))
     return np.nanmean(np.where(np.isnan(targets), np.nan, bce), axis=1)
-
-
-def youden_thresholds(probs: np.ndarray, targets: np.ndarray, labels: list[str]) -> dict[str, float]:
-    """Per label, the threshold that maximises sensitivity + specificity - 1 (Youden's J); 0.5 for a label with
-    one class."""
-    from sklearn.metrics import roc_curve
-
-    out = {label: 0.5 for label in labels}
-    for _, label, t, p in per_label(probs, targets, labels):
-        fpr, tpr, thr = roc_curve(t, p)
-        out[label] = float(min(thr[int(np.argmax(tpr - fpr))], 1.0))
-    return out
 
 
 def confusion(probs, targets, labels, thresholds) -> dict[str, list[list[int]]]:
@@ -69,7 +58,7 @@ def interpret_run(run_dir: str | Path, split: str = "valid", top_k: int = 9, thr
     labels = list(learn.dls.vocab)
     probs, targets, rows = predict_split(learn, split)
     vp, vt, _ = (probs, targets, rows) if split == "valid" else predict_split(learn, "valid")
-    thresholds = {lab: threshold for lab in labels} if threshold is not None else youden_thresholds(vp, vt, labels)
+    thresholds = {lab: threshold for lab in labels} if threshold is not None else choose_thresholds(vp, vt, labels)
     out = claim_new(Path(run_dir) / f"interpret-{split}", is_dir=True)
     losses = per_image_loss(probs, targets)
     top = top_losses(out / "top_losses.png", rows, probs, targets, losses, labels, min(top_k, len(rows)))

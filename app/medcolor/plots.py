@@ -109,6 +109,30 @@ def plot_auc_vs_size(path: Path, curves: dict, title: str = "AUC vs training-set
     save_figure(fig, path)
 
 
+def plot_reliability(path: Path, curves: dict, title: str = "") -> None:
+    """curves: label -> (mean probability, observed rate, ECE) per bin (calibration.reliability_curves)."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for label, (mean_p, rate, ece) in curves.items():
+        ax.plot(mean_p, rate, marker="o", label=f"{label} (ECE {ece:.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set(xlabel="mean predicted probability", ylabel="observed rate", title=title or "reliability")
+    ax.legend(loc="upper left", fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_intervals(path: Path, rows: list[tuple[str, float, float, float]], xlabel: str, title: str = "") -> None:
+    """One horizontal interval per row: (name, value, low, high), e.g. AUC differences with 95 % CIs."""
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    values = np.array([r[1] for r in rows])
+    err = np.abs(np.array([[r[2] for r in rows], [r[3] for r in rows]]) - values)
+    ax.errorbar(values, y, xerr=err, fmt="o", capsize=3)
+    ax.axvline(0, color="k", lw=0.8, ls="--")
+    ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
+    ax.set(xlabel=xlabel, title=title)
+    save_figure(fig, path)
+
+
 def current_figure(path: Path) -> None:
     """The figure a library drew on pyplot's current axes (fastai's LR finder)."""
     save_figure(plt.gcf(), path)

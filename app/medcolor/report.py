@@ -1,6 +1,7 @@
 """`medcolor report`: mean ± std over seeds, grouped by recipe, backbone, mode, starting point and data subset,
 in the layout of the thesis tables (5.1: model, colorizer, strategy, AUC; 5.6: size first), plus AUC vs
-training-set size."""
+training-set size. `--vs` adds each row's paired difference in mean AUC to a reference row, on the seed-averaged
+predictions, with a bootstrap 95 % CI and Holm-corrected significance across the rows."""
 from __future__ import annotations
 
 import json
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from .compare import aligned
 from .errors import UsageError
 from .io import claim_new
-from .runs import is_finished, saved_recipe, starting_point
+from .runs import is_finished, read_predictions, saved_recipe, starting_point
+from .stats import auc_intervals, holm, mean_over_labels, paired_comparison, rank_aucs
 
 GROUP = ["recipe", "backbone", "colorizer", "mode", "start", "subset_fraction"]
 
@@ -60,20 +63,111 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def reference_rows(table: pd.DataFrame, selector: str) -> list:
+    """Per row, the index of its reference row: `--vs 3` is row 3 for every row; `--vs colorizer=none[,mode=1]` is
+    the row with those values that agrees with the row on every other grouping field (None when there is none)."""
+    if selector.isdigit():
+        k = int(selector) - 1
+        if not 0 <= k < len(table):
+            raise UsageError(f"--vs {selector}: the table has rows 1 to {len(table)}")
+        return [k] * len(table)
+    wanted = dict(part.split("=", 1) for part in selector.split(",") if "=" in part)
+    if not wanted or set(wanted) - set(GROUP):
+        raise UsageError(f"--vs takes a row number or key=value pairs over {', '.join(GROUP)}; got {selector!r}")
+    rest = [k for k in GROUP if k not in wanted]
+
+    def same(a, b) -> bool:
+        return str(a) == str(b) or (pd.api.types.is_number(a) and _number(b) == a)
+
+    refs = [k for k, r in table.iterrows() if all(same(r[key], v) for key, v in wanted.items())]
+    if not refs:
+        raise UsageError(f"--vs {selector}: no row has {selector}")
+    return [next((k for k in refs if all(same(table.at[k, c], row[c]) for c in rest)), None)
+            for _, row in table.iterrows()]
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def averaged_predictions(runs: list[str]):
+    """(labels, predictions.csv with p_<label> averaged over the runs: the seeds of one row)."""
+    labels, frame = read_predictions(Path(runs[0]))
+    probs = [f"p_{lab}" for lab in labels]
+    for run in runs[1:]:
+        _, other = read_predictions(Path(run))
+        _, _, p_other, _ = aligned(frame, other, labels, (runs[0], run))
+        frame[probs] += p_other
+    frame[probs] /= len(runs)
+    return labels, frame
+
+
+def add_versus(df: pd.DataFrame, table: pd.DataFrame, selector: str) -> pd.DataFrame:
+    """vs_* columns: the row's mean AUC on seed-averaged predictions with its CI, and its paired difference to the
+    reference row (CI, bootstrap p, Holm-adjusted p across the compared rows)."""
+    if "mean_mean" not in table:
+        raise UsageError("--vs compares AUCs; these runs have none (reconstruction runs?)")
+    preds = [averaged_predictions(list(g["run_dir"])) for _, g in df.groupby(GROUP, dropna=False, sort=True)]
+    refs = reference_rows(table, selector)
+    cols = {c: [float("nan")] * len(table) for c in ("vs_auc", "vs_auc_lo", "vs_auc_hi", "vs_diff", "vs_diff_lo",
+                                                     "vs_diff_hi", "vs_p")}
+    for k, (labels, frame) in enumerate(preds):
+        targets, probs = frame[labels].to_numpy(float), frame[[f"p_{lab}" for lab in labels]].to_numpy(float)
+        cols["vs_auc"][k] = float(mean_over_labels(rank_aucs(probs, targets)))
+        cols["vs_auc_lo"][k], cols["vs_auc_hi"][k] = auc_intervals(targets, probs, labels, frame["group"])["mean"]
+        if refs[k] is None or refs[k] == k:
+            continue
+        ref_labels, ref_frame = preds[refs[k]]
+        if ref_labels != labels:
+            raise UsageError(f"--vs: row {k + 1} and its reference row {refs[k] + 1} predict different labels")
+        t, p_row, p_ref, groups = aligned(frame, ref_frame, labels, (f"row {k + 1}", f"reference row {refs[k] + 1}"))
+        m = paired_comparison(t, p_row, p_ref, labels, groups)["mean"]
+        cols["vs_diff"][k], (cols["vs_diff_lo"][k], cols["vs_diff_hi"][k]) = m["diff"], m["ci95"]
+        cols["vs_p"][k] = m["p_bootstrap"]
+    out = table.assign(**cols, vs_reference=[None if r is None else r + 1 for r in refs])
+    return out.assign(vs_p_holm=holm(out["vs_p"].tolist()))
+
+
+def versus_cell(r) -> str:
+    if r["vs_reference"] == r.name + 1:
+        return "reference"
+    if pd.isna(r["vs_diff"]):
+        return "n/a (no reference row)"
+    mark = " *" if r["vs_p_holm"] < 0.05 else ""
+    return (f"{r['vs_diff']:+.3f} [{r['vs_diff_lo']:+.3f}, {r['vs_diff_hi']:+.3f}] vs row {int(r['vs_reference'])}, "
+            f"p {r['vs_p_holm']:.3f}{mark}")
+
+
+def plot_versus(table: pd.DataFrame, path: Path) -> None:
+    from .plots import plot_intervals
+
+    rows = [(f"{k + 1}. {r['recipe']} | {r['colorizer']} | mode {r['mode']}" +
+             (" | " + r["start"].split(" +")[0] if table["start"].nunique() > 1 else ""),
+             r["vs_auc"], r["vs_auc_lo"], r["vs_auc_hi"]) for k, r in table.iterrows()]
+    plot_intervals(path, rows, "mean AUC of the seed-averaged predictions (bootstrap 95 % CI)")
+
+
 def strategy(mode) -> str:
     return {1: "mode 1 (colorizer + head)", 2: "mode 2 (fine-tune all)", 3: "mode 3 (head only)"}.get(mode, str(mode))
 
 
 def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:
-    sizes, starts = table["subset_fraction"].nunique() > 1, table["start"].nunique() > 1
-    head = (["size"] if sizes else []) + ["recipe", "model", "colorizer", "strategy"] + \
-        (["starts from"] if starts else []) + ["runs"] + [("AUC" if m == "mean" else m) for m in metrics]
+    sizes, starts, vs = table["subset_fraction"].nunique() > 1, table["start"].nunique() > 1, "vs_diff" in table
+    head = ["row"] * vs + (["size"] if sizes else []) + ["recipe", "model", "colorizer", "strategy"] + \
+        (["starts from"] if starts else []) + ["runs"] + [("AUC" if m == "mean" else m) for m in metrics] + \
+        ["AUC of mean prediction [95% CI]", "difference to reference [95% CI], Holm p"] * vs
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in table.iterrows():
         cells = ([f"{r['subset_fraction']:g} ({int(r['n_train']):,})"] if sizes else []) + \
             [r["recipe"], r["backbone"], r["colorizer"], strategy(r["mode"])] + \
             ([r["start"]] if starts else []) + [str(int(r["n_runs"]))]
         cells += [_pm(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics]
+        if vs:
+            cells = [str(r.name + 1)] + cells + [f"{r['vs_auc']:.4f} [{r['vs_auc_lo']:.3f}, {r['vs_auc_hi']:.3f}]",
+                                                 versus_cell(r)]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
 
@@ -95,11 +189,16 @@ def auc_vs_size(table: pd.DataFrame, path: Path) -> None:
     plot_auc_vs_size(path, curves)
 
 
-def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png") -> str:
+def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", vs: str | None = None,
+           vs_plot: str | None = "auc_vs_reference.png") -> str:
     if fmt not in ("markdown", "csv", "json"):
         raise UsageError(f"--format must be markdown, csv or json, got {fmt!r}")
     df = run_rows(find_runs(paths))
     table = aggregate(df)
+    if vs:
+        table = add_versus(df, table, vs)
+        if vs_plot:
+            plot_versus(table, claim_new(Path(vs_plot)))
     if plot and table["subset_fraction"].nunique() > 1:
         auc_vs_size(table, claim_new(Path(plot)))
     if fmt == "csv":

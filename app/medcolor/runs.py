@@ -95,6 +95,20 @@ def matching_run(runs_dir: Path, recipe: str, wanted: dict) -> Path | None:
     return None
 
 
+def read_predictions(run_dir: Path):
+    """(labels, predictions.csv) of a finished classification run: path, split, group, <label>, p_<label>."""
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    if not is_finished(run_dir):
+        raise UsageError(f"{run_dir} is not a finished run folder (no best.pth / finished metrics.json)")
+    frame = pd.read_csv(run_dir / "predictions.csv", keep_default_na=False, na_values=[""])
+    labels = [c[2:] for c in frame.columns if c.startswith("p_")]
+    if not labels:
+        raise UsageError(f"{run_dir} holds no label probabilities (a reconstruction run?); compare needs classifiers")
+    return labels, frame
+
+
 def starting_point(model: dict) -> str:
     """Where a run's weights came from, in words that are equal for every seed of one experiment:
     'imagenet:tv_in1k + chexpert-deconv-mode1[colorizer]' (a run folder is named by its recipe)."""

@@ -24,7 +24,7 @@ class Sweep:
     backbones: list[str] = field(default_factory=lambda: ["resnet18"])
     seeds: list[int] = field(default_factory=lambda: [0])
     seed_keys: list[str] = field(default_factory=lambda: ["train.seed"])
-    grid: dict[str, list] = field(default_factory=dict)
+    grid: dict[str, list] | list[dict[str, list]] = field(default_factory=dict)  # a list: the union of its grids
     overrides: list[str] = field(default_factory=list)
 
 
@@ -49,15 +49,23 @@ def load_sweep(name_or_path: str) -> Sweep:
     return sweep
 
 
+def grid_points(grid) -> list[tuple[str, ...]]:
+    """key=value overrides of every grid point; a list of grids is their union, in order."""
+    points = []
+    for g in grid if isinstance(grid, list) else [grid]:
+        if not isinstance(g, dict):
+            raise UsageError(f"a sweep grid maps keys to lists of values, got {g!r}")
+        points += [tuple(f"{k}={'null' if v is None else v}" for k, v in zip(g, values))
+                   for values in itertools.product(*g.values())]
+    return points
+
+
 def expand(sweep: Sweep, extra=()) -> list[Job]:
-    keys = list(sweep.grid)
     jobs = []
-    for backbone, seed, values in itertools.product(sweep.backbones, sweep.seeds,
-                                                    itertools.product(*(sweep.grid[k] for k in keys))):
-        point = [f"{k}={v}" for k, v in zip(keys, values)]
+    for backbone, seed, point in itertools.product(sweep.backbones, sweep.seeds, grid_points(sweep.grid)):
         fixed = [*sweep.overrides, *extra, f"model.backbone={backbone}", *point,
                  *(f"{key}={seed}" for key in sweep.seed_keys)]
-        jobs += [Job(r, tuple(fixed), (backbone, seed, tuple(values))) for r in sweep.recipes]
+        jobs += [Job(r, tuple(fixed), (backbone, seed, point)) for r in sweep.recipes]
     return jobs
 
 

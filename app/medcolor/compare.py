@@ -1,0 +1,57 @@
+"""`medcolor compare`: two runs' predictions on the same images, per label and for the mean AUC - both AUCs, the
+difference with a bootstrap 95 % CI (resampling patients when the table has them) and the paired DeLong test.
+`report --vs` uses the same comparison on seed-averaged predictions."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .errors import UsageError
+from .runs import read_predictions
+from .stats import N_BOOT, paired_comparison
+
+
+def aligned(frame_a: pd.DataFrame, frame_b: pd.DataFrame, labels: list[str], names=("A", "B")):
+    """(targets, probabilities a, probabilities b, groups) on the images both frames hold, matched by path; a
+    one-line error when the image sets or their labels differ."""
+    only_a = set(frame_a["path"]) - set(frame_b["path"])
+    only_b = set(frame_b["path"]) - set(frame_a["path"])
+    if only_a or only_b:
+        raise UsageError(f"{names[0]} and {names[1]} were evaluated on different images ({len(only_a)} only in "
+                         f"{names[0]}, {len(only_b)} only in {names[1]}); compare needs the same test images")
+    b = frame_b.set_index("path").loc[frame_a["path"]]
+    t_a, t_b = frame_a[labels].to_numpy(float), b[labels].to_numpy(float)
+    if not np.array_equal(np.nan_to_num(t_a, nan=-1), np.nan_to_num(t_b, nan=-1)):
+        raise UsageError(f"{names[0]} and {names[1]} give the same images different labels (another label policy?)")
+    probs = [f"p_{lab}" for lab in labels]
+    return t_a, frame_a[probs].to_numpy(float), b[probs].to_numpy(float), frame_a["group"].to_numpy()
+
+
+def compare_runs(run_a, run_b, n_boot: int = N_BOOT, seed: int = 0) -> dict:
+    labels_a, frame_a = read_predictions(run_a)
+    labels_b, frame_b = read_predictions(run_b)
+    if labels_a != labels_b:
+        raise UsageError(f"{run_a} predicts {labels_a}, {run_b} predicts {labels_b}; compare needs the same labels")
+    if n_boot < 100:
+        raise UsageError(f"--n-boot must be at least 100 for a 95 % interval, got {n_boot}")
+    targets, p_a, p_b, groups = aligned(frame_a, frame_b, labels_a, (str(run_a), str(run_b)))
+    result = paired_comparison(targets, p_a, p_b, labels_a, groups, n_boot, seed)
+    n_groups = len(set(map(str, groups)))
+    return {"run_a": str(run_a), "run_b": str(run_b), "n_images": len(targets), "n_groups": n_groups,
+            "n_boot": n_boot, **result}
+
+
+def format_comparison(r: dict) -> str:
+    head = f"{'label':<28} {'AUC A':>7} {'AUC B':>7} {'A - B':>8} {'95% CI':>18} {'DeLong p':>9}"
+    lines = [f"A = {r['run_a']}", f"B = {r['run_b']}", head]
+    for label, v in r["labels"].items():
+        lines.append(_line(label, v) + f" {v['p_delong']:>9.4f}")
+    lines.append(_line("mean", r["mean"]) + f" {'':>9}")
+    lines.append(f"{r['n_images']} images in {r['n_groups']} groups (patients), {r['n_boot']} paired bootstrap "
+                 f"resamples of groups")
+    return "\n".join(lines)
+
+
+def _line(name: str, v: dict) -> str:
+    ci = f"[{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]"
+    return f"{name:<28} {v['auc_a']:>7.4f} {v['auc_b']:>7.4f} {v['diff']:>+8.4f} {ci:>18}"
