@@ -86,6 +86,9 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
         ("weights package that is not installed", ["run", "recipe", "demo", "model.weights=package:no_such_weights"]),
         ("ImageNet weight tag that timm does not have", ["recipes", "validate", "chexpert-deconv-mode1",
                                                          "model.pretrained_tag=nope"]),
+        ("compare a folder that is no run", ["compare", str(tmp), str(tmp)]),
+        ("calibrate to an impossible sensitivity", ["calibrate", str(tmp), "--sensitivity", "1.5"]),
+        ("report --vs with an unknown field", ["report", str(tmp / "runs"), "--vs", "colour=none"]),
     ]
 
 

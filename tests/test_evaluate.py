@@ -15,7 +15,16 @@ def test_evaluate_reproduces_the_run_metrics(demo_runs, capsys):
     out = json.loads(capsys.readouterr().out)
     saved = json.loads((run / "metrics.json").read_text())
     assert out["split"] == "test" and out["auc"] == pytest.approx(saved["auc"])
-    assert all((run / "eval-test" / f).is_file() for f in ("predictions.csv", "roc.png", "metrics.json"))
+    assert all((run / "eval-test" / f).is_file() for f in ("predictions.csv", "roc.png", "reliability.png",
+                                                          "metrics.json"))
+    assert all(out["auc_ci95"][k] == pytest.approx(saved["auc_ci95"][k]) for k in saved["auc_ci95"])
+    for label, (lo, hi) in out["auc_ci95"].items():
+        assert lo <= out["auc"][label] <= hi
+    assert out["mean_auc_ci95"][0] <= out["mean_auc"] <= out["mean_auc_ci95"][1]
+    assert set(out["ece"]) == set(out["auc"]) == set(out["ece_calibrated"]) and out["threshold_rule"] == "youden"
+    for label, point in out["operating_points"].items():
+        assert 0 <= point["sensitivity"] <= 1 and 0 <= point["specificity"] <= 1
+        assert point["threshold"] == json.loads((run / "calibration.json").read_text())["thresholds"][label]
 
 
 def test_evaluate_never_overwrites(demo_runs, capsys):
@@ -60,8 +69,9 @@ def test_predict_gives_probabilities_for_new_images(demo_runs, tmp_path, sample_
     out = tmp_path / "preds.csv"
     assert main(["predict", str(runs[0]), str(folder), "--out", str(out)]) == 0
     preds = pd.read_csv(out)
-    assert len(preds) == 5 and preds.filter(like="p_").shape[1] == 6
+    assert len(preds) == 5 and preds.filter(like="p_").shape[1] == 6 and preds.filter(like="pred_").shape[1] == 6
     assert ((preds.filter(like="p_") >= 0) & (preds.filter(like="p_") <= 1)).all().all()
+    assert list(preds.columns[1:3]) == ["p_Atelectasis", "pred_Atelectasis"]
     assert main(["predict", str(runs[0]), str(folder), "--out", str(out)]) == 2  # never overwrites
     assert main(["predict", str(runs[0]), str(tmp_path / "missing.png")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -74,3 +84,41 @@ def test_unknown_logger_extra_is_named(tmp_path, capsys):
     assert main(["run", "recipe", "demo", "train.loggers=[csv, tensorboard]", "train.epochs=1",
                  "train.image_size=32", "train.lr_find=false", "--runs-dir", str(tmp_path)]) == 2
     assert "pip install 'medcolor[tensorboard]'" in capsys.readouterr().err
+
+
+def test_predict_applies_the_saved_temperature_and_thresholds(demo_runs, tmp_path, sample_dir, capsys):
+    import shutil
+
+    import pandas as pd
+
+    from medcolor.calibration import calibrate
+
+    _, runs = demo_runs
+    bare = tmp_path / runs[2].name
+    shutil.copytree(runs[2], bare, ignore=shutil.ignore_patterns("calibration.json"))
+    images = [str(p) for p in sorted((sample_dir / "images").glob("*.png"))[:6]]
+    assert main(["predict", str(runs[2]), *images, "--out", str(tmp_path / "cal.csv")]) == 0
+    assert main(["predict", str(bare), *images, "--out", str(tmp_path / "raw.csv")]) == 0
+    assert "has no calibration.json" in capsys.readouterr().err
+    cal = json.loads((runs[2] / "calibration.json").read_text())
+    labels = list(cal["thresholds"])
+    calibrated, raw = pd.read_csv(tmp_path / "cal.csv"), pd.read_csv(tmp_path / "raw.csv")
+    expected = calibrate(raw[[f"p_{lab}" for lab in labels]].to_numpy(), cal, labels)
+    assert np.allclose(calibrated[[f"p_{lab}" for lab in labels]].to_numpy(), expected, atol=1e-6)
+    assert not raw.filter(like="pred_").shape[1]
+    for lab in labels:
+        assert (calibrated[f"pred_{lab}"] == (calibrated[f"p_{lab}"] >= cal["thresholds"][lab])).all()
+
+
+def test_calibrate_refits_only_when_asked(demo_runs, tmp_path, capsys):
+    import shutil
+
+    _, runs = demo_runs
+    run = tmp_path / runs[1].name
+    shutil.copytree(runs[1], run)
+    assert main(["calibrate", str(run), "--sensitivity", "0.9"]) == 2
+    assert "add --replace" in capsys.readouterr().err
+    assert main(["calibrate", str(run), "--sensitivity", "0.9", "--replace", "--json"]) == 0
+    cal = json.loads(capsys.readouterr().out)
+    assert cal["threshold_rule"] == "sensitivity:0.9" == json.loads((run / "calibration.json").read_text())["threshold_rule"]
+    assert main(["calibrate", str(run), "--sensitivity", "0.9", "--specificity", "0.5", "--replace"]) == 2

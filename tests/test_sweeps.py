@@ -57,3 +57,20 @@ def test_table_5_6_dry_run_lists_six_subset_sizes(tmp_path, capsys):
     sizes = {o.split("=")[1] for j in jobs for o in j["job"].split() if o.startswith("data.subset.fraction=")}
     assert len(jobs) == 72 and sizes == {"0.1", "0.05", "0.01", "0.005", "0.002", "0.001"}
     assert {j["status"] for j in jobs} == {"todo"}
+
+
+def test_a_list_of_grids_is_their_union(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("recipes: [demo]\nseeds: [0]\ngrid:\n  - model.colorizer: [none, coloru]\n"
+                    "  - {model.colorizer: [coloru], model.weights: [null]}\n")
+    jobs = expand(load_sweep(str(path)))
+    assert [j.overrides[-2:] for j in jobs][-1] == ("model.weights=null", "train.seed=0")
+    assert len(jobs) == 3 and len({j.group for j in jobs}) == 3
+
+
+def test_the_transfer_study_sweep():
+    jobs = expand(load_sweep("transfer-study"))
+    assert len(jobs) == (7 + 2) * 2 * 3
+    random = [j for j in jobs if "model.weights=null" in j.overrides]
+    assert {o for j in random for o in j.overrides if o.startswith("model.colorizer")} == \
+        {"model.colorizer=none", "model.colorizer=coloru"}

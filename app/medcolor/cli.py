@@ -140,11 +140,42 @@ def run_sweep(sweep: str = typer.Argument(..., help="sweep name (recipes/sweeps/
 @app.command("report")
 def report(run_dirs: List[str] = typer.Argument(..., help="run folders, or folders that hold them"),
            fmt: str = typer.Option("markdown", "--format", help="markdown, csv or json"),
-           plot: str = typer.Option("auc_vs_size.png", "--plot", help="AUC vs training size plot (when subsets differ)")):
-    """Mean ± std over seeds per label and mean, grouped by recipe, backbone, mode and subset (thesis tables)."""
+           plot: str = typer.Option("auc_vs_size.png", "--plot", help="AUC vs training size plot (when subsets differ)"),
+           vs: Optional[str] = typer.Option(None, "--vs", help="reference row: a row number, or key=value[,key=value] "
+                                            "(e.g. colorizer=none: the no-colorizer row that agrees on the rest)"),
+           vs_plot: str = typer.Option("auc_vs_reference.png", "--vs-plot", help="with --vs: AUC with 95% CI per row")):
+    """Mean ± std over seeds per label and mean, grouped by recipe, backbone, mode and subset (thesis tables);
+    with --vs, each row's paired difference to a reference row with a 95% CI and Holm-corrected p."""
     from .report import report as make
 
-    typer.echo(make(run_dirs, fmt=fmt, plot=plot))
+    typer.echo(make(run_dirs, fmt=fmt, plot=plot, vs=vs, vs_plot=vs_plot))
+
+
+@app.command("compare")
+def compare(run_a: str = typer.Argument(..., help="a finished run folder (A)"),
+            run_b: str = typer.Argument(..., help="a finished run folder evaluated on the same images (B)"),
+            n_boot: int = typer.Option(2000, "--n-boot", help="bootstrap resamples"),
+            seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
+            as_json: bool = typer.Option(False, "--json", help="last line of stdout: the comparison as JSON")):
+    """A vs B on the same test images: per-label and mean AUC, A - B with a bootstrap 95% CI, DeLong p."""
+    from .compare import compare_runs, format_comparison
+
+    r = compare_runs(run_a, run_b, n_boot=n_boot, seed=seed)
+    _print_json(r) if as_json else typer.echo(format_comparison(r))
+
+
+@app.command("calibrate")
+def calibrate(run_dir: str = typer.Argument(..., help="a finished run folder"),
+              sensitivity: Optional[float] = typer.Option(None, "--sensitivity", help="thresholds reaching this validation sensitivity"),
+              specificity: Optional[float] = typer.Option(None, "--specificity", help="thresholds reaching this validation specificity"),
+              replace: bool = typer.Option(False, "--replace", help="refit an existing calibration.json"),
+              as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """Temperatures and per-label thresholds (Youden's J by default) fitted on validation -> RUN_DIR/calibration.json."""
+    from .evaluate import calibrate_run
+
+    r = calibrate_run(run_dir, sensitivity, specificity, replace)
+    _print_json(r) if as_json else typer.echo("\n".join(
+        f"{lab:<28} T {r['temperature'][lab]:.3f}  threshold {r['thresholds'][lab]:.3f}" for lab in r["thresholds"]))
 
 
 @app.command("lr-find")
@@ -164,7 +195,8 @@ def lr_find(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OV
 def evaluate(run_dir: str = typer.Argument(..., help="a finished run folder"),
              split: Optional[str] = typer.Option(None, "--split", help="valid or test (default: test when there is one)"),
              as_json: bool = typer.Option(False, "--json", help="print JSON")):
-    """Per-label AUC and mean on a split, ROC plot and predictions.csv (in RUN_DIR/eval-<split>/)."""
+    """Per-label AUC with 95% CI, calibration error, sensitivity / specificity at the run's thresholds, ROC and
+    reliability plots and predictions.csv (in RUN_DIR/eval-<split>/)."""
     from .evaluate import evaluate_run, format_scores
 
     r = evaluate_run(run_dir, split)
@@ -189,7 +221,7 @@ def interpret(run_dir: str = typer.Argument(..., help="a finished run folder"),
 def predict(run_dir: str = typer.Argument(..., help="a finished run folder"),
             images: List[str] = typer.Argument(..., help="image files or folders"),
             out: Optional[str] = typer.Option(None, "--out", help="write a CSV here (never overwritten) instead of stdout")):
-    """Probabilities per label for new images, with the run's best model and validation preprocessing."""
+    """Probabilities per label for new images (temperature-scaled) and pred_<label> 0/1 at the run's thresholds."""
     from .evaluate import predict_images
 
     frame = predict_images(run_dir, images, out)

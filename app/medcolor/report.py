@@ -71,9 +71,7 @@ def reference_rows(table: pd.DataFrame, selector: str) -> list:
         if not 0 <= k < len(table):
             raise UsageError(f"--vs {selector}: the table has rows 1 to {len(table)}")
         return [k] * len(table)
-    wanted = dict(part.split("=", 1) for part in selector.split(",") if "=" in part)
-    if not wanted or set(wanted) - set(GROUP):
-        raise UsageError(f"--vs takes a row number or key=value pairs over {', '.join(GROUP)}; got {selector!r}")
+    wanted = parse_selector(selector)
     rest = [k for k in GROUP if k not in wanted]
 
     def same(a, b) -> bool:
@@ -84,6 +82,16 @@ def reference_rows(table: pd.DataFrame, selector: str) -> list:
         raise UsageError(f"--vs {selector}: no row has {selector}")
     return [next((k for k in refs if all(same(table.at[k, c], row[c]) for c in rest)), None)
             for _, row in table.iterrows()]
+
+
+def parse_selector(selector: str) -> dict[str, str]:
+    """`colorizer=none,mode=1` -> {'colorizer': 'none', 'mode': '1'}; {} for a row number."""
+    if selector.isdigit():
+        return {}
+    wanted = dict(part.split("=", 1) for part in selector.split(",") if "=" in part)
+    if not wanted or set(wanted) - set(GROUP):
+        raise UsageError(f"--vs takes a row number or key=value pairs over {', '.join(GROUP)}; got {selector!r}")
+    return wanted
 
 
 def _number(text: str):
@@ -193,6 +201,7 @@ def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", v
            vs_plot: str | None = "auc_vs_reference.png") -> str:
     if fmt not in ("markdown", "csv", "json"):
         raise UsageError(f"--format must be markdown, csv or json, got {fmt!r}")
+    parse_selector(vs or "1")
     df = run_rows(find_runs(paths))
     table = aggregate(df)
     if vs:
