@@ -109,3 +109,36 @@ def ixi(tmp: Path, n_subjects=8, shape=(32, 32, 20)) -> Path:
         rows.append({"IXI_ID": sid, "SEX_ID (1=m, 2=f)": 1 + i % 2, "ETHNIC_ID": 1})
     pd.DataFrame(rows).to_csv(root / "IXI.csv", index=False)
     return root
+
+
+def write_dicom(path: Path, stored: np.ndarray, bits: int = 8, photometric: str = "MONOCHROME2", rescale=None,
+                window=None, pixels: bool = True, frames: int = 1, syntax=None, encapsulated=None) -> Path:
+    """A digital X-ray DICOM file (pydicom) with `stored` values of `bits` bits; rescale = (slope, intercept),
+    window = (center, width) in rescaled units; `encapsulated` frames for compressed transfer syntaxes."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = syntax or ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID = "DX", "anon"
+    if pixels:
+        ds.Rows, ds.Columns = stored.shape[-2:]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = (8 if bits == 8 else 16), bits, bits - 1, 0
+        if frames > 1:
+            ds.NumberOfFrames = frames
+        if rescale:
+            ds.RescaleSlope, ds.RescaleIntercept = rescale
+        if window:
+            ds.WindowCenter, ds.WindowWidth = window
+        ds.PixelData = encapsulate(encapsulated) if encapsulated else \
+            stored.astype(np.uint8 if bits == 8 else np.uint16).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path

@@ -11,10 +11,12 @@ def test_interpret_writes_the_figures(demo_runs, capsys):
     assert main(["interpret", str(runs[2]), "--top-losses", "4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     folder = runs[2] / "interpret-valid"
-    for f in ("top_losses.png", "top_losses.csv", "confusion.png", "colorizer_gallery.png", "interpretation.json"):
+    for f in ("top_losses.png", "top_losses.csv", "confusion.png", "colorizer_gallery.png", "interpretation.json",
+              "gradcam_top_losses.png", "gradcam_gallery.png"):
         assert (folder / f).is_file()
     losses = [t["loss"] for t in out["top_losses"]]
     assert len(losses) == 4 and losses == sorted(losses, reverse=True)
+    assert out["gradcam"] == ["gradcam_top_losses.png", "gradcam_gallery.png"]
     from medcolor.data import read_table
     from medcolor.recipes import load_recipe
 

@@ -9,16 +9,16 @@ PACKAGE = Path(__file__).resolve().parents[1] / "app" / "medcolor"
 LAYERS = [
     {"errors", "_resources", "config", "io", "plots"},
     {"data", "data.specs", "data.policies", "data.images", "data.readers", "data.cache", "data.block",
-     "data.summary", "data.volumes", "colorizers", "backbones", "autoencoders", "losses", "metrics", "stats",
+     "data.summary", "data.volumes", "data.dicom", "colorizers", "backbones", "autoencoders", "losses", "metrics", "stats",
      "calibration"},
-    {"models", "modes", "summary"},
+    {"models", "modes", "summary", "gradcam"},
     {"classification", "reconstruction", "tasks"},
     {"recipes"},
     {"callbacks", "learner"},
-    {"runs"},
+    {"runs", "model_card"},
     {"chains", "sweeps"},
     {"train"},
-    {"evaluate", "interpret", "compare", "report"},
+    {"evaluate", "interpret", "compare", "report", "export"},
     {"cli", "__init__", "__main__"},
 ]
 

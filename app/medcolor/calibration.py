@@ -12,6 +12,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import expit, logit, softmax
 
 from .errors import UsageError
+from .io import warn
 from .metrics import per_label
 
 FILE = "calibration.json"
@@ -49,8 +50,12 @@ def _nll(t: np.ndarray, p: np.ndarray) -> float:
 def fit_temperatures(probs, targets, labels, softmax_outputs: bool) -> dict[str, float]:
     """The temperature T minimising validation log-loss of sigmoid(logit / T) per label (or softmax(logits / T),
     shared by every class); 1.0 for a label without both classes."""
-    def best(loss) -> float:
-        return float(np.exp(minimize_scalar(loss, bounds=(-3, 3), method="bounded").x))  # T in [0.05, 20]
+    def best(loss, label: str = "all labels") -> float:
+        log_t = minimize_scalar(loss, bounds=(-3, 3), method="bounded").x  # T in [0.05, 20]
+        if abs(log_t) > 2.99:
+            warn(f"temperature of {label} stops at its bound ({np.exp(log_t):.3g}): its probabilities are far from "
+                 f"calibrated on validation, more than one temperature can fix")
+        return float(np.exp(log_t))
 
     if softmax_outputs:
         known = ~np.isnan(targets).any(1)
@@ -58,7 +63,7 @@ def fit_temperatures(probs, targets, labels, softmax_outputs: bool) -> dict[str,
         return {label: t for label in labels}
     temps = {label: 1.0 for label in labels}
     for _, label, t, p in per_label(probs, targets, labels):
-        temps[label] = best(lambda log_t: _nll(t, expit(logit(np.clip(p, EPS, 1 - EPS)) / np.exp(log_t))))
+        temps[label] = best(lambda log_t: _nll(t, expit(logit(np.clip(p, EPS, 1 - EPS)) / np.exp(log_t))), label)
     return temps
 
 

@@ -228,6 +228,20 @@ def predict(run_dir: str = typer.Argument(..., help="a finished run folder"),
     typer.echo(f"{len(frame)} images -> {out}" if out else frame.to_csv(index=False), nl=bool(out))
 
 
+@app.command("export")
+def export(run_dir: str = typer.Argument(..., help="a finished run folder"),
+           fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript"),
+           out: Optional[str] = typer.Option(None, "--out", help="file to write (default RUN_DIR/model.onnx|.pt)"),
+           as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """The best model with its colorizer as ONNX or TorchScript, a sidecar JSON and a parity check."""
+    from .export import export_run
+
+    r = export_run(run_dir, fmt, out)
+    _print_json(r) if as_json else typer.echo(
+        f"{r['path']} (+ {Path(r['sidecar']).name}); parity: max |difference| {r['parity_max_abs_diff']:.2e} on "
+        f"{r['n_images']} validation images (limit 1e-4)")
+
+
 @data_app.command("summary")
 def data_summary(spec: str = DATASET_ARG, overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
                  csv: Optional[str] = typer.Option(None, "--csv", help="label table (data.csv)"),

@@ -58,30 +58,33 @@ def _interval(ci) -> str:
 
 
 def image_files(inputs) -> list[str]:
-    from .data.readers import IMAGE_EXTS
+    """The image files among `inputs` (files, and folders searched recursively), each checked to decode."""
+    from .data.images import require_decodable
+    from .data.readers import is_image_file
 
     files = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files += sorted(str(p) for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+            files += sorted(str(p) for p in item.rglob("*") if p.is_file() and is_image_file(p))
         elif item.is_file():
             files.append(str(item))
         else:
             raise UsageError(f"{item} does not exist; give image files or folders of images")
     if not files:
-        raise UsageError(f"no images ({', '.join(sorted({'.png', '.jpg', '.jpeg'}))} ...) in {', '.join(map(str, inputs))}")
+        raise UsageError(f"no images (.png, .jpg, .dcm ...) in {', '.join(map(str, inputs))}")
+    require_decodable(files)
     return files
 
 
 def predict_images(run_dir, inputs, out: str | None = None) -> pd.DataFrame:
     """The run's best model on new images, with the validation preprocessing."""
+    if out and Path(out).exists():
+        raise UsageError(f"{out} already exists; choose another --out (medcolor never overwrites)")
+    rows = pd.DataFrame({"path": image_files(inputs)})
     recipe, learn = load_run(run_dir)
     if not task_of(recipe).predicts_labels:
         raise UsageError(f"{run_dir} is a {recipe.task} run; predict gives label probabilities of classifiers")
-    if out and Path(out).exists():
-        raise UsageError(f"{out} already exists; choose another --out (medcolor never overwrites)")
     labels = list(learn.dls.vocab)
-    rows = pd.DataFrame({"path": image_files(inputs)})
     with learn.no_bar():
         probs, _ = learn.get_preds(dl=learn.dls.test_dl(rows, with_labels=False))
     frame = with_decisions(rows, probs.float().numpy(), labels, calibration.read(run_dir), run_dir)

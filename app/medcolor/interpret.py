@@ -13,7 +13,7 @@ import pandas as pd
 from .calibration import choose_thresholds
 from .classification import colorizer_figure, predict_split
 from .errors import UsageError
-from .io import claim_new, write_csv, write_json
+from .io import claim_new, warn, write_csv, write_json
 from .metrics import per_label
 from .plots import plot_confusions, plot_gallery
 from .runs import load_run
@@ -51,6 +51,24 @@ def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k
     return pd.DataFrame(table)
 
 
+def gradcam_figures(learn, out: Path, rows: pd.DataFrame, top: pd.DataFrame, labels: list[str]) -> list[str]:
+    """Grad-CAM per label for the top-loss images and the fixed gallery (the first 8 images of the split)."""
+    from .gradcam import colorized, grad_cam, has_feature_map
+    from .plots import plot_gradcam
+
+    if not has_feature_map(learn.model):
+        warn("no Grad-CAM: this model does not expose a backbone feature map")
+        return []
+    written = []
+    for name, paths in (("gradcam_top_losses.png", list(top["path"])), ("gradcam_gallery.png", list(rows["path"][:8]))):
+        xb = learn.dls.test_dl(pd.DataFrame({"path": paths}), with_labels=False, bs=len(paths)).one_batch()[0]
+        cams = {lab: grad_cam(learn.model, xb, j).cpu().numpy() for j, lab in enumerate(labels)}
+        images = xb[:, 0].float().cpu().numpy()
+        plot_gradcam(out / name, images, colorized(learn.model, xb), cams, [Path(p).name for p in paths])
+        written.append(name)
+    return written
+
+
 def interpret_run(run_dir: str | Path, split: str = "valid", top_k: int = 9, threshold: float | None = None) -> dict:
     recipe, learn = load_run(run_dir)
     if not task_of(recipe).predicts_labels:
@@ -67,7 +85,8 @@ def interpret_run(run_dir: str | Path, split: str = "valid", top_k: int = 9, thr
     plot_confusions(out / "confusion.png", matrices, thresholds)
     xb = learn.dls.test_dl(rows.head(8), with_labels=True).one_batch()[0]
     colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
+    figures = gradcam_figures(learn, out, rows, top, labels)
     result = {"out_dir": str(out), "split": split, "thresholds": thresholds, "confusion": matrices,
-              "top_losses": top[["path", "loss"]].to_dict("records")}
+              "top_losses": top[["path", "loss"]].to_dict("records"), "gradcam": figures}
     write_json(out / "interpretation.json", result)
     return result

@@ -133,6 +133,25 @@ def plot_intervals(path: Path, rows: list[tuple[str, float, float, float]], xlab
     save_figure(fig, path)
 
 
+def plot_gradcam(path: Path, images, colorized, cams: dict, titles: list[str]) -> None:
+    """One row per image: input | colorizer output | Grad-CAM of each label over the input.
+    images (n, h, w), colorized (n, h, w, 3), cams: label -> (n, h, w) in [0, 1]."""
+    n, cols = len(images), 2 + len(cams)
+    fig, axes = plt.subplots(n, cols, figsize=(1.9 * cols, 2.1 * n), squeeze=False)
+    for r in range(n):
+        axes[r, 0].imshow(images[r], cmap="gray")
+        axes[r, 0].set_title(titles[r], fontsize=6)
+        axes[r, 1].imshow(colorized[r])
+        axes[r, 1].set_title("colorizer output", fontsize=6)
+        for ax, (label, cam) in zip(axes[r, 2:], cams.items()):
+            ax.imshow(images[r], cmap="gray")
+            ax.imshow(cam[r], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            ax.set_title(f"Grad-CAM {label}", fontsize=6)
+    for ax in axes.flat:
+        ax.axis("off")
+    save_figure(fig, path)
+
+
 def current_figure(path: Path) -> None:
     """The figure a library drew on pyplot's current axes (fastai's LR finder)."""
     save_figure(plt.gcf(), path)

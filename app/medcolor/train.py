@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .config import Recipe, to_dict
 from .errors import RunError, UsageError
-from .io import info, write_json
+from .io import atomic_write, info, write_json
 from .learner import (build_learner, check_forward, checkpoint_learner, distributed, logger_callbacks, rank,
                       this_process_only, weights_fingerprint, world_size)
 from .recipes import load_recipe, recipe_to_yaml
@@ -167,7 +167,27 @@ def finalize(learn, recipe: Recipe, run_dir: Path, seconds: float) -> dict:
                                           "subset_seed": recipe.data.subset.seed,
                                           "n_train": int((table.df["split"] == "train").sum()), "finished": True,
                                           "history_rows": len(last["rows"])})
+    write_card(learn, recipe, run_dir, result)
     return {**result, "summary": task.summary_line(result)}
+
+
+def write_card(learn, recipe: Recipe, run_dir: Path, result: dict) -> None:
+    """model_card.md, from the run's files and the model's own parameter counts."""
+    import json
+
+    from . import calibration
+    from .model_card import render
+    from .modes import trainable_parameters
+
+    m = recipe.model
+    ids = trainable_parameters(learn.model, m.mode, m.train_bn, m.train_stem) if m.arch == "colornet" else \
+        {id(p) for p in learn.model.parameters() if p.requires_grad}
+    params = (sum(p.numel() for p in learn.model.parameters() if id(p) in ids),
+              sum(p.numel() for p in learn.model.parameters()))
+    sizes = learn.dls.table.df["split"].value_counts().reindex(["train", "valid", "test"]).dropna().astype(int)
+    card = render(recipe, result, sizes.to_dict(), list(learn.dls.vocab) if hasattr(learn.dls, "vocab") else [],
+                  params, json.loads((run_dir / "env.json").read_text()), calibration.read(run_dir), starting_point(to_dict(m)))
+    atomic_write(run_dir / "model_card.md", card)
 
 
 def find_lr(learn, run_dir: Path, num_it: int = 50) -> dict:

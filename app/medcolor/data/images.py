@@ -14,7 +14,11 @@ SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 def open_gray(fn) -> Image.Image:
     """A PIL 'L' image. 16-bit data is scaled by its bit depth (12-bit data by 4095, full range by 65535);
-    fastai's PILImageBW would clip it at 255. RGB(A) is converted to luminance."""
+    fastai's PILImageBW would clip it at 255. RGB(A) is converted to luminance. DICOM goes through data.dicom."""
+    from .dicom import is_dicom, read_dicom
+
+    if is_dicom(fn):
+        return read_dicom(fn)
     im = Image.open(fn)
     if im.mode in SIXTEEN_BIT:
         a = np.asarray(im).astype(np.float32)
@@ -29,8 +33,19 @@ def _decode_error(path: str) -> str | None:
     try:
         open_gray(path).load()
         return None
+    except UsageError as e:  # DICOM problems come with their own explanation
+        return str(e)
     except Exception as e:  # PIL raises many types for broken files
         return f"{type(e).__name__}"
+
+
+def require_decodable(paths) -> None:
+    """One line naming the first image that does not decode (and how many do not)."""
+    bad = [(p, e) for p, e in zip(paths, map(_decode_error, paths)) if e]
+    if bad:
+        path, why = bad[0]
+        reason = why if why.startswith(str(path)) else f"{path} cannot be decoded as an image ({why})"
+        raise UsageError(reason + (f"; {len(bad) - 1} more images do not decode" if len(bad) > 1 else ""))
 
 
 def find_bad_images(paths, workers: int | None = None) -> tuple[list[str], list[str]]:

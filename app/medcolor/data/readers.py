@@ -16,7 +16,14 @@ from ..errors import UsageError
 from ..io import warn
 from .policies import apply_policy, check_values
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"}
+
+
+def is_image_file(path: Path) -> bool:
+    """An image by its extension, or an extension-less DICOM file (as PACS exports write them)."""
+    from .dicom import is_dicom
+
+    return path.suffix.lower() in IMAGE_EXTS or (not path.suffix and is_dicom(path))
 NIH_FINDINGS = ["Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
                 "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia"]
 NIH_THESIS5 = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion"]
@@ -251,7 +258,7 @@ def read_folder(cfg: DataConfig, splits: set) -> Table:
     for split_dir in (sorted(d for d in root.iterdir() if d.name in SPLIT_DIRS) if split_layout else [root]):
         for class_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
             for f in sorted(class_dir.rglob("*")):
-                if f.suffix.lower() in IMAGE_EXTS:
+                if is_image_file(f):
                     rows.append((str(f), SPLIT_DIRS.get(split_dir.name, "train"), class_dir.name))
     if not rows:
         raise UsageError(f"no images under {root}; expected root/<class>/*.png or root/<train|valid>/<class>/*.png")
