@@ -42,6 +42,15 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
     import timm
     import torch
     torch.save(timm.create_model("resnet18").state_dict(), tmp / "resnet18.pth")
+    subprocess.run([EXE, "run", "recipe", "demo", "train.epochs=1", "train.image_size=32", "train.lr_find=false",
+                    "--runs-dir", str(tmp / "ok")], capture_output=True, check=True)
+    run = next((tmp / "ok" / "demo").iterdir())
+    (tmp / "text.png").write_text("not an image")
+    (tmp / "recipe_dir").mkdir()
+    (tmp / "cut.pth").write_bytes((run / "last.pth").read_bytes()[:5000])
+    csv_holes = tmp / "holes"
+    csv_holes.mkdir()
+    (csv_holes / "labels.csv").write_text("path,Edema\nscan0.png,1\n,0\n")
     (tmp / "bad.yaml").write_text("train: [unclosed\n")
     (tmp / "fields.yaml").write_text("data: {spec: nih-sample}\ntrain: {epochs: many, bs: 1.5, lr: 3}\n"
                                      "model: {pretrained: yes please}\n")
@@ -89,6 +98,21 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
         ("compare a folder that is no run", ["compare", str(tmp), str(tmp)]),
         ("calibrate to an impossible sensitivity", ["calibrate", str(tmp), "--sensitivity", "1.5"]),
         ("report --vs with an unknown field", ["report", str(tmp / "runs"), "--vs", "colour=none"]),
+        ("resume a finished run (exit 0, nothing written)", ["run", "recipe", "demo", "--resume", str(run)]),
+        ("--seeds 0", ["run", "recipe", "demo", "--seeds", "0"]),
+        ("recipe path that is a folder", ["run", "recipe", str(tmp / "recipe_dir")]),
+        ("recipe whose data is a list", ["run", "recipe", "demo", "data=[1, 2]"]),
+        ("image size beyond any memory", ["run", "recipe", "demo", "train.image_size=100000"]),
+        ("csv rows without a path", ["data", "summary", "csv", "--root", str(csv_holes)]),
+        ("csv spec with a label-set name from the recipe", ["run", "recipe", "demo", "data.spec=csv",
+                                                           f"data.root={csv_holes}"]),
+        ("predict a text file named .png", ["predict", str(run), str(tmp / "text.png")]),
+        ("predict --out into a missing folder", ["predict", str(run), str(tmp / "text.png"), "--out",
+                                                 str(tmp / "nope" / "p.csv")]),
+        ("predict --out under a file", ["predict", str(run), str(tmp / "text.png"), "--out",
+                                        str(tmp / "text.png" / "p.csv")]),
+        ("truncated checkpoint", ["run", "recipe", "demo", "model.weights=" + str(tmp / "cut.pth")]),
+        ("export to an unknown format", ["export", str(run), "--format", "tflite"]),
     ]
 
 

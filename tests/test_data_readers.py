@@ -110,3 +110,22 @@ def test_ixi_duplicated_subject_ids_keep_the_first_row_and_unlisted_subjects_tra
     split = t.df.drop_duplicates("group").set_index("group")["split"]
     assert split["IXI020"] == split["IXI021"] == "train"  # not in the demographics table
     assert (split.drop(["IXI020", "IXI021"]) != "train").sum() == 4  # 8 listed subjects: 2 valid, 2 test
+
+
+def test_csv_rows_without_a_path_are_named(tmp_path):
+    from fixtures import csv_table
+
+    root = csv_table(tmp_path)
+    table = pd.read_csv(root / "labels.csv")
+    table.loc[[2, 5], "path"] = ""
+    table.to_csv(root / "labels.csv", index=False)
+    with pytest.raises(UsageError, match=r"labels.csv: 2 rows have no image path \(lines 4, 7\)"):
+        read_table(load_data_config("csv", root=str(root)))
+
+
+def test_a_label_set_name_from_another_spec_is_explained(tmp_path):
+    from fixtures import csv_table
+
+    root = csv_table(tmp_path)
+    with pytest.raises(UsageError, match=r"data.labels is 'thesis5' \(a recipe's label-set name\?\), not a column"):
+        read_table(load_data_config("csv", ["labels=thesis5"], root=str(root)))

@@ -54,5 +54,26 @@ def test_a_pickle_is_never_unpickled_and_says_so(tmp_path):
     import pickle
 
     (tmp_path / "evil.pth").write_bytes(pickle.dumps({"x": object()}))
-    with pytest.raises(UsageError, match="holds more than plain tensors .* never unpickles code"):
+    with pytest.raises(UsageError, match="not a plain weights file .* never unpickles code"):
         load_tensors(tmp_path / "evil.pth")
+
+
+def test_a_truncated_checkpoint_is_named_as_such(tmp_path):
+    torch.save({"w": torch.zeros(1000)}, tmp_path / "last.pth")
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "last.pth").read_bytes()[:300])
+    with pytest.raises(UsageError) as e:
+        load_tensors(tmp_path / "cut.pth")
+    assert str(e.value) == f"cannot read checkpoint {tmp_path / 'cut.pth'}: the file is truncated or damaged " \
+        "(an interrupted copy or save?)"
+
+
+@pytest.mark.parametrize("target, message", [
+    ("exists.csv", "already exists; choose another --out"), ("missing/p.csv", "does not exist; create it first"),
+    ("exists.csv/p.csv", "is a file, not a folder")])
+def test_output_files_are_checked_before_any_work(tmp_path, target, message):
+    from medcolor.io import check_output_file
+
+    (tmp_path / "exists.csv").write_text("x")
+    with pytest.raises(UsageError, match=message):
+        check_output_file(tmp_path / target)
+    check_output_file(tmp_path / "new.csv")

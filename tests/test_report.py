@@ -38,7 +38,7 @@ def test_markdown_has_thesis_layout(demo_runs, capsys):
 def test_csv_format_and_run_folder_arguments(demo_runs):
     _, runs = demo_runs
     csv = report([str(r) for r in runs[:2]], fmt="csv")
-    assert "mean_mean,mean_std" in csv.splitlines()[0] and csv.splitlines()[1].startswith("demo,efficientnet_lite0")
+    assert "mean_mean,mean_std" in csv.splitlines()[0] and csv.splitlines()[1].startswith("demo,colornet,efficientnet_lite0")
 
 
 def test_subsets_give_a_size_column_and_a_plot(demo_runs, tmp_path):
@@ -142,3 +142,28 @@ def test_versus_selector_errors(demo_runs):
         report([runs_dir], vs="colorizer=gray", vs_plot="")
     with pytest.raises(UsageError, match="rows 1 to 1"):
         report([runs_dir], vs="4", vs_plot="")
+
+
+def test_runs_of_one_recipe_on_two_datasets_are_two_rows(demo_runs, tmp_path):
+    import shutil
+
+    import yaml
+
+    _, runs = demo_runs
+    for k, run in enumerate(runs[:2]):
+        for root in ("/data/site-a", "/data/site-b"):
+            copy = tmp_path / "demo" / f"{run.name}-{root[-1]}"
+            shutil.copytree(run, copy)
+            r = yaml.safe_load((copy / "recipe.yaml").read_text())
+            r["data"].update(spec="chestxray14", root=root)
+            (copy / "recipe.yaml").write_text(yaml.safe_dump(r))
+    metrics = tmp_path / "demo" / f"{runs[0].name}-a" / "metrics.json"
+    m = json.loads(metrics.read_text())
+    m["auc"]["Edema"] = None  # a label that could not be scored in one run
+    metrics.write_text(json.dumps(m))
+    md = report([tmp_path])
+    rows = md.splitlines()[2:]
+    assert md.splitlines()[0].startswith("| recipe | model | colorizer | strategy | data | runs |")
+    assert len(rows) == 2 and "chestxray14:/data/site-a" in rows[0] and "chestxray14:/data/site-b" in rows[1]
+    edema = md.splitlines()[0].split("|").index(" Edema ")
+    assert "(1 of 2 runs)" in rows[0].split("|")[edema] and "of 2 runs" not in rows[1]

@@ -75,6 +75,82 @@ def test_sigkill_then_resume_continues_the_same_run(tmp_path, capsys):
     assert [p.name for p in (tmp_path / "demo").iterdir()] == [run.name]  # same folder, no new run
 
 
+def test_sigterm_mid_epoch_keeps_a_resumable_run(tmp_path, capsys):
+    cmd = [sys.executable, "-m", "medcolor", "run", "recipe", "demo", "train.epochs=4", *TINY,
+           "--runs-dir", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run = _wait_for_history(tmp_path / "demo", 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    errors = [ln for ln in err.decode().splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 143 and len(errors) == 1 and "Traceback" not in err.decode()
+    assert errors[0].startswith("error: SIGTERM: stopped after epoch") and f"--resume {run}" in errors[0]
+    assert main(["run", "recipe", "demo", "--resume", str(run)]) == 0
+    capsys.readouterr()
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [0, 1, 2, 3]  # one history, every epoch once
+    assert json.loads((run / "metrics.json").read_text())["finished"]
+
+
+def test_ctrl_c_before_the_first_epoch_removes_the_run_and_says_so(tmp_path):
+    cmd = [sys.executable, "-m", "medcolor", "run", "recipe", "demo", "train.epochs=2", "train.image_size=64",
+           "train.lr_find=false", "--runs-dir", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = proc.stderr.readline().decode()
+    while not line.startswith("run folder:"):
+        assert line, "the run never started"
+        line = proc.stderr.readline().decode()
+    run = Path(line.split(":", 1)[1].strip())
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == 130 and "Traceback" not in rest
+    assert f"error: Ctrl-C before the first epoch finished: {run} removed (nothing to resume)" in rest.splitlines()
+    assert not run.exists()
+
+
+def test_resuming_a_finished_run_changes_nothing(demo_runs, tmp_path, capsys):
+    import shutil
+
+    _, runs = demo_runs
+    run = tmp_path / runs[0].name
+    shutil.copytree(runs[0], run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    stamps = {p: p.stat().st_mtime_ns for p in before}
+    assert main(["run", "recipe", "demo", "--resume", str(run)]) == 0
+    out, err = capsys.readouterr()
+    assert f"{run} is finished (mean AUC" in err and "nothing to resume, nothing written" in err
+    assert out.startswith(f"{run}: mean AUC")
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert {p: p.stat().st_mtime_ns for p in before} == stamps
+
+
+def test_a_run_without_any_valid_score_never_ends_finished(tmp_path, capsys, monkeypatch):
+    import medcolor.metrics
+
+    monkeypatch.setattr(medcolor.metrics, "mean_auc", lambda preds, targs: float("nan"))
+    assert main(["run", "recipe", "demo", "train.epochs=1", *TINY, "--runs-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: no epoch gave a valid validation mean_auc (NaN every epoch)")
+    run = next((tmp_path / "demo").iterdir())
+    assert not (run / "metrics.json").exists() and (run / "last.pth").is_file()
+
+
+def test_zero_seeds_is_bad_input(tmp_path, capsys):
+    assert main(["run", "recipe", "demo", "--seeds", "0", "--runs-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == "error: --seeds must be at least 1, got 0"
+    assert not any(tmp_path.iterdir())
+
+
+def test_metrics_json_is_strict_json(demo_runs):
+    _, runs = demo_runs
+
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+    for run in runs:
+        for name in ("metrics.json", "calibration.json", "timing.json", "env.json"):
+            json.loads((run / name).read_text(), parse_constant=refuse)
+
+
 def _tiny_recipe(path: Path, mode: int, init_from: str | None = None) -> Path:
     lines = ["description: tiny chain test", "data: {spec: nih-sample, subset: {fraction: 1.0}}",
              f"model: {{backbone: resnet18, colorizer: coloru, mode: {mode}, pretrained: false"
@@ -129,6 +205,8 @@ def test_lr_find_saves_plot_and_suggestion(tmp_path, capsys):
     (["run", "recipe", "demo", "train.epoch=1"], "did you mean train.epochs"),
     (["run", "recipe", "demo", "train.image_size=36"], "coloru colorizer needs image sides divisible by 8"),
     (["run", "recipe", "chexpert-colorU-mode1"], "needs a dataset folder: pass --root DIR or data.root=DIR"),
+    (["run", "recipe", "demo", "train.image_size=100000"], "train.image_size must be at most 4096"),
+    (["run", "recipe", "demo", "data=[1, 2]"], "data must be a mapping (spec: ..., root: ..., labels: ...), got a list"),
 ])
 def test_bad_runs_exit_2_and_leave_no_run_folder(tmp_path, capsys, args, match):
     assert main([*args, "--runs-dir", str(tmp_path)]) == 2

@@ -293,12 +293,26 @@ def _quiet_warnings() -> None:
     warnings.showwarning = show
 
 
+def _sigterm_stops_like_ctrl_c() -> None:
+    """kill / timeout / job schedulers send SIGTERM: stop through the same path as Ctrl-C (runs stay resumable)."""
+    import signal
+    import threading
+
+    from .errors import Terminated
+
+    def stop(*_):
+        raise Terminated()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: every failure becomes one `error: ...` line on stderr (a traceback only with --debug)."""
     from typer.exceptions import Abort, Exit, TyperException
-    from .errors import MedcolorError
+    from .errors import MedcolorError, Terminated
 
     _quiet_warnings()
+    _sigterm_stops_like_ctrl_c()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
@@ -317,9 +331,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         typer.echo(f"error: {e}", err=True)
         return e.exit_code
-    except (KeyboardInterrupt, Abort):
+    except (KeyboardInterrupt, Abort) as e:
         typer.echo("error: interrupted", err=True)
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
     except Exception as e:  # an unexpected failure while running: one line unless --debug
         if debug:
             raise

@@ -19,6 +19,19 @@ class RunError(MedcolorError):
     exit_code = 1
 
 
+class Interrupted(MedcolorError):
+    """Ctrl-C (SIGINT, exit 130) or SIGTERM (kill, timeout, job schedulers; exit 143) while a run was going; the
+    message says whether its folder was kept to resume or removed."""
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by the command line's handler so runs stop the way Ctrl-C stops them."""
+
+
 def closest(word: str, choices, n: int = 3) -> str:
     """' (did you mean X?)' for the closest valid names, or '' when nothing is close."""
     import difflib

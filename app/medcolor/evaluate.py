@@ -8,7 +8,7 @@ import pandas as pd
 from . import calibration
 from .classification import fit_calibration, predict_split, predictions_frame, scores
 from .errors import UsageError
-from .io import claim_new, info, warn, write_csv, write_json
+from .io import check_output_file, claim_new, info, warn, write_csv, write_json
 from .metrics import roc_inputs
 from .plots import plot_reliability, plot_roc
 from .runs import load_run
@@ -78,8 +78,8 @@ def image_files(inputs) -> list[str]:
 
 def predict_images(run_dir, inputs, out: str | None = None) -> pd.DataFrame:
     """The run's best model on new images, with the validation preprocessing."""
-    if out and Path(out).exists():
-        raise UsageError(f"{out} already exists; choose another --out (medcolor never overwrites)")
+    if out:
+        check_output_file(Path(out))
     rows = pd.DataFrame({"path": image_files(inputs)})
     recipe, learn = load_run(run_dir)
     if not task_of(recipe).predicts_labels:

@@ -12,7 +12,7 @@ from torch import nn
 
 from . import calibration
 from .errors import RunError, UsageError
-from .io import claim_new, write_json
+from .io import check_output_file, claim_new, write_json
 from .runs import load_run
 from .tasks import task_of
 
@@ -47,10 +47,8 @@ def preprocessing(recipe) -> dict:
 def export_run(run_dir, fmt: str = "onnx", out: str | None = None) -> dict:
     if fmt not in FORMATS:
         raise UsageError(f"--format must be onnx or torchscript, got {fmt!r}")
-    if out and Path(out).exists():
-        raise UsageError(f"{out} already exists; choose another --out (medcolor never overwrites)")
-    if out and not Path(out).parent.is_dir():
-        raise UsageError(f"the folder of --out {out} does not exist")
+    if out:
+        check_output_file(Path(out))
     if fmt == "onnx":
         _require_onnx()
     recipe, learn = load_run(run_dir)

@@ -117,8 +117,27 @@ def load_tensors(path: Path, what: str = "checkpoint"):
 def _first_line(e: Exception) -> str:
     text = str(e).strip()
     if "weights_only" in text or "Unsupported global" in text or "pickle" in text.lower():
-        return "it holds more than plain tensors (pickled Python objects), and medcolor never unpickles code"
-    return (text.splitlines() or [type(e).__name__])[0][:200]
+        return "it is not a plain weights file (it holds pickled Python objects), and medcolor never unpickles code"
+    if "central directory" in text or "zip archive" in text or "unexpected EOF" in text or "truncated" in text:
+        return "the file is truncated or damaged (an interrupted copy or save?)"
+    first = (text.splitlines() or [type(e).__name__])[0]
+    return first if len(first) <= 200 else first[:first.rfind(".", 0, 200) + 1] or first[:200]
+
+
+def check_output_file(path: Path, option: str = "--out") -> None:
+    """A file medcolor is about to create: it must not exist and its folder must exist and be writable. Checked
+    before any slow work, so a bad --out costs nothing."""
+    path = Path(path)
+    folder = path.parent
+    if path.exists():
+        raise UsageError(f"{path} already exists; choose another {option} (medcolor never overwrites)")
+    if any(p.exists() and not p.is_dir() for p in [folder, *folder.parents]):
+        raise UsageError(f"{option} {path}: {next(p for p in [folder, *folder.parents] if p.exists() and not p.is_dir())} "
+                         f"is a file, not a folder")
+    if not folder.is_dir():
+        raise UsageError(f"{option} {path}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{option} {path}: folder {folder} is not writable")
 
 
 def claim_new(path: Path, is_dir: bool = False) -> Path:

@@ -58,6 +58,9 @@ def recipe_from_dict(raw: dict) -> Recipe:
     return recipe
 
 
+MAX_IMAGE_SIZE = 4096
+
+
 def check_values(r: Recipe) -> list[str]:
     """Checks beyond types: ranges, names that must exist, and what the recipe's task needs."""
     from .models import ARCHS
@@ -68,6 +71,9 @@ def check_values(r: Recipe) -> list[str]:
     for name, value in (("train.epochs", t.epochs), ("train.bs", t.bs), ("train.image_size", t.image_size)):
         if value < 1:
             problems.append(f"{name} must be at least 1, got {value}")
+    if t.image_size > MAX_IMAGE_SIZE:  # a typo like 100000 would otherwise end in the kernel's out-of-memory kill
+        problems.append(f"train.image_size must be at most {MAX_IMAGE_SIZE} (the thesis's largest is 896), got "
+                        f"{t.image_size}")
     if t.max_lr <= 0:
         problems.append(f"train.max_lr must be positive, got {t.max_lr}")
     if m.mode not in (1, 2, 3):

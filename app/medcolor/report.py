@@ -15,7 +15,9 @@ from .io import claim_new
 from .runs import is_finished, read_predictions, saved_recipe, starting_point
 from .stats import auc_intervals, holm, mean_over_labels, paired_comparison, rank_aucs
 
-GROUP = ["recipe", "backbone", "colorizer", "mode", "start", "subset_fraction"]
+# Everything that makes two runs different experiments; seeds of one group are averaged.
+GROUP = ["recipe", "arch", "backbone", "colorizer", "mode", "start", "data", "labels", "policy", "subset_fraction"]
+SHOWN_WHEN_THEY_DIFFER = {"start": "starts from", "data": "data", "labels": "labels", "policy": "policy"}
 
 
 def find_runs(paths) -> list[Path]:
@@ -36,15 +38,23 @@ def run_rows(runs: list[Path]) -> pd.DataFrame:
     for run in runs:
         m = json.loads((run / "metrics.json").read_text())
         r = saved_recipe(run)
-        keys = {"recipe": r["name"], "backbone": r["model"]["backbone"], "colorizer": r["model"].get("colorizer"),
-                "mode": r["model"].get("mode"), "start": m.get("start") or starting_point(r["model"]),
-                "subset_fraction": r["data"]["subset"]["fraction"], "n_train": m.get("n_train"),
-                "seed": r["train"]["seed"]}
+        d, model = r["data"], r["model"]
+        keys = {"recipe": r["name"], "arch": model.get("arch", "colornet"), "backbone": model["backbone"],
+                "colorizer": model.get("colorizer"), "mode": model.get("mode"),
+                "start": m.get("start") or starting_point(model),
+                "data": f"{d['spec']}:{d.get('root') or ''}" + (f":{d['csv']}" if d.get("csv") else ""),
+                "labels": _text(d.get("labels")) + (" + any finding" if d.get("any_finding") else ""),
+                "policy": _text(d.get("policy")), "subset_fraction": d["subset"]["fraction"],
+                "n_train": m.get("n_train"), "seed": r["train"]["seed"]}
         scores = {"mean": m["mean_auc"], **m.get("auc", {})} if "mean_auc" in m else {}
         scores.update({k: m[k]["mean"] if isinstance(m[k], dict) else m[k] for k in ("psnr", "ssim", "study_auc")
                        if k in m})
         rows.append({"run_dir": str(run), **keys, **scores})
     return pd.DataFrame(rows)
+
+
+def _text(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else "" if value is None else str(value)
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
@@ -53,10 +63,11 @@ def metric_columns(df: pd.DataFrame) -> list[str]:
 
 
 def aggregate(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per group: n seeds, then mean and sample std (ddof=1) of every metric."""
+    """One row per group: n seeds, then mean, sample std (ddof=1) and the number of runs where the metric is
+    defined (a NaN is left out of the mean, and the table says so)."""
     metrics = metric_columns(df)
     grouped = df.groupby(GROUP, dropna=False, sort=True)
-    out = grouped[metrics].agg(["mean", "std"])
+    out = grouped[metrics].agg(["mean", "std", "count"])
     out.columns = [f"{m}_{stat}" for m, stat in out.columns]
     out.insert(0, "n_runs", grouped.size())
     out.insert(1, "n_train", grouped["n_train"].first())
@@ -163,16 +174,16 @@ def strategy(mode) -> str:
 
 
 def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:
-    sizes, starts, vs = table["subset_fraction"].nunique() > 1, table["start"].nunique() > 1, "vs_diff" in table
+    sizes, vs = table["subset_fraction"].nunique() > 1, "vs_diff" in table
+    varying = [k for k in SHOWN_WHEN_THEY_DIFFER if table[k].nunique(dropna=False) > 1]
     head = ["row"] * vs + (["size"] if sizes else []) + ["recipe", "model", "colorizer", "strategy"] + \
-        (["starts from"] if starts else []) + ["runs"] + [("AUC" if m == "mean" else m) for m in metrics] + \
+        [SHOWN_WHEN_THEY_DIFFER[k] for k in varying] + ["runs"] + [("AUC" if m == "mean" else m) for m in metrics] + \
         ["AUC of mean prediction [95% CI]", "difference to reference [95% CI], Holm p"] * vs
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in table.iterrows():
-        cells = ([f"{r['subset_fraction']:g} ({int(r['n_train']):,})"] if sizes else []) + \
-            [r["recipe"], r["backbone"], r["colorizer"], strategy(r["mode"])] + \
-            ([r["start"]] if starts else []) + [str(int(r["n_runs"]))]
-        cells += [_pm(r[f"{m}_mean"], r[f"{m}_std"]) for m in metrics]
+        cells = ([f"{r['subset_fraction']:g} ({int(r['n_train']):,})"] if sizes else []) + model_cells(r) + \
+            [r[k] for k in varying] + [str(int(r["n_runs"]))]
+        cells += [_pm(r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_count"], r["n_runs"]) for m in metrics]
         if vs:
             cells = [str(r.name + 1)] + cells + [f"{r['vs_auc']:.4f} [{r['vs_auc_lo']:.3f}, {r['vs_auc_hi']:.3f}]",
                                                  versus_cell(r)]
@@ -180,10 +191,18 @@ def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _pm(mean, std) -> str:
+def model_cells(r) -> list[str]:
+    """model, colorizer, strategy: a colorizer network's backbone and mode, or the architecture's own name."""
+    if r["arch"] == "colornet":
+        return [r["recipe"], r["backbone"], r["colorizer"], strategy(r["mode"])]
+    return [r["recipe"], r["arch"] + (f" ({r['backbone']})" if r["arch"] in ("aecnn", "ae-resnet50") else ""), "-", "-"]
+
+
+def _pm(mean, std, count, n_runs) -> str:
     if pd.isna(mean):
         return "n/a"
-    return f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
+    text = f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
+    return text + (f" ({int(count)} of {int(n_runs)} runs)" if count < n_runs else "")
 
 
 def auc_vs_size(table: pd.DataFrame, path: Path) -> None:

@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 
 from .config import Recipe, to_dict
-from .errors import RunError, UsageError
+from .errors import Interrupted, RunError, Terminated, UsageError
 from .io import atomic_write, info, write_json
 from .learner import (build_learner, check_forward, checkpoint_learner, distributed, logger_callbacks, rank,
                       this_process_only, weights_fingerprint, world_size)
 from .recipes import load_recipe, recipe_to_yaml
-from .runs import check_free_space, environment, load_checkpoint, new_run_dir, read_recipe, starting_point
+from .runs import (check_free_space, environment, is_finished, load_checkpoint, new_run_dir, read_recipe,
+                   starting_point)
 from .tasks import task_of
 
 
@@ -33,6 +34,8 @@ def run_recipe(name_or_path: str, overrides=(), seed: int | None = None, n_seeds
 
 
 def seed_list(recipe: Recipe, seed: int | None, n_seeds: int | None) -> list[int]:
+    if n_seeds is not None and n_seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {n_seeds}")
     if seed is not None:
         return [seed]
     if n_seeds:
@@ -62,6 +65,8 @@ def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:
                 found = find_lr(build_learner(recipe), run_dir)  # the same as without the LR finder
             info(f"lr-find: valley suggestion {found['valley']:.2e} (plots/lr_find.png)")
         fit(learn, recipe, run_dir, quiet)
+    except KeyboardInterrupt as e:
+        raise interrupted(run_dir, recipe, e) from None
     except BaseException:
         if not (run_dir / "last.pth").exists():  # nothing to resume: leave no half-written run behind
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -72,12 +77,25 @@ def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:
         return finalize(learn, recipe, run_dir, time.time() - start)
 
 
+def interrupted(run_dir: Path, recipe: Recipe, signal: KeyboardInterrupt) -> Interrupted:
+    """Ctrl-C / SIGTERM: keep a folder that holds a finished epoch (resumable), remove one that does not."""
+    name, code = ("SIGTERM", 143) if isinstance(signal, Terminated) else ("Ctrl-C", 130)
+    if (run_dir / "last.pth").exists():
+        epoch = load_checkpoint(run_dir / "last.pth")["epoch"]
+        return Interrupted(f"{name}: stopped after epoch {epoch} of {recipe.train.epochs}; {run_dir} is kept - "
+                           f"continue with `medcolor run recipe {recipe.name} --resume {run_dir}`", code)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return Interrupted(f"{name} before the first epoch finished: {run_dir} removed (nothing to resume)", code)
+
+
 def resume(run_dir: Path, quiet: bool = False) -> dict:
     """Continue from last.pth: weights, optimiser state, schedule position (epoch) and history."""
     from fastai.torch_core import set_seed
     from .callbacks import load_opt_state
 
     run_dir = Path(run_dir)
+    if is_finished(run_dir):
+        return finished_result(run_dir)
     if not (run_dir / "last.pth").is_file() or not (run_dir / "recipe.yaml").is_file():
         raise UsageError(f"{run_dir} has no last.pth / recipe.yaml to resume from; give a run folder that "
                          f"finished at least one epoch")
@@ -91,9 +109,24 @@ def resume(run_dir: Path, quiet: bool = False) -> dict:
     info(f"resuming {run_dir} at epoch {start_epoch} of {recipe.train.epochs}")
     set_seed(recipe.train.seed + start_epoch, reproducible=True)
     if start_epoch < recipe.train.epochs:
-        fit(learn, recipe, run_dir, quiet, state={"rows": last["rows"], "best": last["best"],
-                                                  "best_epoch": last["best_epoch"], "start_epoch": start_epoch})
+        try:
+            fit(learn, recipe, run_dir, quiet, state={"rows": last["rows"], "best": last["best"],
+                                                      "best_epoch": last["best_epoch"], "start_epoch": start_epoch})
+        except KeyboardInterrupt as e:
+            raise interrupted(run_dir, recipe, e) from None
     return finalize(learn, recipe, run_dir, time.time() - start)
+
+
+def finished_result(run_dir: Path) -> dict:
+    """A finished run's result, read back and said in one line; nothing in the folder is touched."""
+    import json
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    seconds = json.loads((run_dir / "timing.json").read_text())["seconds"]
+    summary = task_of(read_recipe(run_dir)).summary_line(metrics)
+    info(f"{run_dir} is finished ({summary}, best epoch {metrics['best_epoch']}); nothing to resume, "
+         f"nothing written")
+    return {**metrics, "run_dir": str(run_dir), "seconds": seconds, "summary": summary}
 
 
 def fit(learn, recipe: Recipe, run_dir: Path | None, quiet: bool, state: dict | None = None) -> None:
@@ -148,8 +181,10 @@ def finalize(learn, recipe: Recipe, run_dir: Path, seconds: float) -> dict:
 
     task = task_of(recipe)
     last = load_checkpoint(run_dir / "last.pth")
-    if (run_dir / "best.pth").is_file():
-        load_weights(learn.model, run_dir / "best.pth")
+    if not (run_dir / "best.pth").is_file():  # never "finished" without a best model to evaluate
+        raise RunError(f"no epoch gave a valid validation {task.monitor} (NaN every epoch), so there is no best "
+                       f"model; {run_dir} keeps last.pth and history.csv to inspect")
+    load_weights(learn.model, run_dir / "best.pth")
     table = learn.dls.table
     split = table.eval_split()
     scores = task.finalize(learn, recipe, run_dir, split)

@@ -113,7 +113,12 @@ def require_columns(df: pd.DataFrame, columns, table: str) -> None:
 
 
 def join_paths(base: Path, rel: pd.Series, cfg: DataConfig, inside: Path, table: str) -> pd.Series:
-    """base / rel for every row, refusing paths that escape `inside` (absolute or '..') unless allowed."""
+    """base / rel for every row, refusing empty paths and paths that escape `inside` (absolute or '..') unless
+    allowed."""
+    empty = rel.isna() | (rel.astype(str).str.strip() == "")
+    if empty.any():
+        rows = ", ".join(str(i + 2) for i in np.flatnonzero(empty.to_numpy())[:5])  # +2: header, 1-based lines
+        raise UsageError(f"{table}: {int(empty.sum())} rows have no image path (lines {rows}); fill or remove them")
     rel = rel.astype(str)
     absolute = rel.str.startswith("/") | rel.str.match(r"^[A-Za-z]:[\\/]")
     escapes = rel.str.contains(r"(?:^|[\\/])\.\.(?:[\\/]|$)")
@@ -280,6 +285,10 @@ def read_generic_csv(cfg: DataConfig, splits: set) -> Table:
     require_columns(df, [cfg.path_col, *([cfg.split_col] if cfg.split_col else [])], str(path))
     labels = cfg.labels if isinstance(cfg.labels, list) else [cfg.labels] if cfg.labels else \
         [c for c in df.columns if c not in (cfg.path_col, cfg.split_col)]
+    if isinstance(cfg.labels, str) and cfg.labels not in df.columns:
+        raise UsageError(f"data.labels is {cfg.labels!r} (a recipe's label-set name?), not a column of {path}; a csv "
+                         f"table takes its own columns: data.labels=[...] or data.labels=null for all of "
+                         f"{[c for c in df.columns if c not in (cfg.path_col, cfg.split_col)]}")
     require_columns(df, labels, str(path))
     check_values(df, labels, str(path))
     df = apply_policy(df, labels, cfg.policy, cfg.policy_map)

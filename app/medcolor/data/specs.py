@@ -27,6 +27,8 @@ def spec_defaults(name: str) -> dict:
 
 def resolve_data(section: dict) -> DataConfig:
     """A recipe's `data:` mapping (spec name + options) on top of the spec's defaults."""
+    if not isinstance(section, dict):
+        raise UsageError(f"data must be a mapping (spec: ..., root: ..., labels: ...), got a {type(section).__name__}")
     name = section.get("spec", DataConfig.spec)
     merged = {**spec_defaults(name), **section, "spec": name}
     merged["subset"] = {**spec_defaults(name).get("subset", {}), **section.get("subset", {})}
