@@ -120,14 +120,15 @@ def plot_reliability(path: Path, curves: dict, title: str = "") -> None:
     save_figure(fig, path)
 
 
-def plot_intervals(path: Path, rows: list[tuple[str, float, float, float]], xlabel: str, title: str = "") -> None:
-    """One horizontal interval per row: (name, value, low, high), e.g. AUC differences with 95 % CIs."""
+def plot_intervals(path: Path, rows: list[tuple[str, float, float, float]], xlabel: str, title: str = "",
+                   line_at: float = 0.0) -> None:
+    """One horizontal interval per row: (name, value, low, high), e.g. AUCs with 95 % CIs (line_at=0.5: chance)."""
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     values = np.array([r[1] for r in rows])
     err = np.abs(np.array([[r[2] for r in rows], [r[3] for r in rows]]) - values)
     ax.errorbar(values, y, xerr=err, fmt="o", capsize=3)
-    ax.axvline(0, color="k", lw=0.8, ls="--")
+    ax.axvline(line_at, color="k", lw=0.8, ls="--")
     ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
     ax.set(xlabel=xlabel, title=title)
     save_figure(fig, path)
@@ -145,8 +146,8 @@ def plot_gradcam(path: Path, images, colorized, cams: dict, titles: list[str]) -
         axes[r, 1].set_title("colorizer output", fontsize=6)
         for ax, (label, cam) in zip(axes[r, 2:], cams.items()):
             ax.imshow(images[r], cmap="gray")
-            ax.imshow(cam[r], cmap="jet", alpha=0.45, vmin=0, vmax=1)
-            ax.set_title(f"Grad-CAM {label}", fontsize=6)
+            ax.imshow(np.ma.masked_less(cam[r], 0.05), cmap="jet", alpha=0.45, vmin=0, vmax=1)  # 0: no evidence
+            ax.set_title(f"Grad-CAM {label}" + ("" if cam[r].max() > 0 else "\n(no positive evidence)"), fontsize=6)
     for ax in axes.flat:
         ax.axis("off")
     save_figure(fig, path)

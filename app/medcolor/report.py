@@ -164,9 +164,10 @@ def plot_versus(table: pd.DataFrame, path: Path) -> None:
     from .plots import plot_intervals
 
     rows = [(f"{k + 1}. {r['recipe']} | {r['colorizer']} | mode {r['mode']}" +
-             (" | " + r["start"].split(" +")[0] if table["start"].nunique() > 1 else ""),
+             (" | " + r["start"].split(" +")[0].removeprefix("weights:")[:24] if table["start"].nunique() > 1 else ""),
              r["vs_auc"], r["vs_auc_lo"], r["vs_auc_hi"]) for k, r in table.iterrows()]
-    plot_intervals(path, rows, "mean AUC of the seed-averaged predictions (bootstrap 95 % CI)")
+    plot_intervals(path, rows, "mean AUC of the seed-averaged predictions (bootstrap 95 % CI); dashed: chance",
+                   line_at=0.5)
 
 
 def strategy(mode) -> str:
