@@ -121,6 +121,8 @@ def test_csv_rows_without_a_path_are_named(tmp_path):
     table.to_csv(root / "labels.csv", index=False)
     with pytest.raises(UsageError, match=r"labels.csv: 2 rows have no image path \(lines 4, 7\)"):
         read_table(load_data_config("csv", root=str(root)))
+    from medcolor.cli import main
+    assert main(["data", "summary", "csv", "--root", str(root)]) == 2
 
 
 def test_a_label_set_name_from_another_spec_is_explained(tmp_path):
@@ -129,3 +131,14 @@ def test_a_label_set_name_from_another_spec_is_explained(tmp_path):
     root = csv_table(tmp_path)
     with pytest.raises(UsageError, match=r"data.labels is 'thesis5' \(a recipe's label-set name\?\), not a column"):
         read_table(load_data_config("csv", ["labels=thesis5"], root=str(root)))
+
+
+def test_a_csv_run_from_the_demo_recipe_says_where_thesis5_comes_from(tmp_path, capsys):
+    from fixtures import csv_table
+    from medcolor.cli import main
+
+    root = csv_table(tmp_path / "data")
+    assert main(["run", "recipe", "demo", "data.spec=csv", f"data.root={root}", "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: data.labels is 'thesis5'") and "data.labels=[...]" in err and "\n" not in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("recipe.yaml"))

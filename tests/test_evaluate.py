@@ -122,3 +122,16 @@ def test_calibrate_refits_only_when_asked(demo_runs, tmp_path, capsys):
     cal = json.loads(capsys.readouterr().out)
     assert cal["threshold_rule"] == "sensitivity:0.9" == json.loads((run / "calibration.json").read_text())["threshold_rule"]
     assert main(["calibrate", str(run), "--sensitivity", "0.9", "--specificity", "0.5", "--replace"]) == 2
+
+
+def test_predict_checks_its_inputs_and_output_before_loading_the_model(tmp_path, sample_dir, capsys):
+    image = str(sorted((sample_dir / "images").glob("*.png"))[0])
+    (tmp_path / "x.png").write_text("not an image")
+    no_run = str(tmp_path / "no-run")  # never reached: the checks come first
+    cases = [([image, "--out", str(tmp_path / "missing" / "p.csv")], "does not exist; create it first"),
+             ([image, "--out", str(tmp_path / "x.png" / "p.csv")], "is a file, not a folder"),
+             ([str(tmp_path / "x.png")], "x.png cannot be decoded as an image (UnidentifiedImageError)")]
+    for args, message in cases:
+        assert main(["predict", no_run, *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and message in err and "\n" not in err and "Traceback" not in err

@@ -167,3 +167,19 @@ def test_runs_of_one_recipe_on_two_datasets_are_two_rows(demo_runs, tmp_path):
     assert len(rows) == 2 and "chestxray14:/data/site-a" in rows[0] and "chestxray14:/data/site-b" in rows[1]
     edema = md.splitlines()[0].split("|").index(" Edema ")
     assert "(1 of 2 runs)" in rows[0].split("|")[edema] and "of 2 runs" not in rows[1]
+
+
+def test_an_autoencoder_row_names_its_architecture(demo_runs, tmp_path):
+    import shutil
+
+    import yaml
+
+    _, runs = demo_runs
+    copy = tmp_path / "ixi-ae-small-mse" / runs[0].name
+    shutil.copytree(runs[0], copy)
+    r = yaml.safe_load((copy / "recipe.yaml").read_text())
+    r.update(name="ixi-ae-small-mse")
+    r["model"].update(arch="ae-small", backbone="resnet18", colorizer="none", mode=2)
+    (copy / "recipe.yaml").write_text(yaml.safe_dump(r))
+    row = report([tmp_path]).splitlines()[2]
+    assert row.startswith("| ixi-ae-small-mse | ae-small | - | - |")

@@ -111,7 +111,19 @@ def load_tensors(path: Path, what: str = "checkpoint"):
             return load_file(str(path))
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch and safetensors raise many types for truncated or foreign files
-        raise UsageError(f"cannot read {what} {path}: {_first_line(e)}") from None
+        reason = TRUNCATED if _cut_zip(path) else _first_line(e)
+        raise UsageError(f"cannot read {what} {path}: {reason}") from None
+
+
+TRUNCATED = "the file is truncated or damaged (an interrupted copy or save?)"
+
+
+def _cut_zip(path: Path) -> bool:
+    """A torch checkpoint (a zip archive) whose end, with the archive's directory, is missing."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)
 
 
 def _first_line(e: Exception) -> str:
@@ -119,7 +131,7 @@ def _first_line(e: Exception) -> str:
     if "weights_only" in text or "Unsupported global" in text or "pickle" in text.lower():
         return "it is not a plain weights file (it holds pickled Python objects), and medcolor never unpickles code"
     if "central directory" in text or "zip archive" in text or "unexpected EOF" in text or "truncated" in text:
-        return "the file is truncated or damaged (an interrupted copy or save?)"
+        return TRUNCATED
     first = (text.splitlines() or [type(e).__name__])[0]
     return first if len(first) <= 200 else first[:first.rfind(".", 0, 200) + 1] or first[:200]
 

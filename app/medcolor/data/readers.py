@@ -118,7 +118,9 @@ def join_paths(base: Path, rel: pd.Series, cfg: DataConfig, inside: Path, table:
     empty = rel.isna() | (rel.astype(str).str.strip() == "")
     if empty.any():
         rows = ", ".join(str(i + 2) for i in np.flatnonzero(empty.to_numpy())[:5])  # +2: header, 1-based lines
-        raise UsageError(f"{table}: {int(empty.sum())} rows have no image path (lines {rows}); fill or remove them")
+        n = int(empty.sum())
+        raise UsageError(f"{table}: {n} {'rows have' if n > 1 else 'row has'} no image path (line{'s' * (n > 1)} "
+                         f"{rows}); fill or remove {'them' if n > 1 else 'it'}")
     rel = rel.astype(str)
     absolute = rel.str.startswith("/") | rel.str.match(r"^[A-Za-z]:[\\/]")
     escapes = rel.str.contains(r"(?:^|[\\/])\.\.(?:[\\/]|$)")
