@@ -17,14 +17,14 @@ from scipy.stats import norm, rankdata
 N_BOOT = 2000
 
 
-def rank_aucs(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """AUC per column; NaN targets (unknown) are left out, a column with one class gives NaN."""
+def rank_aucs(probs: np.ndarray, targets: np.ndarray, axis: int = 0) -> np.ndarray:
+    """AUC per column (images along `axis`); NaN targets (unknown) are left out, a column with one class gives NaN."""
     known = ~np.isnan(targets)
-    ranks = rankdata(np.where(known, probs, np.inf), axis=0)  # unknown rows rank above all, so they never count
+    ranks = rankdata(np.where(known, probs, np.inf), axis=axis)  # unknown rows rank above all, so they never count
     pos = known & (targets == 1)
-    n_pos, n_neg = pos.sum(0), (known & (targets == 0)).sum(0)
+    n_pos, n_neg = pos.sum(axis), (known & (targets == 0)).sum(axis)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return ((ranks * pos).sum(0) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        return ((ranks * pos).sum(axis) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def resamples(groups, n_boot: int = N_BOOT, seed: int = 0):
@@ -42,9 +42,19 @@ def resamples(groups, n_boot: int = N_BOOT, seed: int = 0):
 
 def bootstrap_aucs(targets: np.ndarray, prob_sets: list[np.ndarray], groups, n_boot: int = N_BOOT,
                    seed: int = 0) -> np.ndarray:
-    """(n_boot, len(prob_sets), labels) AUCs, every model scored on the same resampled rows (paired)."""
-    return np.stack([np.stack([rank_aucs(p[idx], targets[idx]) for p in prob_sets])
-                     for idx in resamples(groups, n_boot, seed)])
+    """(n_boot, len(prob_sets), labels) AUCs, every model scored on the same resampled rows (paired).
+    Resamples of groups differ in length, so each is padded with a row of unknown targets (never counted) and a
+    chunk of resamples is ranked in one call."""
+    idx = list(resamples(groups, n_boot, seed))
+    width, n, n_labels = max(map(len, idx)), len(targets), targets.shape[1]
+    padded = np.full((len(idx), width), n)
+    for b, rows in enumerate(idx):
+        padded[b, :len(rows)] = rows
+    t_ext = np.vstack([targets, np.full((1, n_labels), np.nan)])
+    p_ext = [np.vstack([p, np.zeros((1, n_labels))]) for p in prob_sets]
+    chunk = max(1, 4_000_000 // (width * n_labels))  # bounded memory for large test sets
+    return np.concatenate([np.stack([rank_aucs(p[padded[c:c + chunk]], t_ext[padded[c:c + chunk]], axis=1)
+                                     for p in p_ext], axis=1) for c in range(0, len(idx), chunk)])
 
 
 def ci95(samples: np.ndarray) -> list[float]:
