@@ -134,16 +134,17 @@ def add_versus(df: pd.DataFrame, table: pd.DataFrame, selector: str) -> pd.DataF
     cols = {c: [float("nan")] * len(table) for c in ("vs_auc", "vs_auc_lo", "vs_auc_hi", "vs_diff", "vs_diff_lo",
                                                      "vs_diff_hi", "vs_p")}
     for k, (labels, frame) in enumerate(preds):
-        targets, probs = frame[labels].to_numpy(float), frame[[f"p_{lab}" for lab in labels]].to_numpy(float)
-        cols["vs_auc"][k] = float(mean_over_labels(rank_aucs(probs, targets)))
-        cols["vs_auc_lo"][k], cols["vs_auc_hi"][k] = auc_intervals(targets, probs, labels, frame["group"])["mean"]
-        if refs[k] is None or refs[k] == k:
+        if refs[k] is None or refs[k] == k:  # no comparison: the row's own AUC and CI
+            targets, probs = frame[labels].to_numpy(float), frame[[f"p_{lab}" for lab in labels]].to_numpy(float)
+            cols["vs_auc"][k] = float(mean_over_labels(rank_aucs(probs, targets)))
+            cols["vs_auc_lo"][k], cols["vs_auc_hi"][k] = auc_intervals(targets, probs, labels, frame["group"])["mean"]
             continue
         ref_labels, ref_frame = preds[refs[k]]
         if ref_labels != labels:
             raise UsageError(f"--vs: row {k + 1} and its reference row {refs[k] + 1} predict different labels")
         t, p_row, p_ref, groups = aligned(frame, ref_frame, labels, (f"row {k + 1}", f"reference row {refs[k] + 1}"))
-        m = paired_comparison(t, p_row, p_ref, labels, groups)["mean"]
+        m = paired_comparison(t, p_row, p_ref, labels, groups)["mean"]  # one bootstrap gives both CIs
+        cols["vs_auc"][k], (cols["vs_auc_lo"][k], cols["vs_auc_hi"][k]) = m["auc_a"], m["ci95_a"]
         cols["vs_diff"][k], (cols["vs_diff_lo"][k], cols["vs_diff_hi"][k]) = m["diff"], m["ci95"]
         cols["vs_p"][k] = m["p_bootstrap"]
     out = table.assign(**cols, vs_reference=[None if r is None else r + 1 for r in refs])

@@ -118,8 +118,8 @@ def auc_intervals(targets: np.ndarray, probs: np.ndarray, labels: list[str], gro
 
 def paired_comparison(targets: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, labels: list[str], groups,
                       n_boot: int = N_BOOT, seed: int = 0) -> dict:
-    """Model a vs model b on the same images: per label and for the mean AUC, both AUCs, the difference a - b with
-    its bootstrap 95 % CI (and bootstrap p), and per label the DeLong p-value."""
+    """Model a vs model b on the same images: per label and for the mean AUC, both AUCs, a's own bootstrap 95 % CI,
+    the difference a - b with its CI (and bootstrap p), and per label the DeLong p-value."""
     boot = bootstrap_aucs(targets, [p_a, p_b], groups, n_boot, seed)
     observed = np.stack([rank_aucs(p_a, targets), rank_aucs(p_b, targets)])
     out = {"labels": {}}
@@ -127,11 +127,12 @@ def paired_comparison(targets: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, lab
         known = ~np.isnan(targets[:, i])
         t = targets[known, i]
         test = delong(t, p_a[known, i], p_b[known, i]) if len(np.unique(t)) == 2 else {"p": float("nan")}
-        out["labels"][label] = _difference(observed[:, i], boot[:, 0, i] - boot[:, 1, i]) | {"p_delong": test["p"]}
-    out["mean"] = _difference(mean_over_labels(observed), mean_over_labels(boot[:, 0]) - mean_over_labels(boot[:, 1]))
+        out["labels"][label] = _difference(observed[:, i], boot[:, 0, i], boot[:, 1, i]) | {"p_delong": test["p"]}
+    out["mean"] = _difference(mean_over_labels(observed), mean_over_labels(boot[:, 0]), mean_over_labels(boot[:, 1]))
     return out
 
 
-def _difference(observed: np.ndarray, diffs: np.ndarray) -> dict:
-    return {"auc_a": float(observed[0]), "auc_b": float(observed[1]), "diff": float(observed[0] - observed[1]),
-            "ci95": ci95(diffs), "p_bootstrap": bootstrap_p(diffs)}
+def _difference(observed: np.ndarray, samples_a: np.ndarray, samples_b: np.ndarray) -> dict:
+    diffs = samples_a - samples_b
+    return {"auc_a": float(observed[0]), "auc_b": float(observed[1]), "ci95_a": ci95(samples_a),
+            "diff": float(observed[0] - observed[1]), "ci95": ci95(diffs), "p_bootstrap": bootstrap_p(diffs)}
