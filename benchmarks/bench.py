@@ -1,7 +1,8 @@
-"""medcolor benchmarks (run with the venv's python: `make bench`; takes ~10 minutes on 2 cores).
+"""medcolor benchmarks (run with the venv's python: `make bench`; takes ~20 minutes on 2 cores).
 
-1. the demo job through `medcolor run recipe demo` vs the same job as a bare PyTorch loop
-   (same model, images, preprocessing, batch size, epochs, one-cycle SGD, AUC each epoch);
+1. whole `medcolor run recipe` commands vs the same jobs as bare PyTorch loops (bare_loops.py), back to back:
+   the demo, the first version's scratch job, a 4,000-image folder dataset and an IXI-like reconstruction, 3 epochs
+   each, with the test score of both sides;
 2. training-step images/s per model at 224 and 320 px, with and without channels_last;
 3. data-pipeline images/s at 320 px, decoding the source PNGs vs reading a `data cache`;
 4. DataLoaders build time for a 223,414-row CheXpert table (tiny placeholder JPEGs, real layout);
@@ -39,84 +40,96 @@ def peak_mb() -> float:
 
 # ---- 1. medcolor vs a bare loop ---------------------------------------------------------------------------------
 
-def medcolor_demo(runs: Path, overrides: list[str]) -> tuple[float, float]:
+# The job measured since the first version: resnet18 + ColorU from scratch (mode 2, MixUp); `make demo` transfers
+# ImageNet EfficientNet-Lite0 (mode 1) instead. Both run 3 epochs here: short runs show fixed costs most.
+SCRATCH_JOB = ["model.backbone=resnet18", "model.weights=null", "model.mode=2", "train.mix=mixup", "train.max_lr=1e-2",
+               "model.freeze_bn_stats=false"]
+IXI_SLICES, IXI_SIZE = "15:25", 128
+
+
+def medcolor_job(recipe: str, overrides: list[str], runs: Path) -> dict:
     start = time.perf_counter()
-    out = subprocess.run([EXE, "run", "recipe", "demo", "train.lr_find=false", *overrides, "--runs-dir", str(runs),
-                          "--quiet", "--json"], check=True, capture_output=True, text=True).stdout
-    return time.perf_counter() - start, json.loads(out.strip().splitlines()[-1])["mean_auc"]
+    out = subprocess.run([EXE, "run", "recipe", recipe, *overrides, "--runs-dir", str(runs), "--quiet", "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return {"seconds": time.perf_counter() - start, "score": result.get("mean_auc") or result["psnr"]["mean"]}
 
 
-def bare_loop(overrides: list[str]) -> tuple[float, float]:
-    """The demo written by hand: torch DataLoader, the same model, OneCycleLR SGD, sklearn AUC per epoch."""
-    code = f"""
-import time, numpy as np, torch, torch.nn.functional as F
-start = time.perf_counter()
-from PIL import Image
-from sklearn.metrics import roc_auc_score
-from medcolor.recipes import load_recipe
-from medcolor.data.readers import read_table
-from medcolor.data.images import open_gray
-from medcolor.models import build_model
-r = load_recipe("demo", {overrides!r})
-torch.manual_seed(r.train.seed)
-t = read_table(r.data)
-labels, size = t.labels, r.train.image_size
-def load(df):
-    xs = []
-    for p in df["path"]:
-        im = open_gray(p); s = min(im.size)
-        im = im.crop(((im.width - s) // 2, (im.height - s) // 2, (im.width + s) // 2, (im.height + s) // 2))
-        xs.append(np.asarray(im.resize((size, size)), dtype=np.float32) / 255)
-    x = (torch.tensor(np.stack(xs))[:, None] - r.data.mean) / r.data.std
-    return torch.utils.data.TensorDataset(x, torch.tensor(df[labels].to_numpy(np.float32)))
-class Aug(torch.utils.data.Dataset):
-    def __init__(self, ds): self.ds = ds
-    def __len__(self): return len(self.ds)
-    def __getitem__(self, i): return self.ds[i]
-train = torch.utils.data.DataLoader(load(t.split("train")), batch_size=r.train.bs, shuffle=True, drop_last=True)
-valid = torch.utils.data.DataLoader(load(t.split("valid")), batch_size=r.train.bs)
-test = torch.utils.data.DataLoader(load(t.split("test")), batch_size=r.train.bs)
-model = build_model(r.model, len(labels))
-opt = torch.optim.SGD(model.parameters(), lr=r.train.max_lr, momentum=0.9, weight_decay=r.train.wd)
-sched = torch.optim.lr_scheduler.OneCycleLR(opt, r.train.max_lr, total_steps=r.train.epochs * len(train),
-                                            pct_start=r.train.pct_start)
-def aucs(dl):
-    model.eval(); ps, ts = [], []
-    with torch.no_grad():
-        for x, y in dl: ps.append(torch.sigmoid(model(x))); ts.append(y)
-    p, t_ = torch.cat(ps).numpy(), torch.cat(ts).numpy()
-    return np.mean([roc_auc_score(t_[:, i], p[:, i]) for i in range(len(labels)) if len(set(t_[:, i])) == 2])
-best, best_state = -1, None
-for epoch in range(r.train.epochs):
-    model.train()
-    for x, y in train:
-        x = torch.stack([torch.rot90(xi, 0, (1, 2)) for xi in x])  # same per-item cost class as fastai's item step
-        loss = F.binary_cross_entropy_with_logits(model(x), y)
-        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-    auc = aucs(valid)
-    if auc > best: best, best_state = auc, {{k: v.clone() for k, v in model.state_dict().items()}}
-model.load_state_dict(best_state)
-print(time.perf_counter() - start, aucs(test))
-"""
-    start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    return time.perf_counter() - start, float(out.split()[-1])
+def bare_job(kind: str, recipe: str, overrides: list[str]) -> dict:
+    out = subprocess.run([sys.executable, str(HERE / "bare_loops.py"), kind, recipe, *overrides], check=True,
+                         capture_output=True, text=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return {"seconds": result["seconds"], "score": result.get("mean_auc", result.get("psnr")),
+            "images": result["train_images"]}
 
 
-# The job measured here since the first version: resnet18 + ColorU trained from scratch (mode 2, MixUp, 12 epochs),
-# which the bare loop below writes by hand. (`make demo` now transfers ImageNet EfficientNet-Lite0 instead.)
-SCRATCH_JOB = ["model.backbone=resnet18", "model.weights=null", "model.mode=2", "train.mix=mixup", "train.epochs=12",
-               "train.max_lr=1e-2", "model.freeze_bn_stats=false"]
+def tax(name: str, kind: str, recipe: str, overrides: list[str], limit: float, repeats: int) -> None:
+    """medcolor and the bare loop back to back (`repeats` pairs, the fastest of each); whole processes."""
+    pairs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as runs:
+            mc = medcolor_job(recipe, overrides, Path(runs))
+        pairs.append((mc, bare_job(kind, recipe, overrides)))
+    mc, bare = min((p[0] for p in pairs), key=lambda r: r["seconds"]), min((p[1] for p in pairs),
+                                                                            key=lambda r: r["seconds"])
+    what = "test mean AUC" if kind == "classify" else "test PSNR"
+    for side, r in (("medcolor run", mc), ("bare PyTorch loop", bare)):
+        row(f"{name}: {side}", f"{r['seconds']:.1f} s",
+            f"{bare['images'] / r['seconds']:.0f} img/s; {what} {r['score']:.3f}")
+    row(f"{name}: ratio", f"{mc['seconds'] / bare['seconds']:.2f}",
+        f"limit {limit}; {what} difference {mc['score'] - bare['score']:+.3f}")
 
 
-def compare(quick: bool) -> None:
-    overrides = SCRATCH_JOB + (["train.epochs=3"] if quick else [])
-    with tempfile.TemporaryDirectory() as runs:
-        mc, mc_auc = medcolor_demo(Path(runs), overrides)
-    bare, bare_auc = bare_loop(overrides)
-    row("demo job: medcolor run recipe demo (whole command)", f"{mc:.1f} s", f"test mean AUC {mc_auc:.3f}")
-    row("demo job: bare PyTorch loop (whole process)", f"{bare:.1f} s", f"test mean AUC {bare_auc:.3f}")
-    row("ratio medcolor / bare loop", f"{mc / bare:.2f}", "goal 1.1, limit 1.5")
+def compare(quick: bool, repeats: int) -> None:
+    epochs = ["train.epochs=1" if quick else "train.epochs=3"]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, ixi = make_folder_dataset(Path(tmp) / "xrays", 250 if quick else 1000), make_ixi(Path(tmp) / "IXI")
+        tax("demo (EfficientNet-Lite0 ImageNet, mode 1)", "classify", "demo", epochs, 1.2, repeats)
+        tax("scratch job (resnet18 + ColorU, mode 2, MixUp)", "classify", "demo", SCRATCH_JOB + epochs, 1.2, repeats)
+        tax(f"folder dataset ({4 * (250 if quick else 1000):,} PNGs)", "classify", "demo",
+            ["data.spec=folder", f"data.root={folder}", *epochs], 1.15, repeats)
+        tax("reconstruction (ae-small, IXI-like volumes)", "reconstruct", "ixi-ae-small-mse",
+            [f"data.root={ixi}", f"data.slices={IXI_SLICES}", f"train.image_size={IXI_SIZE}", *epochs], 1.3, repeats)
+
+
+def make_folder_dataset(root: Path, n_sources: int) -> Path:
+    """4 PNGs (128 px: the image, mirrored, and two shifted crops) per NIH sample image, in class folders
+    `no_finding` / `finding` by the image's real labels."""
+    import pandas as pd
+    from PIL import Image, ImageOps
+
+    sample = Path(__file__).resolve().parents[1] / "app" / "medcolor" / "samples" / "nih-cxr14-sample"
+    entries = pd.read_csv(sample / "Data_Entry_2017.csv").head(n_sources)
+    for _, e in entries.iterrows():
+        cls = "no_finding" if e["Finding Labels"] == "No Finding" else "finding"
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        im = Image.open(sample / "images" / e["Image Index"]).convert("L").resize((136, 136), Image.BILINEAR)
+        variants = [im.crop((4, 4, 132, 132)), ImageOps.mirror(im.crop((4, 4, 132, 132))), im.crop((0, 0, 128, 128)),
+                    im.crop((8, 8, 136, 136))]
+        for k, v in enumerate(variants):
+            v.save(root / cls / f"{Path(e['Image Index']).stem}_{k}.png")
+    return root
+
+
+def make_ixi(root: Path, n_subjects: int = 40, shape=(IXI_SIZE, IXI_SIZE, 40)) -> Path:
+    """IXI-named int16 volumes: an ellipsoid head with smooth texture and noise, different for each subject."""
+    import nibabel as nib
+    import pandas as pd
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    z, y, x = np.meshgrid(*(np.linspace(-1, 1, n) for n in shape[::-1]), indexing="ij")
+    rows = []
+    for i in range(n_subjects):
+        a, b = rng.uniform(0.6, 0.8, 2)
+        head = (x / a) ** 2 + (y / b) ** 2 + (z / 1.2) ** 2 < 1
+        texture = np.sin(6 * x + i) * np.cos(5 * y - i) + 0.5 * np.sin(9 * z)
+        vol = head * (600 + 150 * texture) + rng.normal(0, 20, head.shape)
+        nib.save(nib.Nifti1Image(vol.transpose(2, 1, 0).astype(np.int16), np.eye(4)),
+                 str(root / f"IXI{100 + i:03d}-HH-{1000 + i}-T1.nii.gz"))
+        rows.append({"IXI_ID": 100 + i, "SEX_ID (1=m, 2=f)": 1 + i % 2, "ETHNIC_ID": 1})
+    pd.DataFrame(rows).to_csv(root / "IXI.csv", index=False)
+    return root
 
 
 # ---- 2. training step ------------------------------------------------------------------------------------------
@@ -252,6 +265,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=["compare", "steps", "data", "chexpert", "cli"], action="append")
+    ap.add_argument("--repeats", type=int, default=1, help="pairs per comparison; the fastest of each side counts")
     args = ap.parse_args()
     parts = args.only or ["cli", "chexpert", "steps", "data", "compare"]
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -265,7 +279,7 @@ if __name__ == "__main__":
     if "data" in parts:
         data_pipeline(speeds.get(("resnet18", "deconv", 320)) or step_speed("resnet18", "deconv", 320, True))
     if "compare" in parts:
-        compare(args.quick)
+        compare(args.quick, args.repeats)
     row("peak memory (this process)", f"{peak_mb():.0f} MB", "children measured separately")
     print("\n| measurement | value | note |\n|---|---:|---|")
     for what, value, note in ROWS:

@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import torch
 
-from medcolor.callbacks import FMix, fmix_mask
+from medcolor.callbacks import FMix, PlainTensors, fmix_mask
 
 
 def test_fmix_mixes_inputs_and_targets_by_the_mask_area():
@@ -20,3 +20,14 @@ def test_fmix_mixes_inputs_and_targets_by_the_mask_area():
 def test_fmix_mask_has_the_requested_area():
     for lam in (0.1, 0.5, 0.9):
         assert abs(float(fmix_mask(lam, (40, 40)).mean()) - lam) < 1e-3
+
+
+def test_plain_tensors_strip_fastai_types_from_the_batch():
+    from fastai.torch_core import TensorImage, TensorMultiCategory
+
+    learn = SimpleNamespace(xb=(TensorImage(torch.rand(2, 1, 4, 4)),), yb=(TensorMultiCategory(torch.ones(2, 3)),))
+    cb = PlainTensors()
+    cb.learn = learn
+    cb.before_batch()
+    assert type(learn.xb[0]) is torch.Tensor and type(learn.yb[0]) is torch.Tensor
+    assert learn.xb[0].shape == (2, 1, 4, 4) and learn.yb[0].sum() == 6

@@ -35,7 +35,7 @@ def test_nih_sample_yields_real_normalised_images():
 
 def test_labels_match_the_table():
     dls = build_dls_from_config(load_data_config("nih-sample", ["augment=false"]), 64, bs=8)
-    df = dls.valid.items
+    df = dls.valid.dataset.rows
     _, y = dls.valid.one_batch()
     assert torch.equal(y.cpu(), torch.tensor(df[dls.vocab].head(8).to_numpy(), dtype=torch.float32))
 
@@ -161,5 +161,5 @@ def test_aecnn_validation_resizes_the_whole_image_instead_of_cropping(tmp_path):
     assert dls.one_batch()[0].shape[-2:] == (32, 32)  # random crops in training
     xv, _ = dls.valid.one_batch()
     assert xv.shape[-2:] == (48, 48)
-    first = Image.open(dls.valid.items["path"].iloc[0]).convert("L").resize((48, 48), Image.BILINEAR)
+    first = Image.open(dls.valid.dataset.rows["path"].iloc[0]).convert("L").resize((48, 48), Image.BILINEAR)
     assert np.abs(xv[0, 0].cpu().numpy() * 255 - np.asarray(first, dtype=np.float32)).mean() < 8  # whole image

@@ -8,8 +8,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "app" / "medcolor"
 # Lower layers never import higher ones (docs/design.md, "Import layers").
 LAYERS = [
     {"errors", "_resources", "config", "io", "plots"},
-    {"data", "data.specs", "data.policies", "data.images", "data.readers", "data.cache", "data.block",
-     "data.summary", "data.volumes", "data.dicom", "colorizers", "backbones", "autoencoders", "losses", "metrics", "stats",
+    {"data", "data.specs", "data.policies", "data.images", "data.readers", "data.cache", "data.block", "data.items",
+     "data.memory", "data.summary", "data.volumes", "data.dicom", "colorizers", "backbones", "autoencoders", "losses", "metrics", "stats",
      "calibration"},
     {"models", "modes", "summary", "gradcam"},
     {"classification", "reconstruction", "tasks"},

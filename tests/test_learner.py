@@ -27,3 +27,20 @@ def test_optimisers_follow_the_sources():
     learn.create_opt()
     assert (learn.opt.hypers[-1]["mom"], learn.opt.hypers[-1]["sqr_mom"], learn.opt.hypers[-1]["eps"]) == \
         (0.9, 0.999, 1e-8)
+
+
+def test_speed_options_reach_the_learner():
+    """channels_last and torch.compile as asked (compile in place: the state_dict keys stay the model's own);
+    mixed precision only on a GPU; fp16 and bf16 together are a usage error."""
+    import pytest
+
+    from medcolor.errors import UsageError
+
+    learn = medcolor.build_learner(load_recipe("demo", ["train.image_size=32", "train.compile=true"]))
+    assert learn.model._compiled_call_impl is not None
+    assert all(not k.startswith("_orig_mod") for k in learn.model.state_dict())
+    assert hasattr(learn, "channels_last") and not hasattr(learn, "mixed_precision")  # no GPU here
+    plain = medcolor.build_learner(load_recipe("demo", ["train.image_size=32", "train.channels_last=false"]))
+    assert not hasattr(plain, "channels_last") and plain.model._compiled_call_impl is None
+    with pytest.raises(UsageError, match="choose one"):
+        medcolor.build_learner(load_recipe("demo", ["train.image_size=32", "train.fp16=true", "train.bf16=true"]))

@@ -37,7 +37,7 @@ def predict_split(learn, split: str):
     dl = split_dl(learn.dls, split)
     with learn.no_bar():
         probs, targets = learn.get_preds(dl=dl)
-    return probs.float().numpy(), targets.float().numpy(), dl.items
+    return probs.float().numpy(), targets.float().numpy(), dl.dataset.rows
 
 
 def scores(probs, targets, rows: pd.DataFrame, labels: list[str], reader: str) -> dict:

@@ -61,6 +61,7 @@ class DataConfig:
     allow_absolute_paths: bool = False
     on_bad_image: Literal["skip", "error"] = "skip"
     verify_images: Literal["auto", "always", "never"] = "auto"  # auto: decode-check tables up to 20,000 images
+    in_memory: Literal["auto", "always", "never"] = "auto"  # decode once into RAM (auto: when <= 1/4 of RAM)
     mean: float = 0.5028
     std: float = 0.2902
     augment: bool = True
@@ -94,9 +95,11 @@ class TrainConfig:
     eval_every_iters: int = 0
     seed: int = 0
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    fp16: bool = False
+    fp16: bool = False            # on a GPU: fastai's float16 mixed precision (MixedPrecision)
+    bf16: bool = False            # on a GPU: bfloat16 mixed precision (no loss scaling; Ampere and later)
     channels_last: bool = True
-    num_workers: Optional[int] = None
+    compile: bool = False         # torch.compile the model (nn.Module.compile: checkpoint keys stay the same)
+    num_workers: Optional[int] = None  # DataLoader worker processes; None: 0 on <= 2 cores, else cores - 1 (<= 8)
     loggers: list[Literal["csv", "tensorboard", "wandb"]] = field(default_factory=lambda: ["csv"])
     lr_find: bool = False  # run fastai's LR finder first and keep plots/lr_find.png in the run folder
     schedule: Literal["one_cycle", "plateau"] = "one_cycle"

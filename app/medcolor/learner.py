@@ -47,12 +47,12 @@ def keras_rmsprop(params, lr, sqr_mom: float = 0.9, eps: float = 1e-7, wd: float
 
 
 def recipe_callbacks(recipe: Recipe) -> list:
-    """Callbacks every Learner of this recipe carries: BatchNorm statistics frozen, mixed-sample augmentation,
-    AECNN's auxiliary reconstruction loss."""
-    from .callbacks import AuxReconstruction, mix_callback
+    """Callbacks every Learner of this recipe carries: plain tensors for the model, BatchNorm statistics frozen,
+    mixed-sample augmentation, AECNN's auxiliary reconstruction loss."""
+    from .callbacks import AuxReconstruction, PlainTensors, mix_callback
     from .modes import bn_callbacks
 
-    cbs = bn_callbacks(recipe.model.freeze_bn_stats) + mix_callback(recipe.train.mix)
+    cbs = [PlainTensors()] + bn_callbacks(recipe.model.freeze_bn_stats) + mix_callback(recipe.train.mix)
     if recipe.model.arch == "aecnn":
         cbs.append(AuxReconstruction(recipe.train.aux_weight))
     return cbs
@@ -106,12 +106,22 @@ def _learner(recipe: Recipe, dls, model_cfg):
     learn = Learner(dls, model, loss_func=loss, opt_func=optimizer(recipe), splitter=splitter_for(m.mode, m.train_stem),
                     train_bn=m.train_bn, wd=recipe.train.wd, metrics=metrics, cbs=recipe_callbacks(recipe))
     apply_mode(learn, m.mode, m.train_stem)
-    amp = recipe.train.fp16 and torch.cuda.is_available()
-    if recipe.train.channels_last:  # +12-31 % images/s on this 2-core CPU (benchmarks/bench.py)
-        learn.to_channelslast(use_amp=amp)
-    elif amp:
-        learn.to_fp16()
+    speed_up(learn, recipe.train)
     return learn
+
+
+def speed_up(learn, t) -> None:
+    """channels_last, mixed precision on a GPU (fastai's callbacks) and torch.compile, as train.* asks."""
+    if t.fp16 and t.bf16:
+        raise UsageError("train.fp16 and train.bf16 both ask for mixed precision; choose one")
+    amp = (t.fp16 or t.bf16) and torch.cuda.is_available()
+    mode = "bf16" if t.bf16 else "fp16"
+    if t.channels_last:  # +12-31 % images/s on this 2-core CPU (benchmarks/bench.py)
+        learn.to_channelslast(use_amp=amp, amp_mode=mode)
+    elif amp:
+        learn.to_bf16() if t.bf16 else learn.to_fp16()
+    if t.compile:
+        learn.model.compile()  # in place: the parameters and state_dict keys stay those of the plain model
 
 
 def resolve_init_path(init_from: str):

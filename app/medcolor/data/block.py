@@ -1,45 +1,18 @@
-"""The one generic builder: a DataConfig (spec + overrides) -> fastai DataBlock -> DataLoaders."""
+"""The one generic builder: a DataConfig (spec + overrides) -> table -> fitted gray items (in RAM when they fit)
+-> fastai DataLoaders with fastai's batch augmentation."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-from fastai.vision.all import (ColReader, ColSplitter, Contrast, DataBlock, Flip, ImageBlock, MultiCategoryBlock, Normalize,
-                               PILImageBW, RandomCrop, Resize, Rotate, TensorImageBW, Zoom)
+from fastai.vision.all import Contrast, Flip, Normalize, Rotate, Zoom
 
 from ..config import DataConfig
-from ..errors import RunError, UsageError
+from ..errors import UsageError
 from ..io import warn
 from .cache import use_cache
-from .images import describe, find_bad_images, open_gray, require_existing
+from .images import describe, find_bad_images, require_existing
+from .items import GrayItems, fitted, gray_dataloaders, split_fits
+from .memory import load_all, use_memory
 from .readers import Table, read_table
-
-
-class GrayTensor(TensorImageBW):
-    _show_args = {"cmap": "gray"}  # fastai's default 'Greys' shows radiographs inverted
-
-
-class GrayImage(PILImageBW):
-    """fastai's gray image, opened with medcolor's decoder (16-bit scaling, RGB(A) -> gray)."""
-
-    _show_args, _tensor_cls = {"cmap": "gray"}, GrayTensor
-
-    @classmethod
-    def create(cls, fn, **kwargs):
-        try:
-            return cls(open_gray(fn))
-        except (OSError, ValueError, SyntaxError) as e:  # only for tables too large to decode-check up front
-            raise RunError(f"image {fn} does not decode ({type(e).__name__}); run `medcolor data check` and "
-                           f"remove it from the table") from None
-
-
-class LabelReader:
-    """The row's label values as one float vector (ColReader returns a scalar for a single label)."""
-
-    def __init__(self, labels: list[str]):
-        self.labels = list(labels)
-
-    def __call__(self, row):
-        return row[self.labels].to_numpy(dtype=np.float32)
 
 
 def batch_transforms(cfg: DataConfig) -> list:
@@ -57,34 +30,17 @@ def batch_transforms(cfg: DataConfig) -> list:
     return tfms + [Normalize.from_stats([cfg.mean], [cfg.std])]
 
 
-def item_transforms(cfg: DataConfig, image_size: int) -> list:
-    """Resize(method='crop'): a random square crop in training, the centre crop in validation; with resize_to,
-    training resizes first and takes random image_size crops (AECNN: 256 -> 224, 1024 -> 896), validation resizes
-    the whole image to valid_resize (AECNN: 256, 896), or centre-crops image_size without it."""
-    if cfg.resize_to and cfg.valid_resize:  # split_idx 0: training only, 1: validation (and test_dl) only
-        return [Resize(cfg.resize_to, method="squish", split_idx=0), RandomCrop(image_size, split_idx=0),
-                Resize(cfg.valid_resize, method="squish", split_idx=1)]
-    if cfg.resize_to:
-        return [Resize(cfg.resize_to, method="squish"), RandomCrop(image_size)]
-    return [Resize(image_size, method="crop")]
-
-
-def build_datablock(cfg: DataConfig, labels: list[str], image_size: int) -> DataBlock:
-    return DataBlock(blocks=(ImageBlock(cls=GrayImage), MultiCategoryBlock(encoded=True, vocab=labels)),
-                     get_x=ColReader("path"), get_y=LabelReader(labels), splitter=ColSplitter("is_valid"),
-                     item_tfms=item_transforms(cfg, image_size), batch_tfms=batch_transforms(cfg))
-
-
 VERIFY_LIMIT = 20_000  # decoding every image of a larger table would cost minutes at each start
 
 
-def screen_images(cfg: DataConfig, df: pd.DataFrame, checked: bool) -> pd.DataFrame:
-    """Missing files are an error; undecodable ones are skipped with a warning (or an error). Large tables are
-    only checked for existence (verify_images: auto); `medcolor data check` decodes them all once."""
-    require_existing(df["path"])
-    if checked or cfg.verify_images == "never" or (cfg.verify_images == "auto" and len(df) > VERIFY_LIMIT):
-        return df
-    _, bad = find_bad_images(df["path"])
+def screen_images(cfg: DataConfig, df: pd.DataFrame, checked: bool, errors: dict | None = None) -> pd.DataFrame:
+    """Undecodable images are skipped with a warning (or an error). `errors` holds what decoding into RAM already
+    found; the other images are decoded here, unless they come from a `data cache` or the table is large
+    (verify_images: auto) - `medcolor data check` decodes them all once."""
+    errors = errors or {}
+    bad = [p for p, e in errors.items() if e]
+    if not (checked or cfg.verify_images == "never" or (cfg.verify_images == "auto" and len(df) > VERIFY_LIMIT)):
+        bad += find_bad_images([p for p in df["path"] if p not in errors])[1]
     if bad and cfg.on_bad_image == "error":
         raise UsageError(f"{describe(bad, 'images do not decode')}; remove them or set data.on_bad_image=skip")
     if bad:
@@ -92,12 +48,34 @@ def screen_images(cfg: DataConfig, df: pd.DataFrame, checked: bool) -> pd.DataFr
     return df[~df["path"].isin(set(bad))]
 
 
-def prepare_table(cfg: DataConfig, image_size: int, splits=("train", "valid", "test")) -> Table:
+def read_existing(cfg: DataConfig, image_size: int, splits=("train", "valid", "test")) -> tuple[Table, bool]:
+    """The table with `data cache` copies swapped in (and whether they were), every listed file existing."""
     table = read_table(cfg, splits)
-    df, cached = use_cache(cfg, table.df, image_size)
-    volumes = "slice" in df  # NIfTI volumes: the reader already opened every header
-    table.df = screen_images(cfg, df, checked=cached or volumes).reset_index(drop=True)
+    table.df, cached = use_cache(cfg, table.df, image_size)
+    require_existing(table.df["path"])
+    return table, cached
+
+
+def prepare_table(cfg: DataConfig, image_size: int, splits=("train", "valid", "test")) -> Table:
+    table, cached = read_existing(cfg, image_size, splits)
+    volumes = "slice" in table.df  # NIfTI volumes: the reader already opened every header
+    table.df = screen_images(cfg, table.df, checked=cached or volumes).reset_index(drop=True)
     return table
+
+
+def decode_into_memory(cfg: DataConfig, df: pd.DataFrame, fits) -> tuple[dict, dict]:
+    """The train and valid images decoded and fitted once into RAM ({split: {path: array}}) and the errors by path
+    ({path: error or None}); nothing when they do not fit (data.in_memory)."""
+    parts = {split: df.loc[df["split"] == split, "path"].tolist() for split in ("train", "valid")}
+    need = sum(len(paths) * fit.bytes_per_image() for paths, fit in zip(parts.values(), fits))
+    if not use_memory(cfg, need, f"the {sum(map(len, parts.values())):,} training and validation images"):
+        return {}, {}
+    images, errors = {}, {}
+    for (split, paths), fit in zip(parts.items(), fits):
+        arrays, errs = load_all(lambda path: fitted(path, fit), paths)
+        images[split] = {p: a for p, a in zip(paths, arrays) if a is not None}
+        errors.update(zip(paths, errs))
+    return images, errors
 
 
 def fit_batch_size(n_train: int, bs: int) -> int:
@@ -131,14 +109,22 @@ def check_classes(table: Table) -> None:
 
 def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers: int = 0, device=None):
     """fastai DataLoaders for train/valid; `dls.table` keeps the full table (test split included)."""
-    table = prepare_table(cfg, image_size)
+    table, cached = read_existing(cfg, image_size)
+    fits = split_fits(cfg, image_size)
+    images, errors = decode_into_memory(cfg, table.df, fits)
+    table.df = screen_images(cfg, table.df, cached, errors).reset_index(drop=True)
     check_classes(table)
-    df = table.df[table.df["split"].isin(["train", "valid"])].assign(is_valid=lambda d: d["split"] == "valid")
-    bs = fit_batch_size(int((~df["is_valid"]).sum()), bs)
-    dls = build_datablock(cfg, table.labels, image_size).dataloaders(
-        df.reset_index(drop=True), bs=bs, num_workers=num_workers, device=device)
+    splits = {split: split_items(table, split, fit, images.get(split, {})) for split, fit in zip(("train", "valid"), fits)}
+    known = {**(images.get("train", {}) if fits[0] == fits[1] else {}), **images.get("valid", {})}
+    dls = gray_dataloaders(splits, batch_transforms(cfg), fit_batch_size(len(splits["train"]), bs), num_workers,
+                           device, known)
     dls.table = table
     return dls
+
+
+def split_items(table: Table, split: str, fit, images: dict) -> GrayItems:
+    rows = table.split(split)
+    return GrayItems(rows, table.labels, fit, 0 if split == "train" else 1, [images.get(p) for p in rows["path"]])
 
 
 def split_dl(dls, split: str):

@@ -1,0 +1,41 @@
+"""Holding a dataset's decoded images in RAM: decoded once, in threads, when they fit (data.in_memory).
+
+Every epoch then reads arrays instead of files: on the demo the per-image decode and resize took as long as the
+model's step for a few images, and IXI slices were re-read with their whole volume for each slice."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable
+
+from ..config import DataConfig
+from ..errors import UsageError
+from ..io import info
+
+RAM_SHARE = 0.25  # data.in_memory: auto holds a dataset when it needs at most this share of the machine's RAM
+
+
+def total_ram() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def use_memory(cfg: DataConfig, n_bytes: int, what: str) -> bool:
+    """Whether to decode `what` into RAM: always, never, or (auto) when it fits in RAM_SHARE of the machine."""
+    if cfg.in_memory == "auto" and n_bytes > RAM_SHARE * total_ram():
+        info(f"{what} need about {n_bytes / 2**30:.1f} GiB decoded, more than {RAM_SHARE:.0%} of this machine's "
+             f"RAM: decoding from disk every epoch (`medcolor data cache` makes that cheaper)")
+        return False
+    return cfg.in_memory != "never"
+
+
+def load_all(load: Callable, items: Iterable, workers: int | None = None) -> tuple[list, list[str | None]]:
+    """(values, errors) of `load` over `items` in threads (PIL and zlib release the GIL); a failed item has value
+    None and as error its exception's type name (or a UsageError's own line)."""
+    def one(item):
+        try:
+            return load(item), None
+        except Exception as e:  # PIL raises many types for broken files; the caller decides what to do
+            return None, str(e) if isinstance(e, UsageError) else type(e).__name__  # DICOM explains itself
+    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
+        pairs = list(pool.map(one, items, chunksize=32))
+    return [v for v, _ in pairs], [e for _, e in pairs]

@@ -1,0 +1,202 @@
+"""The references `bench.py` measures medcolor against: each job written as a plain PyTorch script.
+
+They take the job from the same recipe (model, weights, transfer mode, optimiser, one-cycle or plateau schedule,
+batch size, epochs, augmentation, MixUp) and the same table and split, but decode every image once into a tensor,
+loop by hand, keep the best epoch's weights in memory and write nothing. Run as a script:
+
+    python benchmarks/bare_loops.py classify RECIPE [KEY=VALUE ...]
+    python benchmarks/bare_loops.py reconstruct RECIPE [KEY=VALUE ...]
+
+and it prints one JSON line: seconds (the whole process), training images and the test score.
+"""
+from __future__ import annotations
+
+import time
+
+START = time.perf_counter()
+
+import json  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+
+def one_cycle(opt, t, steps: int):
+    """fastai's fit_one_cycle as torch's OneCycleLR: cosine up for pct_start, down to max_lr / div_final."""
+    return torch.optim.lr_scheduler.OneCycleLR(opt, t.max_lr, total_steps=steps, pct_start=t.pct_start,
+                                               div_factor=t.div, final_div_factor=t.div_final / t.div)
+
+
+def optimizer(params, t):
+    if t.opt == "sgd":
+        return torch.optim.SGD(params, lr=t.max_lr, momentum=0.9, weight_decay=t.wd)
+    if t.opt == "rmsprop":
+        return torch.optim.RMSprop(params, lr=t.max_lr, alpha=0.9, eps=1e-7)
+    return torch.optim.AdamW(params, lr=t.max_lr, weight_decay=t.wd)
+
+
+# ---- classification ------------------------------------------------------------------------------------------
+
+def gray_square(path: str, size: int) -> np.ndarray:
+    from PIL import Image
+
+    im = Image.open(path).convert("L")
+    s = min(im.size)
+    box = ((im.width - s) // 2, (im.height - s) // 2, (im.width + s) // 2, (im.height + s) // 2)
+    return np.asarray(im.crop(box).resize((size, size), Image.BILINEAR))
+
+
+def image_tensor(paths, size: int) -> torch.Tensor:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        return torch.from_numpy(np.stack(list(pool.map(lambda p: gray_square(p, size), paths))))[:, None]
+
+
+def augment(x: torch.Tensor, cfg) -> torch.Tensor:
+    """Rotation and zoom, each with probability p_affine, as one affine warp per image (reflection padding)."""
+    n = len(x)
+    angle = (torch.rand(n) * 2 - 1) * math.radians(cfg.rotate_deg) * (torch.rand(n) < cfg.p_affine)
+    zoom = 1 / (1 + torch.rand(n) * (cfg.max_zoom - 1) * (torch.rand(n) < cfg.p_affine))
+    cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
+    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
+    return F.grid_sample(x, grid, padding_mode="reflection", align_corners=True)
+
+
+def mean_auc(model, x, y, single: bool, bs: int) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(x[i:i + bs]) for i in range(0, len(x), bs)])
+    p = (logits.softmax(1) if single else logits.sigmoid()).numpy()
+    t = y.numpy()
+    return float(np.mean([roc_auc_score(t[:, i], p[:, i]) for i in range(t.shape[1]) if len(set(t[:, i])) == 2]))
+
+
+def classify(recipe_name: str, overrides: list[str]) -> dict:
+    from medcolor.data.readers import read_table
+    from medcolor.models import build_model
+    from medcolor.recipes import load_recipe
+
+    r = load_recipe(recipe_name, overrides)
+    t, d = r.train, r.data
+    torch.manual_seed(t.seed)
+    table = read_table(d)
+    single = table.single_label
+
+    def split(name):
+        rows = table.split(name)
+        x = image_tensor(rows["path"], t.image_size)
+        return x, torch.tensor(rows[table.labels].to_numpy(np.float32))
+
+    (x_train, y_train), (x_valid, y_valid) = split("train"), split("valid")
+    x_test, y_test = split(table.eval_split())
+    normalise = lambda x: (x.float() / 255 - d.mean) / d.std  # noqa: E731
+    x_valid, x_test = normalise(x_valid), normalise(x_test)
+
+    model = build_model(r.model, len(table.labels), stats=(d.mean, d.std))
+    frozen = list(model.backbone.modules()) if r.model.mode == 1 else []
+    head = set(model.head.parameters())
+    for m in frozen:  # mode 1: the body neither learns nor updates its BatchNorm statistics
+        for p in m.parameters(recurse=False):
+            p.requires_grad = p in head
+    opt = optimizer([p for p in model.parameters() if p.requires_grad], t)
+    steps = len(x_train) // t.bs
+    sched = one_cycle(opt, t, t.epochs * steps)
+    best, best_state = -1.0, None
+    for _ in range(t.epochs):
+        model.train()
+        for m in frozen:
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+        order = torch.randperm(len(x_train))
+        for k in range(steps):
+            idx = order[k * t.bs:(k + 1) * t.bs]
+            xb, yb = normalise(x_train[idx]), y_train[idx]
+            xb = augment(xb, d) if d.augment else xb
+            if t.mix == "mixup":
+                lam = float(torch.distributions.Beta(0.4, 0.4).sample())
+                lam, perm = max(lam, 1 - lam), torch.randperm(len(xb))
+                xb, yb = lam * xb + (1 - lam) * xb[perm], lam * yb + (1 - lam) * yb[perm]
+            out = model(xb)
+            loss = F.cross_entropy(out, yb) if single else F.binary_cross_entropy_with_logits(out, yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        score = mean_auc(model, x_valid, y_valid, single, t.bs)
+        if score > best:
+            best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    return {"mean_auc": mean_auc(model, x_test, y_test, single, t.bs), "train_images": t.epochs * steps * t.bs}
+
+
+# ---- reconstruction ------------------------------------------------------------------------------------------
+
+def slices(rows, size: int) -> torch.Tensor:
+    """Each volume read once, scaled to [0, 1] by its own range, the table's slices resized to size."""
+    import nibabel as nib
+
+    out = []
+    for path, group in rows.groupby("path", sort=False):
+        v = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+        v = (v - v.min()) / max(float(v.max() - v.min()), 1e-12)
+        out += [torch.from_numpy(np.ascontiguousarray(v[..., int(s)]))[None] for s in group["slice"]]
+    x = torch.stack(out)
+    return x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def reconstruct(recipe_name: str, overrides: list[str]) -> dict:
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    from medcolor.data.readers import read_table
+    from medcolor.data.volumes import denoise_input
+    from medcolor.models import build_model
+    from medcolor.recipes import load_recipe
+
+    r = load_recipe(recipe_name, overrides)
+    t = r.train
+    torch.manual_seed(t.seed)
+    table = read_table(r.data)
+    x_train, x_valid = slices(table.split("train"), t.image_size), slices(table.split("valid"), t.image_size)
+    x_test = slices(table.split(table.eval_split()), t.image_size)
+    model = build_model(r.model, 1)
+    opt = optimizer(model.parameters(), t)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=1 / t.plateau_factor, patience=t.plateau_patience,
+                                                         min_lr=t.min_lr)
+    steps = len(x_train) // t.bs
+
+    def predict(x):
+        model.eval()
+        with torch.no_grad():
+            return torch.cat([model(x[i:i + t.bs]) for i in range(0, len(x), t.bs)])
+    best, best_state = math.inf, None
+    for _ in range(t.epochs):
+        model.train()
+        order = torch.randperm(len(x_train))
+        for k in range(steps):
+            yb = x_train[order[k * t.bs:(k + 1) * t.bs]]
+            xb = torch.stack([denoise_input(y) for y in yb]) if r.data.denoise else yb
+            loss = F.mse_loss(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        valid_loss = float(F.mse_loss(predict(x_valid), x_valid))
+        plateau.step(valid_loss)
+        if valid_loss < best:
+            best, best_state = valid_loss, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    psnr = peak_signal_noise_ratio(predict(x_test).clamp(0, 1), x_test, data_range=1.0, reduction="none",
+                                   dim=(1, 2, 3))
+    return {"psnr": float(psnr.mean()), "train_images": t.epochs * steps * t.bs}
+
+
+if __name__ == "__main__":
+    job, recipe, *rest = sys.argv[1:]
+    result = {"classify": classify, "reconstruct": reconstruct}[job](recipe, rest)
+    print(json.dumps({"seconds": round(time.perf_counter() - START, 2), **result}))
