@@ -23,6 +23,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(t):
+    """The recipe's mixed precision on a GPU (train.fp16 / train.bf16), as fastai's MixedPrecision does it."""
+    half = DEVICE.type == "cuda" and (t.fp16 or t.bf16)
+    return torch.autocast(DEVICE.type, dtype=torch.bfloat16 if t.bf16 else torch.float16, enabled=half)
+
 
 def one_cycle(opt, t, steps: int):
     """fastai's fit_one_cycle as torch's OneCycleLR: cosine up for pct_start, down to max_lr / div_final."""
@@ -63,16 +71,17 @@ def augment(x: torch.Tensor, cfg) -> torch.Tensor:
     zoom = 1 / (1 + torch.rand(n) * (cfg.max_zoom - 1) * (torch.rand(n) < cfg.p_affine))
     cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
     theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=True)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=True)
     return F.grid_sample(x, grid, padding_mode="reflection", align_corners=True)
 
 
-def mean_auc(model, x, y, single: bool, bs: int) -> float:
+def mean_auc(model, x, y, single: bool, bs: int, memory) -> float:
     from sklearn.metrics import roc_auc_score
 
     model.eval()
     with torch.no_grad():
-        logits = torch.cat([model(x[i:i + bs]) for i in range(0, len(x), bs)])
+        logits = torch.cat([model(x[i:i + bs].to(DEVICE).contiguous(memory_format=memory)).float().cpu()
+                            for i in range(0, len(x), bs)])
     p = (logits.softmax(1) if single else logits.sigmoid()).numpy()
     t = y.numpy()
     return float(np.mean([roc_auc_score(t[:, i], p[:, i]) for i in range(t.shape[1]) if len(set(t[:, i])) == 2]))
@@ -100,6 +109,8 @@ def classify(recipe_name: str, overrides: list[str]) -> dict:
     x_valid, x_test = normalise(x_valid), normalise(x_test)
 
     model = build_model(r.model, len(table.labels), stats=(d.mean, d.std))
+    memory = torch.channels_last if t.channels_last else torch.contiguous_format  # the recipe's layout, as medcolor
+    model = model.to(DEVICE, memory_format=memory)
     frozen = list(model.backbone.modules()) if r.model.mode == 1 else []
     head = set(model.head.parameters())
     for m in frozen:  # mode 1: the body neither learns nor updates its BatchNorm statistics
@@ -108,6 +119,7 @@ def classify(recipe_name: str, overrides: list[str]) -> dict:
     opt = optimizer([p for p in model.parameters() if p.requires_grad], t)
     steps = len(x_train) // t.bs
     sched = one_cycle(opt, t, t.epochs * steps)
+    scaler = torch.amp.GradScaler(enabled=DEVICE.type == "cuda" and t.fp16)
     best, best_state = -1.0, None
     for _ in range(t.epochs):
         model.train()
@@ -117,23 +129,25 @@ def classify(recipe_name: str, overrides: list[str]) -> dict:
         order = torch.randperm(len(x_train))
         for k in range(steps):
             idx = order[k * t.bs:(k + 1) * t.bs]
-            xb, yb = normalise(x_train[idx]), y_train[idx]
+            xb, yb = normalise(x_train[idx].to(DEVICE, non_blocking=True)), y_train[idx].to(DEVICE)
             xb = augment(xb, d) if d.augment else xb
             if t.mix == "mixup":
                 lam = float(torch.distributions.Beta(0.4, 0.4).sample())
-                lam, perm = max(lam, 1 - lam), torch.randperm(len(xb))
+                lam, perm = max(lam, 1 - lam), torch.randperm(len(xb), device=DEVICE)
                 xb, yb = lam * xb + (1 - lam) * xb[perm], lam * yb + (1 - lam) * yb[perm]
-            out = model(xb)
+            with autocast(t):
+                out = model(xb.contiguous(memory_format=memory)).float()
             loss = F.cross_entropy(out, yb) if single else F.binary_cross_entropy_with_logits(out, yb)
             opt.zero_grad()
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
-        score = mean_auc(model, x_valid, y_valid, single, t.bs)
+        score = mean_auc(model, x_valid, y_valid, single, t.bs, memory)
         if score > best:
             best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
-    return {"mean_auc": mean_auc(model, x_test, y_test, single, t.bs), "train_images": t.epochs * steps * t.bs}
+    return {"mean_auc": mean_auc(model, x_test, y_test, single, t.bs, memory), "train_images": t.epochs * steps * t.bs}
 
 
 # ---- reconstruction ------------------------------------------------------------------------------------------
@@ -152,7 +166,7 @@ def slices(rows, size: int) -> torch.Tensor:
 
 
 def reconstruct(recipe_name: str, overrides: list[str]) -> dict:
-    from torchmetrics.functional.image import peak_signal_noise_ratio
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
     from medcolor.data.readers import read_table
     from medcolor.data.volumes import denoise_input
@@ -167,7 +181,7 @@ def reconstruct(recipe_name: str, overrides: list[str]) -> dict:
     x_test = slices(table.split(table.eval_split()), t.image_size)
     model = build_model(r.model, 1)
     opt = optimizer(model.parameters(), t)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=1 / t.plateau_factor, patience=t.plateau_patience,
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=t.plateau_factor, patience=t.plateau_patience,
                                                          min_lr=t.min_lr)
     steps = len(x_train) // t.bs
 
@@ -175,7 +189,7 @@ def reconstruct(recipe_name: str, overrides: list[str]) -> dict:
         model.eval()
         with torch.no_grad():
             return torch.cat([model(x[i:i + t.bs]) for i in range(0, len(x), t.bs)])
-    best, best_state = math.inf, None
+    best, best_state = -math.inf, None
     for _ in range(t.epochs):
         model.train()
         order = torch.randperm(len(x_train))
@@ -186,10 +200,11 @@ def reconstruct(recipe_name: str, overrides: list[str]) -> dict:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        valid_loss = float(F.mse_loss(predict(x_valid), x_valid))
-        plateau.step(valid_loss)
-        if valid_loss < best:
-            best, best_state = valid_loss, {k: v.clone() for k, v in model.state_dict().items()}
+        out = predict(x_valid)
+        plateau.step(float(F.mse_loss(out, x_valid)))
+        score = float(structural_similarity_index_measure(out.clamp(0, 1), x_valid, data_range=1.0))
+        if score > best:  # the best epoch by validation SSIM, medcolor's monitor for reconstruction
+            best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     psnr = peak_signal_noise_ratio(predict(x_test).clamp(0, 1), x_test, data_range=1.0, reduction="none",
                                    dim=(1, 2, 3))

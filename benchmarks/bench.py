@@ -1,13 +1,15 @@
-"""medcolor benchmarks (run with the venv's python: `make bench`; takes ~20 minutes on 2 cores).
+"""medcolor benchmarks (run with the venv's python: `make bench`; ~30 minutes on 2 cores, more with --seeds).
 
-1. whole `medcolor run recipe` commands vs the same jobs as bare PyTorch loops (bare_loops.py), back to back:
-   the demo, the first version's scratch job, a 4,000-image folder dataset and an IXI-like reconstruction, 3 epochs
-   each, with the test score of both sides;
-2. training-step images/s per model at 224 and 320 px, with and without channels_last;
-3. data-pipeline images/s at 320 px, decoding the source PNGs vs reading a `data cache`;
-4. DataLoaders build time for a 223,414-row CheXpert table (tiny placeholder JPEGs, real layout);
-5. CLI start-up; peak memory (max RSS) of each part.
-Prints a markdown table; `--quick` runs a smaller version.
+1. compare: whole `medcolor run recipe` commands vs the same jobs as bare PyTorch loops (bare_loops.py), back to
+   back: the demo, the first version's scratch job, a 4,000-image folder dataset and an IXI-like reconstruction,
+   3 epochs each, with the test score of both sides (`--seeds N`: N pairs, fastest time, mean score); on a GPU
+   also resnet18 + deconv and densenet121 + pixelshuffle at 320 px in bf16;
+2. steps: training-step images/s per model at 224 and 320 px, with and without channels_last;
+3. data: images/s at 320 px from 1024 px PNGs: in RAM, decoded every epoch, from a `data cache`;
+4. chexpert: DataLoaders build time for a 223,414-row CheXpert table (tiny placeholder JPEGs, real layout);
+5. cli: start-up; peak memory (max RSS);
+6. scale: the thesis Table 5.1 sweep's wall time on one device and on 8 (`--shard`), from measured images/s.
+Prints a markdown table; `--quick` runs a smaller version, `--only PART` one part.
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ def peak_mb() -> float:
 SCRATCH_JOB = ["model.backbone=resnet18", "model.weights=null", "model.mode=2", "train.mix=mixup", "train.max_lr=1e-2",
                "model.freeze_bn_stats=false"]
 IXI_SLICES, IXI_SIZE = "15:25", 128
+GPU_JOBS = [("resnet18", "deconv"), ("densenet121", "pixelshuffle")]
 
 
 def medcolor_job(recipe: str, overrides: list[str], runs: Path) -> dict:
@@ -56,40 +59,57 @@ def medcolor_job(recipe: str, overrides: list[str], runs: Path) -> dict:
 
 
 def bare_job(kind: str, recipe: str, overrides: list[str]) -> dict:
+    start = time.perf_counter()
     out = subprocess.run([sys.executable, str(HERE / "bare_loops.py"), kind, recipe, *overrides], check=True,
                          capture_output=True, text=True).stdout
     result = json.loads(out.strip().splitlines()[-1])
-    return {"seconds": result["seconds"], "score": result.get("mean_auc", result.get("psnr")),
+    return {"seconds": time.perf_counter() - start, "score": result.get("mean_auc", result.get("psnr")),
             "images": result["train_images"]}
 
 
-def tax(name: str, kind: str, recipe: str, overrides: list[str], limit: float, repeats: int) -> None:
-    """medcolor and the bare loop back to back (`repeats` pairs, the fastest of each); whole processes."""
+def tax(name: str, kind: str, recipe: str, overrides: list[str], limit: float, seeds: int) -> None:
+    """medcolor and the bare loop back to back, whole processes, once per seed: the fastest time of each side and
+    the test score averaged over the seeds (one seed's AUC on 200 test images moves by +-0.05)."""
     pairs = []
-    for _ in range(repeats):
+    for seed in range(seeds):
+        job = [*overrides, f"train.seed={seed}"]
         with tempfile.TemporaryDirectory() as runs:
-            mc = medcolor_job(recipe, overrides, Path(runs))
-        pairs.append((mc, bare_job(kind, recipe, overrides)))
-    mc, bare = min((p[0] for p in pairs), key=lambda r: r["seconds"]), min((p[1] for p in pairs),
-                                                                            key=lambda r: r["seconds"])
-    what = "test mean AUC" if kind == "classify" else "test PSNR"
-    for side, r in (("medcolor run", mc), ("bare PyTorch loop", bare)):
-        row(f"{name}: {side}", f"{r['seconds']:.1f} s",
-            f"{bare['images'] / r['seconds']:.0f} img/s; {what} {r['score']:.3f}")
+            pairs.append((medcolor_job(recipe, job, Path(runs)), bare_job(kind, recipe, job)))
+    sides = {side: {"seconds": min(p[i]["seconds"] for p in pairs), "scores": [p[i]["score"] for p in pairs]}
+             for i, side in enumerate(("medcolor run", "bare PyTorch loop"))}
+    images, what = pairs[0][1]["images"], "test mean AUC" if kind == "classify" else "test PSNR"
+    for side, r in sides.items():
+        r["score"] = float(np.mean(r["scores"]))
+        each = " / ".join(f"{v:.3f}" for v in r["scores"])
+        row(f"{name}: {side}", f"{r['seconds']:.1f} s", f"{images / r['seconds']:.0f} img/s; {what} {r['score']:.3f}"
+            + (f" (seeds: {each})" if seeds > 1 else ""))
+    mc, bare = sides.values()
     row(f"{name}: ratio", f"{mc['seconds'] / bare['seconds']:.2f}",
         f"limit {limit}; {what} difference {mc['score'] - bare['score']:+.3f}")
 
 
-def compare(quick: bool, repeats: int) -> None:
+def compare(quick: bool, seeds: int, jobs: list[str] | None) -> None:
     epochs = ["train.epochs=1" if quick else "train.epochs=3"]
+    n_sources = 250 if quick else 1000
     with tempfile.TemporaryDirectory() as tmp:
-        folder, ixi = make_folder_dataset(Path(tmp) / "xrays", 250 if quick else 1000), make_ixi(Path(tmp) / "IXI")
-        tax("demo (EfficientNet-Lite0 ImageNet, mode 1)", "classify", "demo", epochs, 1.2, repeats)
-        tax("scratch job (resnet18 + ColorU, mode 2, MixUp)", "classify", "demo", SCRATCH_JOB + epochs, 1.2, repeats)
-        tax(f"folder dataset ({4 * (250 if quick else 1000):,} PNGs)", "classify", "demo",
-            ["data.spec=folder", f"data.root={folder}", *epochs], 1.15, repeats)
-        tax("reconstruction (ae-small, IXI-like volumes)", "reconstruct", "ixi-ae-small-mse",
-            [f"data.root={ixi}", f"data.slices={IXI_SLICES}", f"train.image_size={IXI_SIZE}", *epochs], 1.3, repeats)
+        folder, ixi = make_folder_dataset(Path(tmp) / "xrays", n_sources), make_ixi(Path(tmp) / "IXI")
+        table = {
+            "demo": ("demo (EfficientNet-Lite0 ImageNet, mode 1)", "classify", "demo", epochs, 1.2),
+            "scratch": ("scratch job (resnet18 + ColorU, mode 2, MixUp)", "classify", "demo", SCRATCH_JOB + epochs,
+                        1.2),
+            "folder": (f"folder dataset ({4 * n_sources:,} PNGs, 128 px)", "classify", "demo",
+                       ["data.spec=folder", f"data.root={folder}", *epochs], 1.15),
+            "reconstruction": ("reconstruction (ae-small, 40 IXI-like volumes)", "reconstruct", "ixi-ae-small-mse",
+                               [f"data.root={ixi}", f"data.slices={IXI_SLICES}", f"train.image_size={IXI_SIZE}",
+                                *epochs], 1.3)}
+        for backbone, colorizer in GPU_JOBS:  # 320 px, bf16, channels_last: what a GPU user runs
+            table[f"gpu-{backbone}-{colorizer}"] = (
+                f"GPU: {backbone} + {colorizer} @ 320 px, bf16", "classify", "demo",
+                ["data.spec=folder", f"data.root={folder}", f"model.backbone={backbone}", f"model.colorizer={colorizer}",
+                 "model.weights=null", "model.mode=2", "train.image_size=320", "train.bf16=true", *epochs], 1.2)
+        gpu = torch.cuda.is_available()
+        for job in jobs or [j for j in table if gpu or not j.startswith("gpu-")]:
+            tax(*table[job], seeds)
 
 
 def make_folder_dataset(root: Path, n_sources: int) -> Path:
@@ -135,25 +155,58 @@ def make_ixi(root: Path, n_subjects: int = 40, shape=(IXI_SIZE, IXI_SIZE, 40)) -
 # ---- 2. training step ------------------------------------------------------------------------------------------
 
 def step_speed(backbone: str, colorizer: str, size: int, channels_last: bool, bs: int = 8, steps: int = 3) -> float:
+    """Training images/s of one model (mode 2) on random batches; on a GPU with bf16 autocast, as train.bf16."""
     from medcolor.config import ModelConfig
     from medcolor.models import build_model
 
-    model = build_model(ModelConfig(backbone=backbone, colorizer=colorizer, mode=2), 5).train()
-    x, y = torch.randn(bs, 1, size, size), torch.rand(bs, 5).round()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    bs = bs * 4 if device.type == "cuda" else bs
+    model = build_model(ModelConfig(backbone=backbone, colorizer=colorizer, mode=2), 5).train().to(device)
+    x, y = torch.randn(bs, 1, size, size, device=device), torch.rand(bs, 5, device=device).round()
     if channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
 
     def step():
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            out = model(x).float()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(out, y)
         opt.zero_grad()
         loss.backward()
         opt.step()
     step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return bs * steps / (time.perf_counter() - start)
+
+
+def sweep_on_paper(n_train: int = 223_414, size: int = 320, shards: int = 8) -> None:
+    """Wall time of the thesis Table 5.1 sweep from measured training images/s per (backbone, colorizer) at 320 px,
+    counting every run at its mode-2 speed (mode 1 is faster: the frozen body needs no weight gradients)."""
+    from medcolor.recipes import load_recipe
+    from medcolor.sweeps import expand, load_sweep, shard
+
+    jobs = expand(load_sweep("table5-1"))
+    speed, hours = {}, {}
+    for job in jobs:
+        r = load_recipe(job.recipe, list(job.overrides))
+        key = (r.model.backbone, r.model.colorizer)
+        if key not in speed:
+            speed[key] = step_speed(*key, size, True, steps=2)
+        hours[job] = r.train.epochs * n_train / speed[key] / 3600
+    one = sum(hours.values())
+    busiest = max(sum(hours[j] for j in shard(jobs, i, shards)) for i in range(1, shards + 1))
+    where = "GPU" if torch.cuda.is_available() else "this CPU"
+    images = sum(load_recipe(j.recipe, list(j.overrides)).train.epochs for j in jobs) * n_train
+    row(f"Table 5.1 sweep ({len(jobs)} runs, {images / 1e6:.1f} M training images) on one {where}",
+        f"{one:,.0f} h", ", ".join(f"{b} + {c} {v:.1f} img/s" for (b, c), v in speed.items()))
+    row(f"Table 5.1 sweep on {shards} of them (`--shard i/{shards}`)", f"{busiest:,.0f} h",
+        f"the busiest shard; {one / busiest:.1f}x faster than one")
 
 
 def training_steps(quick: bool) -> dict:
@@ -174,17 +227,20 @@ def training_steps(quick: bool) -> dict:
 
 # ---- 3. data pipeline -------------------------------------------------------------------------------------------
 
-def pipeline_speed(cfg, size: int, batches: int = 8) -> float:
+def pipeline_speed(cfg, size: int, batches: int = 8) -> tuple[float, float]:
+    """(seconds to build the DataLoaders, training images/s after the first batch) with 0 workers."""
     from medcolor.data.block import build_dls_from_config
 
+    start = time.perf_counter()
     dls = build_dls_from_config(cfg, size, bs=32, num_workers=0)
+    built = time.perf_counter() - start
     it = iter(dls.train)
     next(it)
     start = time.perf_counter()
     n = 0
     for _ in range(batches):
         n += len(next(it)[0])
-    return n / (time.perf_counter() - start)
+    return built, n / (time.perf_counter() - start)
 
 
 def data_pipeline(model_speed: float) -> None:
@@ -194,17 +250,20 @@ def data_pipeline(model_speed: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "big"
         make_big_pngs(root)
+        folder = lambda *o: load_data_config("folder", list(o), root=str(root))  # noqa: E731
+        ram = pipeline_speed(folder("in_memory=always"), 320)
+        disk = pipeline_speed(folder("in_memory=never"), 320)
         os.environ["MEDCOLOR_CACHE_DIR"] = str(Path(tmp) / "cache")
-        cfg = load_data_config("folder", root=str(root))
-        raw = pipeline_speed(cfg, 320)
         start = time.perf_counter()
-        cache(cfg, 320)
+        cache(folder(), 320)
         built = time.perf_counter() - start
-        cached = pipeline_speed(cfg, 320)
+        cached = pipeline_speed(folder("in_memory=never"), 320)
         del os.environ["MEDCOLOR_CACHE_DIR"]
-    row("data pipeline @ 320 px from 1024 px PNGs (0 workers)", f"{raw:.0f} img/s", "decode + resize every epoch")
-    row("data pipeline @ 320 px from `data cache` (0 workers)", f"{cached:.0f} img/s",
-        f"cache built in {built:.1f} s; {cached / model_speed:.1f}x what resnet18 + deconv trains")
+    row("data @ 320 px from 1024 px PNGs, in RAM (the default)", f"{ram[1]:.0f} img/s",
+        f"decoded once in {ram[0]:.1f} s (480 images); {ram[1] / model_speed:.0f}x what resnet18 + deconv trains")
+    row("data @ 320 px from 1024 px PNGs, `in_memory=never`", f"{disk[1]:.0f} img/s", "decode + resize every epoch")
+    row("data @ 320 px from `data cache`, `in_memory=never`", f"{cached[1]:.0f} img/s",
+        f"cache built in {built:.1f} s")
 
 
 def make_big_pngs(root: Path, n: int = 480) -> None:
@@ -264,10 +323,13 @@ def _timed(cmd) -> float:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["compare", "steps", "data", "chexpert", "cli"], action="append")
-    ap.add_argument("--repeats", type=int, default=1, help="pairs per comparison; the fastest of each side counts")
+    ap.add_argument("--only", choices=["compare", "steps", "data", "chexpert", "cli", "scale"], action="append")
+    ap.add_argument("--seeds", type=int, default=1, help="medcolor / bare-loop pairs per comparison, one per seed")
+    ap.add_argument("--jobs", nargs="+", choices=["demo", "scratch", "folder", "reconstruction",
+                                                  *(f"gpu-{b}-{c}" for b, c in GPU_JOBS)],
+                    help="comparisons to run (default: all; the gpu- ones only when a GPU is present)")
     args = ap.parse_args()
-    parts = args.only or ["cli", "chexpert", "steps", "data", "compare"]
+    parts = args.only or ["cli", "chexpert", "steps", "data", "compare", "scale"]
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
     speeds = {}
     if "cli" in parts:
@@ -279,7 +341,9 @@ if __name__ == "__main__":
     if "data" in parts:
         data_pipeline(speeds.get(("resnet18", "deconv", 320)) or step_speed("resnet18", "deconv", 320, True))
     if "compare" in parts:
-        compare(args.quick, args.repeats)
+        compare(args.quick, args.seeds, args.jobs)
+    if "scale" in parts:
+        sweep_on_paper()
     row("peak memory (this process)", f"{peak_mb():.0f} MB", "children measured separately")
     print("\n| measurement | value | note |\n|---|---:|---|")
     for what, value, note in ROWS:

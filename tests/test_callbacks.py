@@ -31,3 +31,21 @@ def test_plain_tensors_strip_fastai_types_from_the_batch():
     cb.before_batch()
     assert type(learn.xb[0]) is torch.Tensor and type(learn.yb[0]) is torch.Tensor
     assert learn.xb[0].shape == (2, 1, 4, 4) and learn.yb[0].sum() == 6
+
+
+def test_the_best_epochs_validation_predictions_spare_finalize_a_pass(tmp_path):
+    """RunState keeps the validation pass that scored best.pth; it equals predicting the split again."""
+    import numpy as np
+
+    import medcolor
+    from medcolor.classification import predict_split
+    from medcolor.recipes import load_recipe
+    from medcolor.train import fit
+
+    recipe = load_recipe("demo", ["train.epochs=1", "train.image_size=32"])
+    learn = medcolor.build_learner(recipe)
+    fit(learn, recipe, tmp_path, quiet=True)
+    probs, targets = learn.best_valid_preds
+    again, targets_again, rows = predict_split(learn, "valid")
+    assert probs.shape == again.shape == (len(rows), 6)
+    assert np.allclose(probs, again, atol=1e-5) and np.array_equal(targets, targets_again)

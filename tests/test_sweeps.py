@@ -17,7 +17,7 @@ def test_thesis_sweeps_expand_to_their_grids():
     assert "data.subset.seed=8829" in t56[-1].overrides or any("data.subset.seed=8829" in j.overrides for j in t56)
 
 
-@pytest.mark.parametrize("n", [2, 3, 7])
+@pytest.mark.parametrize("n", [2, 3, 7, 8])
 def test_shards_cover_the_sweep_exactly_once(n):
     jobs = expand(load_sweep("table5-1"))
     parts = [shard(jobs, i, n) for i in range(1, n + 1)]
@@ -26,6 +26,14 @@ def test_shards_cover_the_sweep_exactly_once(n):
         for job in part:
             if job.recipe.endswith("mode2") and "baseline" not in job.recipe:
                 assert any(j.recipe == job.recipe.replace("mode2", "mode1") and j.group == job.group for j in part)
+    assert all(parts)  # 30 chains (2 backbones x 3 seeds x 5), so 8 machines all get work
+
+
+def test_chains_start_at_the_recipe_others_start_from():
+    from medcolor.sweeps import chain_root
+
+    assert chain_root("chexpert-deconv-mode2") == "chexpert-deconv-mode1"
+    assert chain_root("chexpert-deconv-mode1") == "chexpert-deconv-mode1"
 
 
 def test_bad_shard():

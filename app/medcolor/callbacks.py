@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelFitException
+from fastai.torch_core import num_distrib
 
 from .io import atomic_torch_save, atomic_write
 
@@ -43,7 +44,13 @@ class RunState(Callback):
         self.best, self.best_epoch, self.start_epoch = best, best_epoch, start_epoch
         self.every, self.evaluate, self.log, self.evals = eval_every_iters, evaluate, log, []
 
+    def before_validate(self):
+        self.valid_preds = []
+
     def after_batch(self):
+        if not self.training and hasattr(self.learn.loss_func, "activation"):  # the best model's validation
+            self.valid_preds.append((self.learn.loss_func.activation(self.learn.pred).float().cpu(),  # predictions
+                                     self.learn.yb[0].float().cpu()))  # spare finalize a pass (classification)
         if self.training and self.every and self.train_iter % self.every == 0 and self.evaluate:
             score = self.evaluate(self.learn)
             self.evals.append({"epoch": self.epoch, "iteration": self.train_iter, self.monitor: score})
@@ -58,7 +65,7 @@ class RunState(Callback):
             row.update(getattr(cb, "history_columns", dict)())
         row["epoch"] = self.epoch
         self.rows.append({k: (float(v) if k != "epoch" else int(v)) for k, v in row.items()})
-        self._keep_if_best(row.get(self.monitor, math.nan), self.epoch)
+        self._keep_if_best(row.get(self.monitor, math.nan), self.epoch, getattr(self, "valid_preds", None))
         atomic_torch_save({"model": bare(self.learn.model).state_dict(), "opt": plain_opt_state(self.learn.opt),
                            "epoch": self.epoch, "rows": self.rows, "best": self.best,
                            "best_epoch": self.best_epoch}, self.run_dir / "last.pth")
@@ -67,10 +74,14 @@ class RunState(Callback):
             self.log(f"epoch {self.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in self.rows[-1].items()
                                                          if k in ("train_loss", "valid_loss", self.monitor)))
 
-    def _keep_if_best(self, score, epoch):
+    def _keep_if_best(self, score, epoch, valid_preds=None):
+        """best.pth, and in `learn.best_valid_preds` the (probabilities, targets) of the whole validation split that
+        scored it when they were seen here in one process (else None: finalize predicts again)."""
         if score is not None and not math.isnan(score) and score > self.best:
             self.best, self.best_epoch = float(score), epoch
             atomic_torch_save(bare(self.learn.model).state_dict(), self.run_dir / "best.pth")
+            whole = valid_preds and num_distrib() == 0
+            self.learn.best_valid_preds = tuple(torch.cat(p).numpy() for p in zip(*valid_preds)) if whole else None
 
 
 class StopOnNaN(Callback):

@@ -72,17 +72,20 @@ def finalize(learn, recipe: Recipe, run_dir: Path, split: str) -> dict:
     """predictions.csv, plots/roc.png, plots/colorizer.png and calibration.json (fitted on valid) of the best model,
     and its AUCs on `split`."""
     labels = list(learn.dls.vocab)
-    write_json(run_dir / calibration.FILE, fit_calibration(learn))
-    probs, targets, rows = predict_split(learn, split)
+    seen = getattr(learn, "best_valid_preds", None)  # the best epoch's validation pass, kept by RunState
+    valid = (*seen, learn.dls.valid.dataset.rows) if seen else predict_split(learn, "valid")
+    write_json(run_dir / calibration.FILE, fit_calibration(learn, valid=valid))
+    probs, targets, rows = valid if split == "valid" else predict_split(learn, split)  # data without a test split
     write_csv(run_dir / "predictions.csv", predictions_frame(probs, targets, rows, labels))
     plot_roc(run_dir / "plots" / "roc.png", roc_inputs(probs, targets, labels), title=f"{recipe.name} ({split})")
     colorizer_figure(run_dir / "plots" / "colorizer.png", learn.model, learn.dls.valid.one_batch()[0][:4])
     return scores(probs, targets, rows, labels, recipe.data.reader)
 
 
-def fit_calibration(learn, rule: str = "youden") -> dict:
-    """Temperatures and thresholds of the model in `learn`, fitted on its validation split."""
-    probs, targets, _ = predict_split(learn, "valid")
+def fit_calibration(learn, rule: str = "youden", valid=None) -> dict:
+    """Temperatures and thresholds of the model in `learn`, fitted on its validation split (or on `valid`, its
+    predictions there)."""
+    probs, targets, _ = valid or predict_split(learn, "valid")
     return calibration.fit(probs, targets, list(learn.dls.vocab), learn.dls.table.single_label, rule)
 
 

@@ -45,17 +45,27 @@ def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc") -> Non
 
 
 def plot_colorizer(path: Path, x, rgb) -> None:
-    """Input | each output channel | RGB composite per image (thesis figure 5.1); x (n, 1, h, w), rgb (n, 3, h, w)."""
-    fig, axes = plt.subplots(len(x), 5, figsize=(10, 2.1 * len(x)), squeeze=False)
-    for r in range(len(x)):
-        panels = [(x[r, 0], "input", "gray")] + [(rgb[r, c], f"channel {c}", "gray") for c in range(3)]
-        composite = rgb[r].permute(1, 2, 0)
-        lo, hi = composite.amin(dim=(0, 1)), composite.amax(dim=(0, 1))
-        panels.append(((composite - lo) / (hi - lo + 1e-8), "RGB", None))
-        for ax, (img, title, cmap) in zip(axes[r], panels):
-            ax.imshow(img.numpy(), cmap=cmap)
-            ax.set_title(title, fontsize=8)
-            ax.axis("off")
+    """Input | each output channel | RGB composite per image (thesis figure 5.1); x (n, 1, h, w), rgb (n, 3, h, w).
+    One mosaic on one axes, each panel scaled to its own range: a 20-axes grid took 1.3 s of every run."""
+    def scaled(a):
+        lo, hi = a.min(axis=(-2, -1), keepdims=True), a.max(axis=(-2, -1), keepdims=True)
+        return (a - lo) / (hi - lo + 1e-8)
+
+    x, rgb = np.asarray(x, dtype=np.float32), np.asarray(rgb, dtype=np.float32)
+    gray = [scaled(x[:, 0])] + [scaled(rgb[:, c]) for c in range(3)]
+    panels = [np.repeat(g[..., None], 3, axis=-1) for g in gray] + [scaled(rgb).transpose(0, 2, 3, 1)]
+    n, w, gap = x.shape[0], x.shape[-1], max(1, x.shape[-1] // 32)
+    framed = [np.pad(p, ((0, 0), (0, gap), (0, gap), (0, 0)), constant_values=1.0) for p in panels]  # white gaps
+    mosaic = np.concatenate([np.concatenate([p[r] for p in framed], axis=1) for r in range(n)], axis=0)
+    fig, ax = plt.subplots(figsize=(10, 2.1 * n))
+    ax.imshow(mosaic)
+    ax.set_xticks([(w + gap) * k + w / 2 for k in range(5)], ["input", "channel 0", "channel 1", "channel 2", "RGB"],
+                  fontsize=8)
+    ax.xaxis.tick_top()
+    ax.set_yticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
     save_figure(fig, path)
 
 

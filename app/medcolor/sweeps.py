@@ -1,7 +1,9 @@
 """Sweeps: a grid of recipes x backbones x grid values x seeds (`recipes/sweeps/<name>.yaml`).
 
-Jobs are grouped by (backbone, seed, grid point) so a mode-2 recipe lands in the same shard as the mode-1 run it
-starts from; `--shard i/n` takes every n-th group; finished runs are skipped, so a sweep can be restarted."""
+Jobs are grouped by (backbone, seed, grid point, chain) - a chain being a recipe and those that start from it through
+`model.init_from: recipe:NAME` - so a mode-2 recipe lands in the same shard as the mode-1 run it starts from while
+independent chains spread over machines; `--shard i/n` takes every n-th group; finished runs are skipped, so a
+sweep can be restarted."""
 from __future__ import annotations
 
 import itertools
@@ -65,8 +67,15 @@ def expand(sweep: Sweep, extra=()) -> list[Job]:
     for backbone, seed, point in itertools.product(sweep.backbones, sweep.seeds, grid_points(sweep.grid)):
         fixed = [*sweep.overrides, *extra, f"model.backbone={backbone}", *point,
                  *(f"{key}={seed}" for key in sweep.seed_keys)]
-        jobs += [Job(r, tuple(fixed), (backbone, seed, point)) for r in sweep.recipes]
+        jobs += [Job(r, tuple(fixed), (backbone, seed, point, chain_root(r))) for r in sweep.recipes]
     return jobs
+
+
+def chain_root(recipe: str, seen: frozenset = frozenset()) -> str:
+    """The first recipe of the `model.init_from: recipe:NAME` chain that `recipe` ends (itself when it has none)."""
+    init = str((read_yaml(resolve_recipe_path(recipe), "recipe").get("model") or {}).get("init_from") or "")
+    parent = init.removeprefix("recipe:") if init.startswith("recipe:") else None
+    return recipe if parent is None or parent in seen else chain_root(parent, seen | {recipe})
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
