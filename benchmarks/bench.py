@@ -201,7 +201,7 @@ def sweep_on_paper(n_train: int = 223_414, size: int = 320, shards: int = 8) -> 
         hours[job] = r.train.epochs * n_train / speed[key] / 3600
     one = sum(hours.values())
     busiest = max(sum(hours[j] for j in shard(jobs, i, shards)) for i in range(1, shards + 1))
-    where = "GPU" if torch.cuda.is_available() else "this CPU"
+    where = "GPU" if torch.cuda.is_available() else "CPU like this one"
     images = sum(load_recipe(j.recipe, list(j.overrides)).train.epochs for j in jobs) * n_train
     row(f"Table 5.1 sweep ({len(jobs)} runs, {images / 1e6:.1f} M training images) on one {where}",
         f"{one:,.0f} h", ", ".join(f"{b} + {c} {v:.1f} img/s" for (b, c), v in speed.items()))
