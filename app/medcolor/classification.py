@@ -65,6 +65,8 @@ def colorizer_figure(path: Path, model, xb: torch.Tensor) -> None:
     model.eval()
     with torch.no_grad():
         rgb = model.colorizer(xb).float().cpu()
+    if rgb.shape[-2:] != xb.shape[-2:]:  # AECNN's front end compresses: shown at the input's size
+        rgb = torch.nn.functional.interpolate(rgb, size=tuple(xb.shape[-2:]), mode="nearest")
     plot_colorizer(path, xb.float().cpu(), rgb.expand(-1, 3, -1, -1))  # stemsum passes the gray channel on
 
 
