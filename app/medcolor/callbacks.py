@@ -43,6 +43,7 @@ class RunState(Callback):
         self.run_dir, self.monitor, self.rows = Path(run_dir), monitor, list(rows or [])
         self.best, self.best_epoch, self.start_epoch = best, best_epoch, start_epoch
         self.every, self.evaluate, self.log, self.evals = eval_every_iters, evaluate, log, []
+        self.valid_preds = []  # (probabilities, targets) per batch of the current validation pass
 
     def before_validate(self):
         self.valid_preds = []
@@ -65,7 +66,7 @@ class RunState(Callback):
             row.update(getattr(cb, "history_columns", dict)())
         row["epoch"] = self.epoch
         self.rows.append({k: (float(v) if k != "epoch" else int(v)) for k, v in row.items()})
-        self._keep_if_best(row.get(self.monitor, math.nan), self.epoch, getattr(self, "valid_preds", None))
+        self._keep_if_best(row.get(self.monitor, math.nan), self.epoch, self.valid_preds)
         atomic_torch_save({"model": bare(self.learn.model).state_dict(), "opt": plain_opt_state(self.learn.opt),
                            "epoch": self.epoch, "rows": self.rows, "best": self.best,
                            "best_epoch": self.best_epoch}, self.run_dir / "last.pth")

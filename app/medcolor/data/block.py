@@ -114,7 +114,8 @@ def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers
     images, errors = decode_into_memory(cfg, table.df, fits)
     table.df = screen_images(cfg, table.df, cached, errors).reset_index(drop=True)
     check_classes(table)
-    splits = {split: split_items(table, split, fit, images.get(split, {})) for split, fit in zip(("train", "valid"), fits)}
+    splits = {split: split_items(table, split, fit, images.get(split, {}))
+              for split, fit in zip(("train", "valid"), fits)}
     known = {**(images.get("train", {}) if fits[0] == fits[1] else {}), **images.get("valid", {})}
     dls = gray_dataloaders(splits, batch_transforms(cfg), fit_batch_size(len(splits["train"]), bs), num_workers,
                            device, known)

@@ -15,7 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from ..config import DataConfig
-from .images import open_gray
+from .images import open_gray, short_side_size
 from .readers import data_root
 
 MANIFEST = "manifest.json"
@@ -33,9 +33,8 @@ def cached_path(path: str, base: Path, size: int) -> str:
 
 def _resize_one(src: str, dst: str, size: int) -> None:
     im = open_gray(src)
-    scale = size / min(im.size)
-    if scale < 1:  # shorter side -> size; random square crops stay possible
-        im = im.resize((max(size, round(im.width * scale)), max(size, round(im.height * scale))), Image.BILINEAR)
+    if min(im.size) > size:  # shorter side -> size; random square crops stay possible
+        im = im.resize(short_side_size(im.size, size), Image.BILINEAR)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     tmp = dst + ".tmp"
     im.save(tmp, format="PNG")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -29,19 +28,16 @@ def open_gray(fn) -> Image.Image:
     return im.convert("L")
 
 
-def _decode_error(path: str) -> str | None:
-    try:
-        open_gray(path).load()
-        return None
-    except UsageError as e:  # DICOM problems come with their own explanation
-        return str(e)
-    except Exception as e:  # PIL raises many types for broken files
-        return f"{type(e).__name__}"
+def decode_errors(paths, workers: int | None = None) -> list[str | None]:
+    """Per path, why it does not decode (None when it does), decoded in threads (PIL releases the GIL)."""
+    from .memory import load_all
+
+    return load_all(lambda path: open_gray(path).load(), paths, workers)[1]
 
 
 def require_decodable(paths) -> None:
     """One line naming the first image that does not decode (and how many do not)."""
-    bad = [(p, e) for p, e in zip(paths, map(_decode_error, paths)) if e]
+    bad = [(p, e) for p, e in zip(paths, decode_errors(paths)) if e]
     if bad:
         path, why = bad[0]
         reason = why if why.startswith(str(path)) else f"{path} cannot be decoded as an image ({why})"
@@ -49,13 +45,17 @@ def require_decodable(paths) -> None:
 
 
 def find_bad_images(paths, workers: int | None = None) -> tuple[list[str], list[str]]:
-    """(missing, undecodable) among `paths`; decoding runs in threads (PIL releases the GIL)."""
+    """(missing, undecodable) among `paths`."""
     paths = list(paths)
     missing = [p for p in paths if not os.path.exists(p)]
     present = [p for p in paths if p not in set(missing)] if missing else paths
-    with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
-        errors = list(pool.map(_decode_error, present, chunksize=64))
-    return missing, [p for p, e in zip(present, errors) if e]
+    return missing, [p for p, e in zip(present, decode_errors(present, workers)) if e]
+
+
+def short_side_size(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """(width, height) with the shorter side scaled to `side` and the aspect kept (neither below `side`)."""
+    scale = side / min(size)
+    return max(side, round(size[0] * scale)), max(side, round(size[1] * scale))
 
 
 def describe(paths: list[str], what: str, n: int = 3) -> str:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..config import DataConfig
 from ..errors import RunError
-from .images import open_gray
+from .images import open_gray, short_side_size
 
 
 class GrayTensor(TensorImageBW):
@@ -52,11 +52,7 @@ def split_fits(cfg: DataConfig, image_size: int) -> tuple[Fit, Fit]:
 def fitted(path: str, fit: Fit) -> np.ndarray:
     """The image at `path`, decoded to gray and resized by `fit`, as a writable (H, W) uint8 array."""
     im = open_gray(path)
-    if fit.squish:
-        size = (fit.size, fit.size)
-    else:
-        scale = fit.size / min(im.size)
-        size = (max(fit.size, round(im.width * scale)), max(fit.size, round(im.height * scale)))
+    size = (fit.size, fit.size) if fit.squish else short_side_size(im.size, fit.size)
     return np.array(im.resize(size, Image.BILINEAR) if im.size != size else im)
 
 
