@@ -6,6 +6,7 @@ loop by hand, keep the best epoch's weights in memory and write nothing. Run as 
 
     python benchmarks/bare_loops.py classify RECIPE [KEY=VALUE ...]
     python benchmarks/bare_loops.py reconstruct RECIPE [KEY=VALUE ...]
+    python benchmarks/bare_loops.py replay RECIPE [KEY=VALUE ...]   (medcolor's training loop replayed by hand)
 
 and it prints one JSON line: seconds (the whole process), training images and the test score.
 """
@@ -65,14 +66,41 @@ def image_tensor(paths, size: int) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, cfg) -> torch.Tensor:
-    """Rotation and zoom, each with probability p_affine, as one affine warp per image (reflection padding)."""
+    """fastai's Rotate and Zoom as one affine warp per image (reflection padding): an angle and a zoom, each drawn
+    with probability p_affine, the zoom about a random centre."""
     n = len(x)
     angle = (torch.rand(n) * 2 - 1) * math.radians(cfg.rotate_deg) * (torch.rand(n) < cfg.p_affine)
-    zoom = 1 / (1 + torch.rand(n) * (cfg.max_zoom - 1) * (torch.rand(n) < cfg.p_affine))
-    cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
-    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
+    scale = 1 / (1 + torch.rand(n) * (cfg.max_zoom - 1) * (torch.rand(n) < cfg.p_affine))
+    shift = (1 - scale[:, None]) * (2 * torch.rand(n, 2) - 1)
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=True)
     return F.grid_sample(x, grid, padding_mode="reflection", align_corners=True)
+
+
+def mixup(x: torch.Tensor, y: torch.Tensor):
+    """fastai's MixUp: each image blended with a shuffled partner by its own lambda ~ Beta(0.4, 0.4), kept >= 0.5."""
+    lam = torch.distributions.Beta(0.4, 0.4).sample((len(x),)).to(x.device)
+    lam, perm = torch.maximum(lam, 1 - lam), torch.randperm(len(x), device=x.device)
+    return torch.lerp(x[perm], x, lam.view(-1, 1, 1, 1)), torch.lerp(y[perm], y, lam.view(-1, 1))
+
+
+def freeze_body(model, mode: int) -> list:
+    """Mode 1: the backbone's body (not its classifier) stops learning; returns its modules."""
+    frozen = list(model.backbone.modules()) if mode == 1 else []
+    head = set(model.head.parameters())
+    for m in frozen:
+        for p in m.parameters(recurse=False):
+            p.requires_grad = p in head
+    return frozen
+
+
+def train_mode(model, frozen: list) -> None:
+    """Training mode, but a frozen body's BatchNorm keeps its (ImageNet) running statistics."""
+    model.train()
+    for m in frozen:
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 def mean_auc(model, x, y, single: bool, bs: int, memory) -> float:
@@ -111,30 +139,21 @@ def classify(recipe_name: str, overrides: list[str]) -> dict:
     model = build_model(r.model, len(table.labels), stats=(d.mean, d.std))
     memory = torch.channels_last if t.channels_last else torch.contiguous_format  # the recipe's layout, as medcolor
     model = model.to(DEVICE, memory_format=memory)
-    frozen = list(model.backbone.modules()) if r.model.mode == 1 else []
-    head = set(model.head.parameters())
-    for m in frozen:  # mode 1: the body neither learns nor updates its BatchNorm statistics
-        for p in m.parameters(recurse=False):
-            p.requires_grad = p in head
+    frozen = freeze_body(model, r.model.mode)
     opt = optimizer([p for p in model.parameters() if p.requires_grad], t)
     steps = len(x_train) // t.bs
     sched = one_cycle(opt, t, t.epochs * steps)
     scaler = torch.amp.GradScaler(enabled=DEVICE.type == "cuda" and t.fp16)
     best, best_state = -1.0, None
     for _ in range(t.epochs):
-        model.train()
-        for m in frozen:
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.eval()
+        train_mode(model, frozen)
         order = torch.randperm(len(x_train))
         for k in range(steps):
             idx = order[k * t.bs:(k + 1) * t.bs]
             xb, yb = normalise(x_train[idx].to(DEVICE, non_blocking=True)), y_train[idx].to(DEVICE)
             xb = augment(xb, d) if d.augment else xb
             if t.mix == "mixup":
-                lam = float(torch.distributions.Beta(0.4, 0.4).sample())
-                lam, perm = max(lam, 1 - lam), torch.randperm(len(xb), device=DEVICE)
-                xb, yb = lam * xb + (1 - lam) * xb[perm], lam * yb + (1 - lam) * yb[perm]
+                xb, yb = mixup(xb, yb)
             with autocast(t):
                 out = model(xb.contiguous(memory_format=memory)).float()
             loss = F.cross_entropy(out, yb) if single else F.binary_cross_entropy_with_logits(out, yb)
@@ -148,6 +167,72 @@ def classify(recipe_name: str, overrides: list[str]) -> dict:
             best, best_state = score, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     return {"mean_auc": mean_auc(model, x_test, y_test, single, t.bs, memory), "train_images": t.epochs * steps * t.bs}
+
+
+def replay(recipe_name: str, overrides: list[str]) -> dict:
+    """medcolor's own Learner trains the recipe (fit_one_cycle, in this process) while a callback records every
+    training batch and the learning rate and momentum fastai used; then the plain loop above (torch SGD with
+    fastai's decoupled weight decay, not on norm or bias parameters) trains the same initial weights on the same
+    batches with the same hyper-parameters. Equal implementations end with equal weights (float rounding apart);
+    the seed-to-seed spread of `compare` is then randomness, not the framework."""
+    import copy
+
+    from fastai.callback.core import Callback
+
+    from medcolor.learner import build_learner
+    from medcolor.recipes import load_recipe
+
+    r = load_recipe(recipe_name, overrides)
+    t = r.train
+    if t.opt != "sgd" or t.schedule != "one_cycle" or r.model.mode not in (1, 2):
+        raise SystemExit("replay covers SGD one-cycle jobs in mode 1 or 2")
+    learn = build_learner(r)
+    start = copy.deepcopy(learn.model.state_dict())
+
+    class Record(Callback):
+        order = 100  # after every callback that changes the batch (augmentation, MixUp)
+
+        def __init__(self):
+            self.steps = []
+
+        def before_batch(self):
+            if self.training:
+                h = self.opt.hypers[-1]
+                self.steps.append((self.xb[0].clone(), self.yb[0].clone(), h["lr"], h["mom"]))
+
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(t.epochs, t.max_lr, div=t.div, div_final=t.div_final, pct_start=t.pct_start, wd=t.wd,
+                            cbs=[record := Record()])
+    fastai_valid = [float(v[learn.recorder.metric_names.index("mean_auc") - 1]) for v in learn.recorder.values]
+    fastai_state = copy.deepcopy(learn.model.state_dict())
+    x_valid, y_valid = (torch.cat(v) for v in zip(*[(x.as_subclass(torch.Tensor), y.as_subclass(torch.Tensor))
+                                                    for x, y in learn.dls.valid]))
+    model = learn.model
+    model.load_state_dict(start)
+    frozen = freeze_body(model, r.model.mode)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=t.max_lr, momentum=0.9)
+    loss_fn = learn.loss_func
+    steps, plain_valid = record.steps, []
+    per_epoch = len(steps) // t.epochs
+    for epoch in range(t.epochs):
+        train_mode(model, frozen)
+        for xb, yb, lr, mom in steps[epoch * per_epoch:(epoch + 1) * per_epoch]:
+            for g in opt.param_groups:
+                g["lr"], g["momentum"] = lr, mom
+            loss = loss_fn(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            with torch.no_grad():
+                for p in params:
+                    if p.ndim > 1:  # fastai's decoupled weight decay; norm and bias parameters have none
+                        p.mul_(1 - lr * t.wd)
+            opt.step()
+        plain_valid.append(mean_auc(model, x_valid, y_valid, learn.dls.table.single_label, t.bs,
+                                    torch.contiguous_format))
+    diff = max((fastai_state[k].float() - v.float()).abs().max().item() for k, v in model.state_dict().items())
+    return {"fastai_valid_mean_auc": fastai_valid, "plain_valid_mean_auc": plain_valid, "max_weight_difference": diff,
+            "steps": len(steps)}
 
 
 # ---- reconstruction ------------------------------------------------------------------------------------------
@@ -213,5 +298,5 @@ def reconstruct(recipe_name: str, overrides: list[str]) -> dict:
 
 if __name__ == "__main__":
     job, recipe, *rest = sys.argv[1:]
-    result = {"classify": classify, "reconstruct": reconstruct}[job](recipe, rest)
+    result = {"classify": classify, "reconstruct": reconstruct, "replay": replay}[job](recipe, rest)
     print(json.dumps({"seconds": round(time.perf_counter() - START, 2), **result}))

@@ -8,7 +8,8 @@
 3. data: images/s at 320 px from 1024 px PNGs: in RAM, decoded every epoch, from a `data cache`;
 4. chexpert: DataLoaders build time for a 223,414-row CheXpert table (tiny placeholder JPEGs, real layout);
 5. cli: start-up; peak memory (max RSS);
-6. scale: the thesis Table 5.1 sweep's wall time on one device and on 8 (`--shard`), from measured images/s.
+6. replay: the demo trained by medcolor and replayed, batch for batch, by a hand-written loop (equal weights);
+7. scale: the thesis Table 5.1 sweep's wall time on one device and on 8 (`--shard`), from measured images/s.
 Prints a markdown table; `--quick` runs a smaller version, `--only PART` one part.
 """
 from __future__ import annotations
@@ -69,7 +70,8 @@ def bare_job(kind: str, recipe: str, overrides: list[str]) -> dict:
 
 def tax(name: str, kind: str, recipe: str, overrides: list[str], limit: float, seeds: int) -> None:
     """medcolor and the bare loop back to back, whole processes, once per seed: the fastest time of each side and
-    the test score averaged over the seeds (one seed's AUC on 200 test images moves by +-0.05)."""
+    the test score's mean over the seeds (one seed's AUC on 200 test images moves by +-0.05), with a bootstrap 95 %
+    interval of the difference of the two means (independent samples: the sides draw different random numbers)."""
     pairs = []
     for seed in range(seeds):
         job = [*overrides, f"train.seed={seed}"]
@@ -79,13 +81,22 @@ def tax(name: str, kind: str, recipe: str, overrides: list[str], limit: float, s
              for i, side in enumerate(("medcolor run", "bare PyTorch loop"))}
     images, what = pairs[0][1]["images"], "test mean AUC" if kind == "classify" else "test PSNR"
     for side, r in sides.items():
-        r["score"] = float(np.mean(r["scores"]))
-        each = " / ".join(f"{v:.3f}" for v in r["scores"])
-        row(f"{name}: {side}", f"{r['seconds']:.1f} s", f"{images / r['seconds']:.0f} img/s; {what} {r['score']:.3f}"
-            + (f" (seeds: {each})" if seeds > 1 else ""))
-    mc, bare = sides.values()
-    row(f"{name}: ratio", f"{mc['seconds'] / bare['seconds']:.2f}",
-        f"limit {limit}; {what} difference {mc['score'] - bare['score']:+.3f}")
+        spread = f" +- {np.std(r['scores'], ddof=1):.3f} sd over {seeds} seeds" if seeds > 1 else ""
+        row(f"{name}: {side}", f"{r['seconds']:.1f} s",
+            f"{images / r['seconds']:.0f} img/s; {what} {np.mean(r['scores']):.3f}{spread}")
+    mc, bare = (np.array(r["scores"]) for r in sides.values())
+    row(f"{name}: ratio", f"{sides['medcolor run']['seconds'] / sides['bare PyTorch loop']['seconds']:.2f}",
+        f"limit {limit}; {what} difference {mc.mean() - bare.mean():+.3f}{difference_interval(mc, bare)}")
+
+
+def difference_interval(a: np.ndarray, b: np.ndarray) -> str:
+    if min(len(a), len(b)) < 3:
+        return ""
+    from scipy.stats import bootstrap
+
+    ci = bootstrap((a, b), lambda x, y, axis: x.mean(axis) - y.mean(axis), n_resamples=9999, random_state=0,
+                   vectorized=True).confidence_interval
+    return f" (95 % CI {ci.low:+.3f} .. {ci.high:+.3f})"
 
 
 def compare(quick: bool, seeds: int, jobs: list[str] | None) -> None:
@@ -110,6 +121,18 @@ def compare(quick: bool, seeds: int, jobs: list[str] | None) -> None:
         gpu = torch.cuda.is_available()
         for job in jobs or [j for j in table if gpu or not j.startswith("gpu-")]:
             tax(*table[job], seeds)
+
+
+def replay_check(quick: bool) -> None:
+    """bare_loops.py replay: medcolor's fit_one_cycle and a hand-written loop on the same batches and weights."""
+    epochs = "train.epochs=1" if quick else "train.epochs=3"
+    out = subprocess.run([sys.executable, str(HERE / "bare_loops.py"), "replay", "demo", epochs], check=True,
+                         capture_output=True, text=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    same = r["fastai_valid_mean_auc"] == r["plain_valid_mean_auc"]
+    row("demo replayed by a plain loop: largest weight difference", f"{r['max_weight_difference']:.1e}",
+        f"{r['steps']} steps; valid mean AUC per epoch {'identical' if same else 'differs'}: "
+        + " / ".join(f"{a:.3f} vs {b:.3f}" for a, b in zip(r["fastai_valid_mean_auc"], r["plain_valid_mean_auc"])))
 
 
 def make_folder_dataset(root: Path, n_sources: int) -> Path:
@@ -323,13 +346,14 @@ def _timed(cmd) -> float:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["compare", "steps", "data", "chexpert", "cli", "scale"], action="append")
+    ap.add_argument("--only", choices=["compare", "replay", "steps", "data", "chexpert", "cli",
+                                                                 "scale"], action="append")
     ap.add_argument("--seeds", type=int, default=1, help="medcolor / bare-loop pairs per comparison, one per seed")
     ap.add_argument("--jobs", nargs="+", choices=["demo", "scratch", "folder", "reconstruction",
                                                   *(f"gpu-{b}-{c}" for b, c in GPU_JOBS)],
                     help="comparisons to run (default: all; the gpu- ones only when a GPU is present)")
     args = ap.parse_args()
-    parts = args.only or ["cli", "chexpert", "steps", "data", "compare", "scale"]
+    parts = args.only or ["cli", "chexpert", "steps", "data", "compare", "replay", "scale"]
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads")
     speeds = {}
     if "cli" in parts:
@@ -342,6 +366,8 @@ if __name__ == "__main__":
         data_pipeline(speeds.get(("resnet18", "deconv", 320)) or step_speed("resnet18", "deconv", 320, True))
     if "compare" in parts:
         compare(args.quick, args.seeds, args.jobs)
+    if "replay" in parts:
+        replay_check(args.quick)
     if "scale" in parts:
         sweep_on_paper()
     row("peak memory (this process)", f"{peak_mb():.0f} MB", "children measured separately")
