@@ -64,10 +64,11 @@ def grid_points(grid) -> list[tuple[str, ...]]:
 
 def expand(sweep: Sweep, extra=()) -> list[Job]:
     jobs = []
+    roots = {r: chain_root(r) for r in sweep.recipes}  # each recipe's YAML read once, not once per grid cell
     for backbone, seed, point in itertools.product(sweep.backbones, sweep.seeds, grid_points(sweep.grid)):
         fixed = [*sweep.overrides, *extra, f"model.backbone={backbone}", *point,
                  *(f"{key}={seed}" for key in sweep.seed_keys)]
-        jobs += [Job(r, tuple(fixed), (backbone, seed, point, chain_root(r))) for r in sweep.recipes]
+        jobs += [Job(r, tuple(fixed), (backbone, seed, point, roots[r])) for r in sweep.recipes]
     return jobs
 
 
