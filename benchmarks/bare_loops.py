@@ -87,8 +87,9 @@ def mixup(x: torch.Tensor, y: torch.Tensor):
 
 def freeze_body(model, mode: int) -> list:
     """Mode 1: the backbone's body (not its classifier) stops learning; returns its modules."""
-    frozen = list(model.backbone.modules()) if mode == 1 else []
-    head = set(model.head.parameters())
+    if mode != 1:
+        return []
+    frozen, head = list(model.backbone.modules()), set(model.head.parameters())
     for m in frozen:
         for p in m.parameters(recurse=False):
             p.requires_grad = p in head
@@ -169,23 +170,48 @@ def classify(recipe_name: str, overrides: list[str]) -> dict:
     return {"mean_auc": mean_auc(model, x_test, y_test, single, t.bs, memory), "train_images": t.epochs * steps * t.bs}
 
 
+def plain_optimizer(params, t, first_lr: float):
+    """The recipe's optimiser in plain torch, as medcolor's fastai optimiser computes it (decoupled weight decay
+    is applied by hand in the loop)."""
+    if t.opt == "sgd":
+        return torch.optim.SGD(params, lr=first_lr, momentum=t.mom)
+    if t.opt == "rmsprop":
+        return torch.optim.RMSprop(params, lr=first_lr, alpha=0.9, eps=1e-7)
+    raise SystemExit("replay covers the SGD and RMSprop recipes")
+
+
+def valid_score(model, learn, reconstruction: bool, bs: int) -> float:
+    """The validation monitor: mean AUC (classification) or mean per-image SSIM (reconstruction)."""
+    from medcolor.reconstruction import per_image_ssim
+
+    x, y = (torch.cat(v) for v in zip(*[(a.as_subclass(torch.Tensor), b.as_subclass(torch.Tensor))
+                                        for a, b in learn.dls.valid]))
+    if not reconstruction:
+        return mean_auc(model, x, y, learn.dls.table.single_label, bs, torch.contiguous_format)
+    model.eval()
+    with torch.no_grad():
+        return float(torch.cat([per_image_ssim(model(x[i:i + bs]), y[i:i + bs]) for i in range(0, len(x), bs)]).mean())
+
+
 def replay(recipe_name: str, overrides: list[str]) -> dict:
-    """medcolor's own Learner trains the recipe (fit_one_cycle, in this process) while a callback records every
-    training batch and the learning rate and momentum fastai used; then the plain loop above (torch SGD with
-    fastai's decoupled weight decay, not on norm or bias parameters) trains the same initial weights on the same
-    batches with the same hyper-parameters. Equal implementations end with equal weights (float rounding apart);
-    the seed-to-seed spread of `compare` is then randomness, not the framework."""
+    """medcolor trains the recipe (its own `train.fit`: fit_one_cycle, or fit with ReduceLROnPlateau) while a
+    callback records every training batch (after augmentation, denoising and MixUp) and the learning rate and
+    momentum fastai used; then a plain loop (torch SGD or RMSprop, fastai's decoupled weight decay by hand, none
+    on norm or bias parameters) trains the same initial weights on the same batches with the same
+    hyper-parameters. Equal implementations end with equal weights (float rounding apart); the seed-to-seed
+    spread of `compare` is then randomness, not the framework."""
     import copy
 
     from fastai.callback.core import Callback
 
     from medcolor.learner import build_learner
     from medcolor.recipes import load_recipe
+    from medcolor.train import fit
 
     r = load_recipe(recipe_name, overrides)
-    t = r.train
-    if t.opt != "sgd" or t.schedule != "one_cycle" or r.model.mode not in (1, 2):
-        raise SystemExit("replay covers SGD one-cycle jobs in mode 1 or 2")
+    t, reconstruction = r.train, r.task == "reconstruction"
+    if r.model.mode not in (1, 2):
+        raise SystemExit("replay covers transfer modes 1 and 2")
     learn = build_learner(r)
     start = copy.deepcopy(learn.model.state_dict())
 
@@ -193,33 +219,34 @@ def replay(recipe_name: str, overrides: list[str]) -> dict:
         order = 100  # after every callback that changes the batch (augmentation, MixUp)
 
         def __init__(self):
-            self.steps = []
+            self.steps, self.valid = [], []
 
         def before_batch(self):
             if self.training:
                 h = self.opt.hypers[-1]
-                self.steps.append((self.xb[0].clone(), self.yb[0].clone(), h["lr"], h["mom"]))
+                self.steps.append((self.xb[0].clone(), self.yb[0].clone(), h["lr"], h.get("mom", 0.0)))
 
+        def after_epoch(self):
+            self.valid.append(valid_score(self.model, self.learn, reconstruction, t.bs))
+
+    learn.add_cb(record := Record())
     with learn.no_bar(), learn.no_logging():
-        learn.fit_one_cycle(t.epochs, t.max_lr, div=t.div, div_final=t.div_final, pct_start=t.pct_start, wd=t.wd,
-                            cbs=[record := Record()])
-    fastai_valid = [float(v[learn.recorder.metric_names.index("mean_auc") - 1]) for v in learn.recorder.values]
+        fit(learn, r, None, quiet=True)
     fastai_state = copy.deepcopy(learn.model.state_dict())
-    x_valid, y_valid = (torch.cat(v) for v in zip(*[(x.as_subclass(torch.Tensor), y.as_subclass(torch.Tensor))
-                                                    for x, y in learn.dls.valid]))
     model = learn.model
     model.load_state_dict(start)
     frozen = freeze_body(model, r.model.mode)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=t.max_lr, momentum=0.9)
-    loss_fn = learn.loss_func
-    steps, plain_valid = record.steps, []
-    per_epoch = len(steps) // t.epochs
+    opt = plain_optimizer(params, t, record.steps[0][2])
+    loss_fn, plain_valid = learn.loss_func, []
+    per_epoch = len(record.steps) // t.epochs
     for epoch in range(t.epochs):
         train_mode(model, frozen)
-        for xb, yb, lr, mom in steps[epoch * per_epoch:(epoch + 1) * per_epoch]:
+        for xb, yb, lr, mom in record.steps[epoch * per_epoch:(epoch + 1) * per_epoch]:
             for g in opt.param_groups:
-                g["lr"], g["momentum"] = lr, mom
+                g["lr"] = lr
+                if "momentum" in g:
+                    g["momentum"] = mom
             loss = loss_fn(model(xb), yb)
             opt.zero_grad()
             loss.backward()
@@ -228,11 +255,12 @@ def replay(recipe_name: str, overrides: list[str]) -> dict:
                     if p.ndim > 1:  # fastai's decoupled weight decay; norm and bias parameters have none
                         p.mul_(1 - lr * t.wd)
             opt.step()
-        plain_valid.append(mean_auc(model, x_valid, y_valid, learn.dls.table.single_label, t.bs,
-                                    torch.contiguous_format))
+        plain_valid.append(valid_score(model, learn, reconstruction, t.bs))
     diff = max((fastai_state[k].float() - v.float()).abs().max().item() for k, v in model.state_dict().items())
-    return {"fastai_valid_mean_auc": fastai_valid, "plain_valid_mean_auc": plain_valid, "max_weight_difference": diff,
-            "steps": len(steps)}
+    lrs = sorted({s[2] for s in record.steps}, reverse=True)
+    return {"monitor": "ssim" if reconstruction else "mean_auc", "fastai_valid": record.valid,
+            "plain_valid": plain_valid, "max_weight_difference": diff, "steps": len(record.steps),
+            "learning_rates": lrs if t.schedule == "plateau" else [lrs[0], lrs[-1]]}
 
 
 # ---- reconstruction ------------------------------------------------------------------------------------------
@@ -264,7 +292,8 @@ def reconstruct(recipe_name: str, overrides: list[str]) -> dict:
     table = read_table(r.data)
     x_train, x_valid = slices(table.split("train"), t.image_size), slices(table.split("valid"), t.image_size)
     x_test = slices(table.split(table.eval_split()), t.image_size)
-    model = build_model(r.model, 1)
+    memory = torch.channels_last if t.channels_last else torch.contiguous_format  # the recipe's layout, as medcolor
+    model = build_model(r.model, 1).to(memory_format=memory)
     opt = optimizer(model.parameters(), t)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=t.plateau_factor, patience=t.plateau_patience,
                                                          min_lr=t.min_lr)
@@ -273,7 +302,7 @@ def reconstruct(recipe_name: str, overrides: list[str]) -> dict:
     def predict(x):
         model.eval()
         with torch.no_grad():
-            return torch.cat([model(x[i:i + t.bs]) for i in range(0, len(x), t.bs)])
+            return torch.cat([model(x[i:i + t.bs].contiguous(memory_format=memory)) for i in range(0, len(x), t.bs)])
     best, best_state = -math.inf, None
     for _ in range(t.epochs):
         model.train()
@@ -281,7 +310,7 @@ def reconstruct(recipe_name: str, overrides: list[str]) -> dict:
         for k in range(steps):
             yb = x_train[order[k * t.bs:(k + 1) * t.bs]]
             xb = torch.stack([denoise_input(y) for y in yb]) if r.data.denoise else yb
-            loss = F.mse_loss(model(xb), yb)
+            loss = F.mse_loss(model(xb.contiguous(memory_format=memory)), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -3,8 +3,8 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from medcolor.stats import (bootstrap_aucs, bootstrap_p, ci95, delong, holm, paired_comparison, rank_aucs,
-                            resamples)
+from medcolor.stats import (bootstrap_aucs, bootstrap_p, ci95, counted_aucs, delong, holm, paired_comparison,
+                            rank_aucs, resample_counts)
 
 
 def test_rank_aucs_equal_scikit_learn_with_ties_and_unknown_targets():
@@ -55,10 +55,24 @@ def test_identical_predictions_differ_by_nothing():
 
 def test_resamples_draw_whole_groups():
     groups = np.array(["p1", "p1", "p1", "p2", "p3", "p3"])
-    for idx in resamples(groups, n_boot=50, seed=0):
-        counts = np.bincount(idx, minlength=6)
-        assert counts[0] == counts[1] == counts[2] and counts[4] == counts[5]
-        assert counts[[0, 3, 4]].sum() == 3  # three groups drawn
+    counts = np.concatenate(list(resample_counts(groups, n_boot=50, seed=0)))
+    assert counts.shape == (50, 6)
+    assert (counts[:, 0] == counts[:, 1]).all() and (counts[:, 1] == counts[:, 2]).all()
+    assert (counts[:, 4] == counts[:, 5]).all() and (counts[:, [0, 3, 4]].sum(1) == 3).all()  # three groups drawn
+
+
+def test_counted_aucs_equal_scikit_learn_on_the_resampled_copy():
+    rng = np.random.default_rng(4)
+    targets = rng.integers(0, 2, (80, 3)).astype(float)
+    targets[rng.random((80, 3)) < 0.2] = np.nan
+    probs = np.round(rng.random((80, 3)), 1)  # many ties, inside and across classes
+    counts = next(resample_counts(np.repeat(np.arange(20), 4), n_boot=30, seed=1))
+    aucs = counted_aucs(probs, targets, counts)
+    for b in range(30):
+        rows = np.repeat(np.arange(80), counts[b])
+        for j in range(3):
+            known = ~np.isnan(targets[rows, j])
+            assert aucs[b, j] == pytest.approx(roc_auc_score(targets[rows, j][known], probs[rows, j][known]))
 
 
 def test_paired_comparison_interval_holds_the_observed_difference():

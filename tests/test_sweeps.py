@@ -30,10 +30,19 @@ def test_shards_cover_the_sweep_exactly_once(n):
 
 
 def test_chains_start_at_the_recipe_others_start_from():
-    from medcolor.sweeps import chain_root
+    from medcolor.sweeps import chain_roots
 
-    assert chain_root("chexpert-deconv-mode2") == "chexpert-deconv-mode1"
-    assert chain_root("chexpert-deconv-mode1") == "chexpert-deconv-mode1"
+    roots = chain_roots(["chexpert-deconv-mode2", "chexpert-deconv-mode1", "chexpert-colorU-mode1"])
+    assert roots == {"chexpert-deconv-mode2": "chexpert-deconv-mode1", "chexpert-deconv-mode1": "chexpert-deconv-mode1",
+                     "chexpert-colorU-mode1": "chexpert-colorU-mode1"}
+
+
+def test_a_recipe_with_two_parents_joins_both_chains():
+    from medcolor.sweeps import chain_roots
+
+    stages = ["nih14-aecnn-stage1", "nih14-aecnn-stage2", "nih14-aecnn-stage3"]  # stage 3 starts from 1 and 2
+    assert len(set(chain_roots(stages).values())) == 1
+    assert len(set(chain_roots(stages[:2]).values())) == 2
 
 
 def test_bad_shard():

@@ -4,8 +4,8 @@ two models on the same images, and Holm's correction across several comparisons.
 Written here because none of our dependencies offers them: scikit-learn has no DeLong test; scipy's `bootstrap`
 resamples observations, not clusters, and stops on a resample where an AUC is undefined (one class only), which
 happens with a handful of positives; Holm's step-down is not in scipy (statsmodels has it, but is no dependency).
-AUCs inside the bootstrap are computed from midranks (the Mann-Whitney form) for speed; a test checks they equal
-scikit-learn's `roc_auc_score`."""
+AUCs are computed from midranks (the Mann-Whitney form); inside the bootstrap a resample is a count per row, so one
+sort per label serves all 2,000 resamples. Tests check both against scikit-learn's `roc_auc_score`."""
 from __future__ import annotations
 
 import warnings
@@ -27,34 +27,44 @@ def rank_aucs(probs: np.ndarray, targets: np.ndarray, axis: int = 0) -> np.ndarr
         return ((ranks * pos).sum(axis) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-def resamples(groups, n_boot: int = N_BOOT, seed: int = 0):
-    """Row indices of `n_boot` bootstrap samples that draw whole groups (patients, studies) with replacement."""
+def resample_counts(groups, n_boot: int = N_BOOT, seed: int = 0):
+    """(chunk, rows) arrays, n_boot rows in all: how many times each row is drawn in a bootstrap sample that draws
+    whole groups (patients, studies) with replacement; one row per group is plain image resampling."""
     codes, uniques = pd.factorize(pd.Series(groups).astype(str))
-    rng = np.random.default_rng(seed)
-    if len(uniques) == len(codes):  # one row per group: plain image resampling
-        for _ in range(n_boot):
-            yield rng.integers(0, len(codes), len(codes))
-        return
-    members = [np.flatnonzero(codes == g) for g in range(len(uniques))]
-    for _ in range(n_boot):
-        yield np.concatenate([members[g] for g in rng.integers(0, len(uniques), len(uniques))])
+    rng, n_groups = np.random.default_rng(seed), len(uniques)
+    chunk = max(1, 2_000_000 // max(len(codes), n_groups))  # bounded memory for large test sets
+    for start in range(0, n_boot, chunk):
+        size = min(chunk, n_boot - start)
+        draws = np.stack([rng.integers(0, n_groups, n_groups) for _ in range(size)])  # one call per resample: the
+        draws += n_groups * np.arange(size)[:, None]  # random stream (so every CI) of the row-index version
+        counts = np.bincount(draws.ravel(), minlength=size * n_groups).reshape(size, n_groups)
+        yield counts[:, codes]
+
+
+def counted_aucs(probs: np.ndarray, targets: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(len(counts), labels) AUCs of the rows taken counts[b] times each, as rank_aucs would give on the resampled
+    copy (midranks: a tie counts one half). One sort per label serves every resample: below each row, the counted
+    negatives of lower score plus half of its tied ones."""
+    out = np.full((len(counts), targets.shape[1]), np.nan)
+    for j in range(targets.shape[1]):
+        known = ~np.isnan(targets[:, j])
+        order = np.flatnonzero(known)[np.argsort(probs[known, j], kind="stable")]
+        p, t, w = probs[order, j], targets[order, j], counts[:, order].astype(float)
+        neg = np.concatenate([np.zeros((len(w), 1)), np.cumsum(w * (t == 0), axis=1)], axis=1)
+        below = neg[:, np.searchsorted(p, p, side="left")]
+        tied = neg[:, np.searchsorted(p, p, side="right")] - below
+        pos = w * (t == 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, j] = (pos * (below + tied / 2)).sum(1) / (pos.sum(1) * neg[:, -1])
+    return out
 
 
 def bootstrap_aucs(targets: np.ndarray, prob_sets: list[np.ndarray], groups, n_boot: int = N_BOOT,
                    seed: int = 0) -> np.ndarray:
-    """(n_boot, len(prob_sets), labels) AUCs, every model scored on the same resampled rows (paired).
-    Resamples of groups differ in length, so each is padded with a row of unknown targets (never counted) and a
-    chunk of resamples is ranked in one call."""
-    idx = list(resamples(groups, n_boot, seed))
-    width, n, n_labels = max(map(len, idx)), len(targets), targets.shape[1]
-    padded = np.full((len(idx), width), n)
-    for b, rows in enumerate(idx):
-        padded[b, :len(rows)] = rows
-    t_ext = np.vstack([targets, np.full((1, n_labels), np.nan)])
-    p_ext = [np.vstack([p, np.zeros((1, n_labels))]) for p in prob_sets]
-    chunk = max(1, 4_000_000 // (width * n_labels))  # bounded memory for large test sets
-    return np.concatenate([np.stack([rank_aucs(p[padded[c:c + chunk]], t_ext[padded[c:c + chunk]], axis=1)
-                                     for p in p_ext], axis=1) for c in range(0, len(idx), chunk)])
+    """(n_boot, len(prob_sets), labels) AUCs, every model scored on the same resampled rows (paired). A resample
+    is a count per row, never a copy of the rows."""
+    return np.concatenate([np.stack([counted_aucs(p, targets, c) for p in prob_sets], axis=1)
+                           for c in resample_counts(groups, n_boot, seed)])
 
 
 def ci95(samples: np.ndarray) -> list[float]:

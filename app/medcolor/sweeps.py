@@ -64,7 +64,7 @@ def grid_points(grid) -> list[tuple[str, ...]]:
 
 def expand(sweep: Sweep, extra=()) -> list[Job]:
     jobs = []
-    roots = {r: chain_root(r) for r in sweep.recipes}  # each recipe's YAML read once, not once per grid cell
+    roots = chain_roots(sweep.recipes)  # each recipe's YAML read once, not once per grid cell
     for backbone, seed, point in itertools.product(sweep.backbones, sweep.seeds, grid_points(sweep.grid)):
         fixed = [*sweep.overrides, *extra, f"model.backbone={backbone}", *point,
                  *(f"{key}={seed}" for key in sweep.seed_keys)]
@@ -72,11 +72,31 @@ def expand(sweep: Sweep, extra=()) -> list[Job]:
     return jobs
 
 
-def chain_root(recipe: str, seen: frozenset = frozenset()) -> str:
-    """The first recipe of the `model.init_from: recipe:NAME` chain that `recipe` ends (itself when it has none)."""
-    init = str((read_yaml(resolve_recipe_path(recipe), "recipe").get("model") or {}).get("init_from") or "")
-    parent = init.removeprefix("recipe:") if init.startswith("recipe:") else None
-    return recipe if parent is None or parent in seen else chain_root(parent, seen | {recipe})
+def recipe_parents(recipe: str) -> list[str]:
+    """The recipes that `recipe`'s `model.init_from` names (`recipe:NAME`, alone or in a list)."""
+    init = (read_yaml(resolve_recipe_path(recipe), "recipe").get("model") or {}).get("init_from") or []
+    return [str(s).removeprefix("recipe:") for s in (init if isinstance(init, list) else [init])
+            if str(s).startswith("recipe:")]
+
+
+def chain_roots(recipes) -> dict[str, str]:
+    """Each recipe's chain: recipes joined through `model.init_from` (parents, their parents, and a recipe with
+    two parents joining both chains) share one name, the recipe the chain starts from. Hand-written union-find."""
+    root: dict[str, str] = {}
+
+    def find(r: str) -> str:
+        while root.setdefault(r, r) != r:
+            r = root[r]
+        return r
+    todo, seen = list(recipes), set()
+    while todo:
+        r = todo.pop()
+        if r not in seen:
+            seen.add(r)
+            for parent in recipe_parents(r):
+                root[find(r)] = find(parent)  # a cycle finds one root on both sides and changes nothing
+                todo.append(parent)
+    return {r: find(r) for r in recipes}
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
