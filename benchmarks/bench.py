@@ -357,8 +357,8 @@ def _timed(cmd) -> float:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["compare", "replay", "steps", "data", "chexpert", "cli",
-                                                                 "scale"], action="append")
+    ap.add_argument("--only", choices=["compare", "replay", "steps", "data", "chexpert", "cli", "scale"],
+                    action="append")
     ap.add_argument("--seeds", type=int, default=1, help="medcolor / bare-loop pairs per comparison, one per seed")
     ap.add_argument("--jobs", nargs="+", choices=["demo", "scratch", "folder", "reconstruction",
                                                   *(f"gpu-{b}-{c}" for b, c in GPU_JOBS)],

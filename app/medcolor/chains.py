@@ -44,12 +44,19 @@ def resolve_chain(recipe: Recipe, overrides, runs_dir: Path, train_parent) -> Re
     return replace(recipe, model=replace(recipe.model, init_from=resolved[0] if isinstance(refs, str) else resolved))
 
 
+def parent_recipe(ref) -> str | None:
+    """NAME of an init_from entry `recipe:NAME`; None for a run folder or a weights file."""
+    ref = str(ref)
+    return ref[len("recipe:"):] if ref.startswith("recipe:") else None
+
+
 def resolve_one(ref: str, recipe: Recipe, overrides, runs_dir: Path, train_parent) -> str:
-    if not ref.startswith("recipe:"):
+    name = parent_recipe(ref)
+    if name is None:
         return ref
     from .recipes import load_recipe
 
-    parent = load_recipe(ref[len("recipe:"):], parent_overrides(overrides, recipe))
+    parent = load_recipe(name, parent_overrides(overrides, recipe))
     same_dataset = parent.data.spec == recipe.data.spec
     run = find_parent_run(runs_dir, parent, recipe, same_data=same_dataset)
     if run is None and not same_dataset:

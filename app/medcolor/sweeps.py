@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ._resources import resolve_named
 from .config import from_dict, parse_override
+from .chains import parent_recipe
 from .errors import UsageError
 from .io import read_yaml
 from .recipes import resolve_recipe_path
@@ -75,13 +76,12 @@ def expand(sweep: Sweep, extra=()) -> list[Job]:
 def recipe_parents(recipe: str) -> list[str]:
     """The recipes that `recipe`'s `model.init_from` names (`recipe:NAME`, alone or in a list)."""
     init = (read_yaml(resolve_recipe_path(recipe), "recipe").get("model") or {}).get("init_from") or []
-    return [str(s).removeprefix("recipe:") for s in (init if isinstance(init, list) else [init])
-            if str(s).startswith("recipe:")]
+    return [name for ref in (init if isinstance(init, list) else [init]) if (name := parent_recipe(ref))]
 
 
 def chain_roots(recipes) -> dict[str, str]:
     """Each recipe's chain: recipes joined through `model.init_from` (parents, their parents, and a recipe with
-    two parents joining both chains) share one name, the recipe the chain starts from. Hand-written union-find."""
+    two parents joining both chains) share one name, a recipe the chain starts from. Hand-written union-find."""
     root: dict[str, str] = {}
 
     def find(r: str) -> str:
