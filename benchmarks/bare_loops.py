@@ -187,7 +187,7 @@ def valid_score(model, learn, reconstruction: bool, bs: int) -> float:
     x, y = (torch.cat(v) for v in zip(*[(a.as_subclass(torch.Tensor), b.as_subclass(torch.Tensor))
                                         for a, b in learn.dls.valid]))
     if not reconstruction:
-        return mean_auc(model, x, y, learn.dls.table.single_label, bs, torch.contiguous_format)
+        return mean_auc(model, x, y, learn.dls.valid_ds.single_label, bs, torch.contiguous_format)
     model.eval()
     with torch.no_grad():
         return float(torch.cat([per_image_ssim(model(x[i:i + bs]), y[i:i + bs]) for i in range(0, len(x), bs)]).mean())

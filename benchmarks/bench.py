@@ -266,7 +266,7 @@ def pipeline_speed(cfg, size: int, batches: int = 8) -> tuple[float, float]:
     from medcolor.data.block import build_dls_from_config
 
     start = time.perf_counter()
-    dls = build_dls_from_config(cfg, size, bs=32, num_workers=0)
+    dls, _ = build_dls_from_config(cfg, size, bs=32, num_workers=0)
     built = time.perf_counter() - start
     it = iter(dls.train)
     next(it)
@@ -337,7 +337,7 @@ def chexpert_build() -> None:
             p.parent.mkdir(parents=True, exist_ok=True)
             os.link(sources[i // 60_000], p)  # hard links: 223,414 real files without writing 223,414 images
         start = time.perf_counter()
-        dls = build_dls_from_config(load_data_config("chexpert", root=str(root)), 320, bs=16)
+        dls, _ = build_dls_from_config(load_data_config("chexpert", root=str(root)), 320, bs=16)
         took = time.perf_counter() - start
     row("DataLoaders for a 223,414-row CheXpert table", f"{took:.1f} s", f"{len(dls.train_ds):,} training items")
 

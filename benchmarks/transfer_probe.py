@@ -25,11 +25,12 @@ def probe(overrides: list[str]) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from medcolor.classification import frozen_features
-    from medcolor.learner import build_learner
+    from medcolor.learner import build_data, build_learner
     from medcolor.recipes import load_recipe
 
-    learn = build_learner(load_recipe("demo", overrides))
-    table, labels = learn.dls.table, list(learn.dls.vocab)
+    recipe = load_recipe("demo", overrides)
+    dls, table = build_data(recipe)
+    learn, labels = build_learner(recipe, dls), list(dls.vocab)
     x = {s: frozen_features(learn, table.split(s)) for s in ("train", "valid", "test")}
     y = {s: table.split(s)[labels].to_numpy() for s in ("train", "valid", "test")}
     out = {}

@@ -54,6 +54,15 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
     (tmp / "bad.yaml").write_text("train: [unclosed\n")
     (tmp / "fields.yaml").write_text("data: {spec: nih-sample}\ntrain: {epochs: many, bs: 1.5, lr: 3}\n"
                                      "model: {pretrained: yes please}\n")
+    from fixtures import mura
+    mu = mura(tmp / "mu")
+    (tmp / "alone.onnx").write_bytes(b"onnx")
+    moved = folders(tmp / "fd")
+    subprocess.run([EXE, "run", "recipe", "demo", "data.spec=folder", f"data.root={moved}", "train.epochs=1",
+                    "train.image_size=32", "train.lr_find=false", "--runs-dir", str(tmp / "fr")], capture_output=True,
+                   check=True)
+    folder_run = next((tmp / "fr" / "demo").iterdir())
+    moved.rename(tmp / "fd" / "moved-away")
     return [
         ("unknown recipe", ["run", "recipe", "dmeo"]),
         ("unknown override key", ["run", "recipe", "demo", "train.epoch=1"]),
@@ -113,6 +122,15 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
                                         str(tmp / "text.png" / "p.csv")]),
         ("truncated checkpoint", ["run", "recipe", "demo", "model.weights=" + str(tmp / "cut.pth")]),
         ("export to an unknown format", ["export", str(run), "--format", "tflite"]),
+        ("external validation without a shared label", ["evaluate", str(run), "--data", "mura", f"data.root={mu}"]),
+        ("--labels-map without =", ["evaluate", str(run), "--data", "mura", f"data.root={mu}", "--labels-map",
+                                    "Edema"]),
+        ("data fields without --data", ["evaluate", str(run), "data.root=/x"]),
+        ("evaluate a run whose data has moved", ["evaluate", str(folder_run)]),
+        ("calibrate a run whose validation images have moved", ["calibrate", str(folder_run), "--replace"]),
+        ("predict with an exported file without its sidecar", ["predict", str(tmp / "alone.onnx"),
+                                                               str(next((tmp / "fd").rglob("*.png")))]),
+        ("recipe name that is a path", ["run", "recipe", "demo", "name=../../x", "--runs-dir", str(tmp / "runs")]),
     ]
 
 

@@ -34,18 +34,18 @@ def test_plain_tensors_strip_fastai_types_from_the_batch():
 
 
 def test_the_best_epochs_validation_predictions_spare_finalize_a_pass(tmp_path):
-    """RunState keeps the validation pass that scored best.pth; it equals predicting the split again."""
+    """BestValidPredictions keeps the validation pass that scored best.pth; it equals predicting the split again."""
     import numpy as np
 
-    import medcolor
     from medcolor.classification import predict_split
+    from medcolor.learner import build_data, build_learner
     from medcolor.recipes import load_recipe
     from medcolor.train import fit
 
     recipe = load_recipe("demo", ["train.epochs=1", "train.image_size=32"])
-    learn = medcolor.build_learner(recipe)
-    fit(learn, recipe, tmp_path, quiet=True)
-    probs, targets = learn.best_valid_preds
-    again, targets_again, rows = predict_split(learn, "valid")
+    dls, table = build_data(recipe)
+    learn = build_learner(recipe, dls)
+    probs, targets = fit(learn, recipe, tmp_path, quiet=True)
+    again, targets_again, rows = predict_split(learn, table, "valid")
     assert probs.shape == again.shape == (len(rows), 6)
     assert np.allclose(probs, again, atol=1e-5) and np.array_equal(targets, targets_again)

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -68,3 +69,40 @@ def test_data_bad_inputs_exit_2_with_one_line(tmp_path, capsys):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_a_trained_model_travels_without_its_training_data(tmp_path, capsys):
+    """Train on a folder dataset, move the dataset away: predict (same CSV), export, interpret on images and
+    evaluate on another copy still work; calibrate says in one line what it needs, and works with --data."""
+    import shutil
+
+    import pandas as pd
+
+    from fixtures import folders
+
+    root = folders(tmp_path / "data")
+    copy = shutil.copytree(root, tmp_path / "hospital-b" / "xrays")
+    runs = tmp_path / "runs"
+    assert main(["run", "recipe", "demo", "data.spec=folder", f"data.root={root}", "train.epochs=1",
+                 "train.image_size=32", "train.lr_find=false", "--runs-dir", str(runs), "--json"]) == 0
+    run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["run_dir"]
+    images = [str(p) for p in sorted((copy / "valid").rglob("*.png"))]
+    assert main(["predict", run, *images, "--out", str(tmp_path / "before.csv")]) == 0
+    root.rename(tmp_path / "moved")  # the training data is gone from where the run saw it
+
+    assert main(["predict", run, *images, "--out", str(tmp_path / "after.csv")]) == 0
+    assert pd.read_csv(tmp_path / "before.csv").equals(pd.read_csv(tmp_path / "after.csv"))
+    for fmt in ("onnx", "torchscript"):
+        assert main(["export", run, "--format", fmt]) == 0
+    assert main(["interpret", run, *images[:3], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["gradcam"] == ["gradcam_gallery.png"]
+    assert main(["evaluate", run, "--data", "folder", f"data.root={copy}", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result["auc"]) == {"normal", "pneumonia"} and result["n_images"] == 18 and result["split"] == "all"
+    assert (Path(run) / "eval-folder-xrays-all" / "predictions.csv").is_file()
+
+    assert main(["calibrate", run, "--replace"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: calibrate fits on the run's validation images") and "--data" in err
+    assert "\n" not in err and "Traceback" not in err
+    assert main(["calibrate", run, "--replace", "--data", "folder", f"data.root={copy}"]) == 0

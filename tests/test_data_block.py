@@ -5,14 +5,14 @@ import pytest
 import torch
 
 from medcolor.data import load_data_config
-from medcolor.data.block import build_dls_from_config, split_dl
+from medcolor.data.block import build_dls_from_config, split_rows
 from medcolor.errors import UsageError
 
 from fixtures import chexpert, csv_table, folders, mura, nih
 
 
 def batch(spec, root=None, overrides=(), size=32):
-    dls = build_dls_from_config(load_data_config(spec, list(overrides), root=root and str(root)), size, bs=4)
+    dls, _ = build_dls_from_config(load_data_config(spec, list(overrides), root=root and str(root)), size, bs=4)
     return dls, dls.one_batch()
 
 
@@ -26,15 +26,16 @@ def test_each_spec_gives_gray_batches_with_its_labels(tmp_path, spec, make, n_la
 
 
 def test_nih_sample_yields_real_normalised_images():
-    dls, (x, y) = batch("nih-sample", size=64)
+    dls, table = build_dls_from_config(load_data_config("nih-sample"), 64, bs=4)
+    x, y = dls.one_batch()
     assert x.shape == (4, 1, 64, 64) and -3 < x.mean() < 3 and x.std() > 0.3
     assert list(dls.vocab) == ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Any finding"]
-    xt, yt = split_dl(dls, "test").one_batch()
+    xt, yt = dls.test_dl(split_rows(table, "test"), with_labels=True).one_batch()
     assert xt.shape[1:] == (1, 64, 64) and yt.shape[1] == 6
 
 
 def test_labels_match_the_table():
-    dls = build_dls_from_config(load_data_config("nih-sample", ["augment=false"]), 64, bs=8)
+    dls, _ = build_dls_from_config(load_data_config("nih-sample", ["augment=false"]), 64, bs=8)
     df = dls.valid.dataset.rows
     _, y = dls.valid.one_batch()
     assert torch.equal(y.cpu(), torch.tensor(df[dls.vocab].head(8).to_numpy(), dtype=torch.float32))
@@ -52,7 +53,7 @@ def test_same_seed_same_augmented_batch():
 
     def first_batch():
         set_seed(3, reproducible=True)
-        return build_dls_from_config(load_data_config("nih-sample"), 64, bs=4).one_batch()[0]
+        return build_dls_from_config(load_data_config("nih-sample"), 64, bs=4)[0].one_batch()[0]
     assert torch.equal(first_batch(), first_batch())
 
 
@@ -60,7 +61,7 @@ def test_corrupt_images_are_skipped_with_a_warning_or_an_error(tmp_path, capsys)
     root = folders(tmp_path)
     (root / "train" / "normal" / "img0.png").write_bytes(b"not an image")
     with pytest.warns(UserWarning, match="skipping 1 images that do not decode"):
-        dls = build_dls_from_config(load_data_config("folder", root=str(root)), 32, bs=4)
+        dls, _ = build_dls_from_config(load_data_config("folder", root=str(root)), 32, bs=4)
     assert len(dls.train_ds) == 11
     with pytest.raises(UsageError, match="1 images do not decode"):
         build_dls_from_config(load_data_config("folder", ["on_bad_image=error"], root=str(root)), 32, bs=4)
@@ -81,9 +82,9 @@ def test_cache_is_used_automatically(tmp_path, monkeypatch):
     root = chexpert(tmp_path)
     cfg = load_data_config("chexpert", root=str(root))
     assert cache(cfg, 36)["n_images"] == 32
-    dls = build_dls_from_config(cfg, 32, bs=4)
-    assert all(p.startswith(str(tmp_path / "cache")) for p in dls.table.df["path"])
-    assert not build_dls_from_config(cfg, 40, bs=4).table.df["path"].str.startswith(str(tmp_path / "cache")).any()
+    _, table = build_dls_from_config(cfg, 32, bs=4)
+    assert all(p.startswith(str(tmp_path / "cache")) for p in table.df["path"])
+    assert not build_dls_from_config(cfg, 40, bs=4)[1].df["path"].str.startswith(str(tmp_path / "cache")).any()
 
 
 def _jpegs(root, n_per_class=8, size=(500, 600)):
@@ -157,7 +158,7 @@ def test_aecnn_validation_resizes_the_whole_image_instead_of_cropping(tmp_path):
     root = nih(tmp_path, n=40, size=64)
     cfg = load_data_config("chestxray14", ["resize_to=64", "valid_resize=48", "augment=false", "mean=0", "std=1"],
                            root=str(root))
-    dls = build_dls_from_config(cfg, 32, bs=4)
+    dls, _ = build_dls_from_config(cfg, 32, bs=4)
     assert dls.one_batch()[0].shape[-2:] == (32, 32)  # random crops in training
     xv, _ = dls.valid.one_batch()
     assert xv.shape[-2:] == (48, 48)

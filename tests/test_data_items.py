@@ -42,8 +42,8 @@ def test_items_from_ram_equal_items_decoded_when_asked(tmp_path):
 
 @pytest.mark.parametrize("in_memory", ["always", "never"])
 def test_validation_batches_are_the_same_from_ram_and_from_disk(in_memory):
-    ref = build_dls_from_config(load_data_config("nih-sample", ["in_memory=always"]), 64, bs=16).valid.one_batch()
-    dls = build_dls_from_config(load_data_config("nih-sample", [f"in_memory={in_memory}"]), 64, bs=16)
+    ref = build_dls_from_config(load_data_config("nih-sample", ["in_memory=always"]), 64, bs=16)[0].valid.one_batch()
+    dls, _ = build_dls_from_config(load_data_config("nih-sample", [f"in_memory={in_memory}"]), 64, bs=16)
     assert all(torch.equal(a, b) for a, b in zip(ref, dls.valid.one_batch()))
     assert (len(dls.known) > 0) == (in_memory == "always")
 
@@ -51,7 +51,7 @@ def test_validation_batches_are_the_same_from_ram_and_from_disk(in_memory):
 def test_test_dl_reuses_images_already_in_ram(monkeypatch):
     import medcolor.data.items as items
 
-    dls = build_dls_from_config(load_data_config("nih-sample"), 64, bs=8)
+    dls, table = build_dls_from_config(load_data_config("nih-sample"), 64, bs=8)
     monkeypatch.setattr(items, "fitted", lambda *a: pytest.fail("decoded again"))
-    x, y = dls.test_dl(dls.table.split("valid").head(8), with_labels=True).one_batch()
+    x, y = dls.test_dl(table.split("valid").head(8), with_labels=True).one_batch()
     assert x.shape == (8, 1, 64, 64) and y.shape == (8, 6)

@@ -19,7 +19,7 @@ def test_slices_are_read_into_memory_once_per_volume_and_match_the_disk_path(tmp
 
     cfg = load_data_config("ixi", ["slices=5:9", "denoise=false"], root=str(ixi(tmp_path)))
     volumes.load_volume.cache_clear()
-    dls = build_paired_dls(cfg, 32, bs=4)
+    dls, _ = build_paired_dls(cfg, 32, bs=4)
     train, valid = dls.train_ds, dls.valid_ds
     assert volumes.load_volume.cache_info().misses == len(set(train.rows["path"]) | set(valid.rows["path"]))
     assert all(a is not None and a.dtype.name == "float16" for a in train.stored + valid.stored)
@@ -34,5 +34,5 @@ def test_slices_that_do_not_fit_in_ram_are_read_from_disk(tmp_path, capsys):
     from fixtures import ixi
 
     cfg = load_data_config("ixi", ["slices=5:9", "in_memory=never"], root=str(ixi(tmp_path)))
-    dls = build_paired_dls(cfg, 32, bs=4)
+    dls, _ = build_paired_dls(cfg, 32, bs=4)
     assert all(a is None for a in dls.train_ds.stored) and dls.one_batch()[0].shape == (4, 1, 32, 32)

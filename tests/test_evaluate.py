@@ -137,3 +137,70 @@ def test_predict_checks_its_inputs_and_output_before_loading_the_model(tmp_path,
         assert main(["predict", no_run, *args]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and message in err and "\n" not in err and "Traceback" not in err
+
+
+def chexpert_copy_of_the_sample_test_split(tmp_path, sample_dir):
+    """The bundled sample's test split in the CheXpert-v1.0-small layout: the same images, its Effusion column
+    named `Pleural Effusion`, no `Any finding` (CheXpert has none), every CheXpert column present."""
+    import shutil
+
+    import pandas as pd
+
+    from fixtures import CHEXPERT_COLUMNS
+    from medcolor.data import load_data_config, read_table
+
+    table = read_table(load_data_config("nih-sample"))
+    test = table.split("test")
+    root = tmp_path / "CheXpert-v1.0-small"
+    rows = []
+    for i, r in enumerate(test.itertuples()):
+        rel = f"CheXpert-v1.0-small/valid/patient{int(r.group):05d}/study1/view{i}_frontal.png"
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(r.path, tmp_path / rel)
+        rows.append({"Path": rel, "Sex": "Male", "Age": 50, "Frontal/Lateral": "Frontal", "AP/PA": "PA",
+                     **{c: 0.0 for c in CHEXPERT_COLUMNS[5:]}, "Atelectasis": r.Atelectasis,
+                     "Cardiomegaly": r.Cardiomegaly, "Consolidation": r.Consolidation, "Edema": r.Edema,
+                     "Pleural Effusion": r.Effusion})
+    frame = pd.DataFrame(rows, columns=CHEXPERT_COLUMNS)
+    frame.to_csv(root / "valid.csv", index=False)
+    frame.head(4).assign(Path=frame["Path"].head(4)).to_csv(root / "train.csv", index=False)
+    return root
+
+
+def test_external_validation_scores_the_shared_labels_under_the_runs_names(demo_runs, tmp_path, sample_dir, capsys):
+    _, runs = demo_runs
+    root = chexpert_copy_of_the_sample_test_split(tmp_path, sample_dir)
+    assert main(["evaluate", str(runs[0]), "--json"]) == 0
+    own = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(runs[0]), "--data", "chexpert", f"data.root={root}", "--json"]) == 0
+    captured = capsys.readouterr()
+    external = json.loads(captured.out)
+    shared = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion"]
+    assert list(external["auc"]) == shared and external["labels_left_out"] == ["Any finding"]
+    assert "has no Any finding: left out" in captured.err
+    assert external["n_images"] == own["n_images"] == 200 and external["split"] == "test"
+    for label in shared:  # the same images and targets: the same AUCs as the run's own evaluation
+        assert external["auc"][label] == pytest.approx(own["auc"][label], abs=1e-9)
+        assert external["operating_points"][label] == own["operating_points"][label]
+    out = runs[0] / "eval-chexpert-CheXpert-v1.0-small-test"
+    assert (out / "predictions.csv").is_file() and (out / "roc.png").is_file() and (out / "reliability.png").is_file()
+    assert main(["evaluate", str(runs[1]), "--data", "chexpert", f"data.root={root}"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(out), str(runs[1] / "eval-chexpert-CheXpert-v1.0-small-test"), "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["labels"]) == shared
+
+
+def test_external_validation_without_a_shared_label_is_one_error_line(demo_runs, tmp_path, capsys):
+    from fixtures import mura
+
+    _, runs = demo_runs
+    root = mura(tmp_path)
+    assert main(["evaluate", str(runs[0]), "--data", "mura", f"data.root={root}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no label of the run") and "--labels-map" in err and err.count("\n") == 1
+    assert not any(p.name.startswith("eval-mura") for p in runs[0].iterdir())
+    assert main(["evaluate", str(runs[0]), "--data", "mura", f"data.root={root}", "--labels-map",
+                 "Any finding=Abnormal", "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["auc"]) == ["Any finding"]
+    assert main(["evaluate", str(runs[0]), "data.root=x"]) == 2
+    assert "go with --data" in capsys.readouterr().err

@@ -8,9 +8,11 @@ from medcolor.interpret import per_image_loss
 
 def test_interpret_writes_the_figures(demo_runs, capsys):
     _, runs = demo_runs
-    assert main(["interpret", str(runs[2]), "--top-losses", "4", "--json"]) == 0
+    assert main(["interpret", str(runs[2]), "--split", "valid", "--top-losses", "4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     folder = runs[2] / "interpret-valid"
+    assert out["files"] == sorted(f.name for f in folder.iterdir()) or set(out["files"]) == {f.name for f in
+                                                                                           folder.iterdir()}
     for f in ("top_losses.png", "top_losses.csv", "confusion.png", "colorizer_gallery.png", "interpretation.json",
               "gradcam_top_losses.png", "gradcam_gallery.png"):
         assert (folder / f).is_file()
@@ -23,6 +25,14 @@ def test_interpret_writes_the_figures(demo_runs, capsys):
     n_valid = len(read_table(load_recipe("demo").data).split("valid"))
     cm = out["confusion"]["Any finding"]
     assert sum(map(sum, cm)) == n_valid  # every validation image in each label's matrix
+    cal = json.loads((runs[2] / "calibration.json").read_text())
+    assert out["thresholds"] == cal["thresholds"] and out["threshold_scale"] == "calibrated"  # predict's decisions
+
+
+def test_interpret_defaults_to_the_test_split_like_evaluate(demo_runs, capsys):
+    _, runs = demo_runs
+    assert main(["interpret", str(runs[1]), "--top-losses", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["split"] == "test" and (runs[1] / "interpret-test").is_dir()
 
 
 def test_per_image_loss_ignores_masked_labels():

@@ -7,9 +7,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "app" / "medcolor"
 
 # Lower layers never import higher ones (docs/design.md, "Import layers").
 LAYERS = [
-    {"errors", "_resources", "config", "io", "plots"},
+    {"errors", "_resources", "config", "io", "plots", "runfolder"},
     {"data", "data.specs", "data.policies", "data.images", "data.readers", "data.cache", "data.block", "data.items",
-     "data.memory", "data.summary", "data.volumes", "data.dicom", "colorizers", "backbones", "autoencoders", "losses", "metrics", "stats",
+     "data.memory", "data.summary", "data.volumes", "data.dicom", "data.labels", "colorizers", "backbones", "autoencoders", "losses", "metrics", "stats",
      "calibration"},
     {"models", "modes", "summary", "gradcam"},
     {"classification", "reconstruction", "tasks"},

@@ -127,3 +127,12 @@ def test_metrics_are_checked_against_the_task(tmp_path):
         load_recipe(str(recon), ["metrics=[auc, ssim]"])
     with pytest.raises(UsageError, match="metrics must include 'ssim': it picks the best checkpoint"):
         load_recipe(str(recon), ["metrics=[psnr]"])
+
+
+def test_a_recipe_name_cannot_put_its_runs_outside_the_runs_folder(tmp_path, capsys):
+    from medcolor.cli import main
+
+    for bad in ("../../x", "/abs", "a/b", ".."):
+        assert main(["run", "recipe", "demo", f"name={bad}", "--runs-dir", str(tmp_path / "runs")]) == 2
+        assert "must be one plain folder name" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "x").exists()

@@ -1,9 +1,10 @@
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from medcolor.errors import UsageError
-from medcolor.runs import new_run_dir
+from medcolor.runfolder import new_run_dir
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
@@ -19,3 +20,36 @@ def test_unwritable_runs_folder_is_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(UsageError, match="cannot create a run folder in .*--runs-dir"):
         new_run_dir(blocker / "runs", "demo", "resnet18", 0)
+
+
+def test_loading_a_run_for_prediction_opens_no_file_of_its_training_data(demo_runs, sample_dir, tmp_path,
+                                                                        monkeypatch):
+    """Label readers and the image decoder fail for anything under the training data's folder: loading the run
+    and predicting images kept elsewhere never touch it."""
+    import builtins
+    import shutil
+
+    import PIL.Image
+
+    import medcolor.data.readers as readers
+    from medcolor.evaluate import predict_images
+    from medcolor.runs import load_model
+
+    _, runs = demo_runs
+    images = [shutil.copy(p, tmp_path) for p in sorted((sample_dir / "images").glob("*.png"))[:4]]
+    training = str(sample_dir.resolve())
+
+    def guard(opener):
+        def opened(path, *args, **kwargs):
+            assert not str(Path(str(path)).resolve()).startswith(training), f"opened training file {path}"
+            return opener(path, *args, **kwargs)
+        return opened
+    monkeypatch.setattr(builtins, "open", guard(builtins.open))
+    monkeypatch.setattr(PIL.Image, "open", guard(PIL.Image.open))
+    monkeypatch.setattr(readers, "read_table", lambda *a, **k: pytest.fail("read a label table"))
+    with pytest.raises(AssertionError, match="opened training file"):  # the guard works
+        PIL.Image.open(next((sample_dir / "images").glob("*.png")))
+    spec, learn = load_model(runs[0])
+    assert spec.labels[-1] == "Any finding" and spec.input["crop"] == 32
+    frame = predict_images(runs[0], images)
+    assert len(frame) == 4 and frame.filter(like="pred_").shape[1] == 6

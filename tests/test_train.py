@@ -289,12 +289,13 @@ def test_head_only_training_reaches_a_linear_probe_of_its_frozen_features(tmp_pa
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from medcolor.classification import frozen_features
-    from medcolor.learner import build_learner
+    from medcolor.learner import build_data, build_learner
     from medcolor.recipes import load_recipe
 
     overrides = ["model.colorizer=none", "model.mode=1"]
-    learn = build_learner(load_recipe("demo", overrides))
-    table, labels = learn.dls.table, list(learn.dls.vocab)
+    recipe = load_recipe("demo", overrides)
+    dls, table = build_data(recipe)
+    learn, labels = build_learner(recipe, dls), list(dls.vocab)
     x_train, x_valid = frozen_features(learn, table.split("train")), frozen_features(learn, table.split("valid"))
     y_train, y_valid = table.split("train")[labels].to_numpy(), table.split("valid")[labels].to_numpy()
     probe = np.mean([roc_auc_score(y_valid[:, j], LogisticRegression(max_iter=2000).fit(x_train, y_train[:, j])

@@ -1,11 +1,8 @@
 """Calibrated probabilities and operating points, fitted on the validation split: temperature scaling (one
 temperature per label for sigmoid outputs, one for softmax), thresholds per label (Youden's J, or a target
 sensitivity / specificity), expected calibration error and reliability curves. A run keeps them in
-`calibration.json`; `predict` and `evaluate` apply them."""
+`calibration.json` (runfolder); `predict` and `evaluate` apply them."""
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -15,7 +12,6 @@ from .errors import UsageError
 from .io import warn
 from .metrics import per_label
 
-FILE = "calibration.json"
 EPS = 1e-7
 
 
@@ -129,17 +125,12 @@ def operating_points(probs, targets, labels, thresholds: dict[str, float]) -> di
     return out
 
 
-def assess(probs, targets, labels, cal: dict | None) -> dict:
-    """ECE of the raw probabilities and, with a saved calibration, of the calibrated ones and the sensitivity /
-    specificity at the saved thresholds."""
+def assess(probs, targets, labels, cal: dict | None, calibrated=None) -> dict:
+    """ECE of the raw probabilities and, with a saved calibration, of the calibrated ones (given, or computed here
+    from `probs`) and the sensitivity / specificity at the saved thresholds."""
     out = {"ece": calibration_errors(probs, targets, labels)}
     if cal:
-        calibrated = calibrate(probs, cal, labels)
+        calibrated = calibrate(probs, cal, labels) if calibrated is None else calibrated
         out |= {"ece_calibrated": calibration_errors(calibrated, targets, labels), "threshold_rule": cal["threshold_rule"],
                 "operating_points": operating_points(calibrated, targets, labels, cal["thresholds"])}
     return out
-
-
-def read(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / FILE
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,6 +1,8 @@
 """fastai callbacks of medcolor's own, one job each: what fastai's SaveModelCallback / CSVLogger /
-TerminateOnNaNCallback do not offer (atomic writes; one checkpoint that holds weights + optimiser + history for an
-exact resume; evaluation every N iterations; saying where a NaN appeared), the AECNN auxiliary loss and FMix."""
+TerminateOnNaNCallback do not offer - the run folder's bookkeeping (RunHistory, SaveBest, SaveLast: atomic writes,
+one checkpoint that holds weights + optimiser + history for an exact resume), evaluation every N iterations
+(MidEpochEval), the best epoch's validation predictions (BestValidPredictions), saying where a NaN appeared
+(StopOnNaN) - plus plain tensors for the model, the AECNN auxiliary loss and FMix."""
 from __future__ import annotations
 
 import math
@@ -10,9 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.tracker import TrackerCallback
 from fastai.torch_core import num_distrib
 
-from .io import atomic_torch_save, atomic_write
+from . import runfolder
 
 
 class PlainTensors(Callback):
@@ -31,58 +34,127 @@ def bare(model):
     return getattr(model, "module", model)
 
 
-class RunState(Callback):
-    """After each epoch: best.pth when the monitored score improves, then last.pth (weights, optimiser, epoch,
-    history), then history.csv, all atomically. On resume it starts from the rows and best score kept in last.pth.
-    Columns a callback offers through `history_columns()` (AECNN's two losses) join each epoch's row."""
+class RunHistory(Callback):
+    """One row per epoch (the Recorder's values plus the columns other callbacks offer through `history_columns()`,
+    e.g. AECNN's two losses) into history.csv; on resume it continues the rows kept in last.pth. It writes after
+    SaveLast, which takes the rows from `rows_so_far()`: an epoch in history.csv is always in last.pth too."""
 
-    order = 65  # after the Recorder (50) has logged the epoch
+    order = 63  # after the Recorder (50), the callbacks that offer columns (60) and SaveLast (62)
 
-    def __init__(self, run_dir: Path, monitor="mean_auc", rows=None, best=-math.inf, best_epoch=-1, start_epoch=0,
-                 eval_every_iters=0, evaluate=None, log=None):
-        self.run_dir, self.monitor, self.rows = Path(run_dir), monitor, list(rows or [])
-        self.best, self.best_epoch, self.start_epoch = best, best_epoch, start_epoch
-        self.every, self.evaluate, self.log, self.evals = eval_every_iters, evaluate, log, []
-        self.valid_preds = []  # (probabilities, targets) per batch of the current validation pass
+    def __init__(self, run_dir: Path, rows=None, start_epoch: int = 0, log=None, shown=("train_loss", "valid_loss")):
+        self.run_dir, self.rows, self.start_epoch, self.log, self.shown = Path(run_dir), list(rows or []), \
+            start_epoch, log, shown
 
-    def before_validate(self):
-        self.valid_preds = []
-
-    def after_batch(self):
-        if not self.training and hasattr(self.learn.loss_func, "activation"):  # the best model's validation
-            self.valid_preds.append((self.learn.loss_func.activation(self.learn.pred).float().cpu(),  # predictions
-                                     self.learn.yb[0].float().cpu()))  # spare finalize a pass (classification)
-        if self.training and self.every and self.train_iter % self.every == 0 and self.evaluate:
-            score = self.evaluate(self.learn)
-            self.evals.append({"epoch": self.epoch, "iteration": self.train_iter, self.monitor: score})
-            atomic_write(self.run_dir / "evals.csv", pd.DataFrame(self.evals).to_csv(index=False))
-            self._keep_if_best(score, self.epoch)
+    def rows_so_far(self) -> list[dict]:
+        """Every row up to this epoch's, which is built from the Recorder once its epoch has ended."""
+        if not self.rows or self.rows[-1]["epoch"] != self.epoch:
+            row = {k: v for k, v in zip(self.recorder.metric_names, self.recorder.log) if k != "time"}
+            for cb in self.learn.cbs:
+                row.update(getattr(cb, "history_columns", dict)())
+            self.rows.append({**{k: float(v) for k, v in row.items() if k != "epoch"}, "epoch": int(self.epoch)})
+        return self.rows
 
     def after_epoch(self):
         if self.epoch < self.start_epoch:  # epochs skipped on resume
             return
-        row = {k: v for k, v in zip(self.recorder.metric_names, self.recorder.log) if k != "time"}
-        for cb in self.learn.cbs:
-            row.update(getattr(cb, "history_columns", dict)())
-        row["epoch"] = self.epoch
-        self.rows.append({k: (float(v) if k != "epoch" else int(v)) for k, v in row.items()})
-        self._keep_if_best(row.get(self.monitor, math.nan), self.epoch, self.valid_preds)
-        atomic_torch_save({"model": bare(self.learn.model).state_dict(), "opt": plain_opt_state(self.learn.opt),
-                           "epoch": self.epoch, "rows": self.rows, "best": self.best,
-                           "best_epoch": self.best_epoch}, self.run_dir / "last.pth")
-        atomic_write(self.run_dir / "history.csv", pd.DataFrame(self.rows).to_csv(index=False))
+        runfolder.write_history(self.run_dir, self.rows_so_far())
         if self.log:
             self.log(f"epoch {self.epoch}: " + ", ".join(f"{k} {v:.4f}" for k, v in self.rows[-1].items()
-                                                         if k in ("train_loss", "valid_loss", self.monitor)))
+                                                         if k in self.shown))
 
-    def _keep_if_best(self, score, epoch, valid_preds=None):
-        """best.pth, and in `learn.best_valid_preds` the (probabilities, targets) of the whole validation split that
-        scored it when they were seen here in one process (else None: finalize predicts again)."""
-        if score is not None and not math.isnan(score) and score > self.best:
-            self.best, self.best_epoch = float(score), epoch
-            atomic_torch_save(bare(self.learn.model).state_dict(), self.run_dir / "best.pth")
-            whole = valid_preds and num_distrib() == 0
-            self.learn.best_valid_preds = tuple(torch.cat(p).numpy() for p in zip(*valid_preds)) if whole else None
+
+class SaveBest(TrackerCallback):
+    """best.pth whenever the monitored validation score improves, at the end of an epoch or, through `consider`,
+    in the middle of one (train.eval_every_iters). `best_at` says which: ("epoch", n) or ("iteration", n)."""
+
+    order = 61
+
+    def __init__(self, run_dir: Path, monitor: str, best: float = -math.inf, best_epoch: int = -1,
+                 start_epoch: int = 0):
+        super().__init__(monitor=monitor, comp=np.greater, reset_on_fit=False)
+        self.run_dir, self.best, self.best_epoch, self.start_epoch = Path(run_dir), best, best_epoch, start_epoch
+        self.best_at = ("epoch", best_epoch)
+
+    def after_epoch(self):
+        if self.epoch < self.start_epoch:
+            return
+        super().after_epoch()
+        if self.new_best:
+            self._save(("epoch", self.epoch))
+
+    def consider(self, score: float) -> bool:
+        if score is None or math.isnan(score) or not score > self.best:
+            return False
+        self.best = float(score)
+        self._save(("iteration", self.train_iter))
+        return True
+
+    def _save(self, at: tuple) -> None:
+        self.best, self.best_epoch, self.best_at = float(self.best), self.epoch, at
+        runfolder.save_best(self.run_dir, bare(self.learn.model).state_dict())
+
+
+class SaveLast(Callback):
+    """last.pth after every epoch: weights, optimiser state, epoch, history rows and best score - what --resume
+    needs to continue exactly where the run stopped."""
+
+    order = 62  # after SaveBest, before RunHistory writes history.csv
+
+    def __init__(self, run_dir: Path, start_epoch: int = 0):
+        self.run_dir, self.start_epoch = Path(run_dir), start_epoch
+
+    def after_epoch(self):
+        if self.epoch < self.start_epoch:
+            return
+        best = self.learn.save_best
+        runfolder.save_last(self.run_dir, {"model": bare(self.learn.model).state_dict(),
+                                           "opt": plain_opt_state(self.learn.opt), "epoch": self.epoch,
+                                           "rows": self.learn.run_history.rows_so_far(), "best": best.best,
+                                           "best_epoch": best.best_epoch})
+
+
+class MidEpochEval(Callback):
+    """Every `every` training iterations: the monitored validation score (`evaluate(learn)`), kept in evals.csv
+    and offered to SaveBest - the thesis evaluated every 4,800 iterations."""
+
+    order = 64
+
+    def __init__(self, run_dir: Path, every: int, evaluate, monitor: str):
+        self.run_dir, self.every, self.evaluate, self.monitor, self.evals = Path(run_dir), every, evaluate, monitor, []
+
+    def after_batch(self):
+        if self.training and self.train_iter % self.every == 0:
+            score = self.evaluate(self.learn)
+            self.evals.append({"epoch": self.epoch, "iteration": self.train_iter, self.monitor: score})
+            runfolder.write_evals(self.run_dir, self.evals)
+            self.learn.save_best.consider(score)
+
+
+class BestValidPredictions(Callback):
+    """The (probabilities, targets) of the validation pass that made best.pth, so the end of a run need not predict
+    the validation split again. `kept` stays None when the best model came from a mid-epoch evaluation or when
+    several processes each saw a share of the split."""
+
+    order = 65  # after SaveBest has decided
+
+    def __init__(self):
+        self.kept, self._batches = None, []
+
+    def before_validate(self):
+        self._batches = []
+
+    def after_batch(self):
+        if not self.training and hasattr(self.learn.loss_func, "activation"):
+            self._batches.append((self.learn.loss_func.activation(self.learn.pred).float().cpu(),
+                                  self.learn.yb[0].float().cpu()))
+
+    def after_epoch(self):
+        best = self.learn.save_best
+        if best.best_at == ("epoch", self.epoch) and getattr(best, "new_best", False):
+            whole = self._batches and num_distrib() == 0
+            self.kept = tuple(torch.cat(p).numpy() for p in zip(*self._batches)) if whole else None
+        elif best.best_at[0] == "iteration":
+            self.kept = None
 
 
 class StopOnNaN(Callback):
@@ -125,7 +197,7 @@ class AuxReconstruction(Callback):
     """AECNN: loss = (1 - w) * classification loss + w * MSE(reconstruction, input); both parts are offered per
     epoch (train_bce, train_mse, valid_bce, valid_mse) as history columns."""
 
-    order = 60  # before RunState writes the epoch's row
+    order = 60  # before the epoch's history row is built
 
     def __init__(self, weight: float = 0.1):
         self.weight, self.epoch_means = weight, {}

@@ -8,6 +8,7 @@ from pathlib import Path
 from .config import Recipe, to_dict
 from .errors import UsageError
 from .io import info
+from .runfolder import best_weights
 from .runs import matching_run
 
 # Overrides that belong to the child run only; every other key=value is passed on to the parent run.
@@ -68,4 +69,4 @@ def resolve_one(ref: str, recipe: Recipe, overrides, runs_dir: Path, train_paren
         run = Path(train_parent(parent)["run_dir"])
     else:
         info(f"reusing {parent.name} run {run}")
-    return str(run / "best.pth")
+    return str(best_weights(run))

@@ -7,9 +7,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import calibration, losses
+from . import calibration, losses, runfolder
 from .config import Recipe
-from .io import write_csv, write_json
 from .metrics import auc_metrics, group_auc, label_aucs, mean_auc, mean_of, roc_inputs
 from .plots import plot_colorizer, plot_roc
 from .stats import auc_intervals
@@ -26,18 +25,24 @@ def build_dls(recipe: Recipe, num_workers: int, device=None):
 
 def head(recipe: Recipe, dls):
     """(n_out, loss, fastai metrics) for the labels of `dls`."""
-    single = dls.table.single_label
+    single = dls.valid_ds.single_label
     return len(dls.vocab), losses.loss_for(single), auc_metrics(list(dls.vocab), single)
 
 
-def predict_split(learn, split: str):
-    """(probabilities, targets, rows of the table) for one split, with the loss function's activation."""
-    from .data.block import split_dl
-
-    dl = split_dl(learn.dls, split)
+def predict_rows(learn, rows: pd.DataFrame, with_labels: bool = True):
+    """(probabilities, targets or None) of the model in `learn` for table rows, with the loss function's activation
+    and the validation preprocessing."""
     with learn.no_bar():
-        probs, targets = learn.get_preds(dl=dl)
-    return probs.float().numpy(), targets.float().numpy(), dl.dataset.rows
+        probs, targets = learn.get_preds(dl=learn.dls.test_dl(rows.reset_index(drop=True), with_labels=with_labels))
+    return probs.float().numpy(), (targets.float().numpy() if with_labels else None)
+
+
+def predict_split(learn, table, split: str):
+    """(probabilities, targets, rows) for one split of a table."""
+    from .data.block import split_rows
+
+    rows = split_rows(table, split)
+    return (*predict_rows(learn, rows), rows)
 
 
 def scores(probs, targets, rows: pd.DataFrame, labels: list[str], reader: str) -> dict:
@@ -70,25 +75,19 @@ def colorizer_figure(path: Path, model, xb: torch.Tensor) -> None:
     plot_colorizer(path, xb.float().cpu(), rgb.expand(-1, 3, -1, -1))  # stemsum passes the gray channel on
 
 
-def finalize(learn, recipe: Recipe, run_dir: Path, split: str) -> dict:
+def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> dict:
     """predictions.csv, plots/roc.png, plots/colorizer.png and calibration.json (fitted on valid) of the best model,
-    and its AUCs on `split`."""
-    labels = list(learn.dls.vocab)
-    seen = getattr(learn, "best_valid_preds", None)  # the best epoch's validation pass, kept by RunState
-    valid = (*seen, learn.dls.valid.dataset.rows) if seen else predict_split(learn, "valid")
-    write_json(run_dir / calibration.FILE, fit_calibration(learn, valid=valid))
-    probs, targets, rows = valid if split == "valid" else predict_split(learn, split)  # data without a test split
-    write_csv(run_dir / "predictions.csv", predictions_frame(probs, targets, rows, labels))
-    plot_roc(run_dir / "plots" / "roc.png", roc_inputs(probs, targets, labels), title=f"{recipe.name} ({split})")
-    colorizer_figure(run_dir / "plots" / "colorizer.png", learn.model, learn.dls.valid.one_batch()[0][:4])
+    and its AUCs on the table's evaluation split. `valid_preds`: (probabilities, targets) of the best model on the
+    validation split when training already saw them."""
+    labels, split = list(learn.dls.vocab), table.eval_split()
+    valid = (*valid_preds, learn.dls.valid.dataset.rows) if valid_preds else predict_split(learn, table, "valid")
+    runfolder.write_calibration(run_dir, calibration.fit(*valid[:2], labels, table.single_label))
+    probs, targets, rows = valid if split == "valid" else predict_split(learn, table, split)
+    runfolder.write_predictions(run_dir, predictions_frame(probs, targets, rows, labels))
+    plot_roc(runfolder.plot_path(run_dir, "roc.png"), roc_inputs(probs, targets, labels),
+             title=f"{recipe.name} ({split})")
+    colorizer_figure(runfolder.plot_path(run_dir, "colorizer.png"), learn.model, learn.dls.valid.one_batch()[0][:4])
     return scores(probs, targets, rows, labels, recipe.data.reader)
-
-
-def fit_calibration(learn, rule: str = "youden", valid=None) -> dict:
-    """Temperatures and thresholds of the model in `learn`, fitted on its validation split (or on `valid`, its
-    predictions there)."""
-    probs, targets, _ = valid or predict_split(learn, "valid")
-    return calibration.fit(probs, targets, list(learn.dls.vocab), learn.dls.table.single_label, rule)
 
 
 def mid_epoch_score(learn) -> float:

@@ -164,16 +164,39 @@ def compare(run_a: str = typer.Argument(..., help="a finished run folder (A)"),
     _print_json(r) if as_json else typer.echo(format_comparison(r))
 
 
+DATA_OPT = typer.Option(None, "--data", help="another dataset: a data spec (chexpert, chestxray14, mura, folder, csv, "
+                         "nih-sample); key=value arguments after the run set its fields, e.g. data.root=DIR")
+LABELS_MAP_OPT = typer.Option(None, "--labels-map", help="RUN_LABEL=DATA_LABEL for labels named differently "
+                              "(repeatable; known synonyms such as Effusion = Pleural Effusion are built in)")
+
+
+def _data_request(data: Optional[str], overrides, labels_map):
+    """--data SPEC plus the key=value words after the run folder."""
+    from .data.labels import parse_labels_map
+    from .errors import UsageError
+    from .evaluate import DataRequest
+
+    if data is None:
+        if overrides or labels_map:
+            raise UsageError(f"{(overrides or labels_map)[0]!r}: key=value data fields and --labels-map go with "
+                             f"--data SPEC")
+        return None
+    return DataRequest(data, list(overrides or []), parse_labels_map(labels_map))
+
+
 @app.command("calibrate")
 def calibrate(run_dir: str = typer.Argument(..., help="a finished run folder"),
+              overrides: Optional[List[str]] = typer.Argument(None, help="with --data: key=value data fields"),
               sensitivity: Optional[float] = typer.Option(None, "--sensitivity", help="thresholds reaching this validation sensitivity"),
               specificity: Optional[float] = typer.Option(None, "--specificity", help="thresholds reaching this validation specificity"),
               replace: bool = typer.Option(False, "--replace", help="refit an existing calibration.json"),
+              data: Optional[str] = DATA_OPT,
               as_json: bool = typer.Option(False, "--json", help="print JSON")):
-    """Temperatures and per-label thresholds (Youden's J by default) fitted on validation -> RUN_DIR/calibration.json."""
+    """Temperatures and per-label thresholds (Youden's J by default) fitted on validation -> RUN_DIR/calibration.json.
+    The validation images are the run's own, or the valid split of the data --data names."""
     from .evaluate import calibrate_run
 
-    r = calibrate_run(run_dir, sensitivity, specificity, replace)
+    r = calibrate_run(run_dir, sensitivity, specificity, replace, _data_request(data, overrides, None))
     _print_json(r) if as_json else typer.echo("\n".join(
         f"{lab:<28} T {r['temperature'][lab]:.3f}  threshold {r['thresholds'][lab]:.3f}" for lab in r["thresholds"]))
 
@@ -193,38 +216,48 @@ def lr_find(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OV
 
 @app.command("evaluate")
 def evaluate(run_dir: str = typer.Argument(..., help="a finished run folder"),
-             split: Optional[str] = typer.Option(None, "--split", help="valid or test (default: test when there is one)"),
+             overrides: Optional[List[str]] = typer.Argument(None, help="with --data: key=value data fields"),
+             split: Optional[str] = typer.Option(None, "--split", help="train, valid or test (default: test when there "
+                                                 "is one, else valid - or all images of --data)"),
+             data: Optional[str] = DATA_OPT, labels_map: Optional[List[str]] = LABELS_MAP_OPT,
              as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """Per-label AUC with 95% CI, calibration error, sensitivity / specificity at the run's thresholds, ROC and
-    reliability plots and predictions.csv (in RUN_DIR/eval-<split>/)."""
+    reliability plots and predictions.csv (in RUN_DIR/eval-<split>/, or eval-<dataset>-<split>/ with --data)."""
     from .evaluate import evaluate_run, format_scores
 
-    r = evaluate_run(run_dir, split)
+    r = evaluate_run(run_dir, split, _data_request(data, overrides, labels_map))
     _print_json(r) if as_json else typer.echo(format_scores(r))
 
 
 @app.command("interpret")
 def interpret(run_dir: str = typer.Argument(..., help="a finished run folder"),
+              words: Optional[List[str]] = typer.Argument(None, help="image files or folders (gallery and Grad-CAM "
+                                                           "only), or with --data key=value data fields"),
               top_losses: int = typer.Option(9, "--top-losses", help="how many highest-loss images to show"),
-              split: str = typer.Option("valid", "--split", help="valid or test"),
-              threshold: Optional[float] = typer.Option(None, "--threshold", help="fixed threshold (default: Youden's J on valid)"),
+              split: Optional[str] = typer.Option(None, "--split", help="valid or test (default: test when there is one)"),
+              threshold: Optional[float] = typer.Option(None, "--threshold", help="fixed threshold on raw probabilities "
+                                                        "(default: the run's thresholds on calibrated ones)"),
+              data: Optional[str] = DATA_OPT, labels_map: Optional[List[str]] = LABELS_MAP_OPT,
               as_json: bool = typer.Option(False, "--json", help="print JSON")):
-    """Top losses with images, per-label confusion matrices and the colorizer gallery (RUN_DIR/interpret-<split>/)."""
+    """Top losses with images, per-label confusion matrices, the colorizer gallery and Grad-CAM
+    (RUN_DIR/interpret-<split>/); on image files: the gallery and Grad-CAM of those images."""
     from .interpret import interpret_run
 
-    r = interpret_run(run_dir, split=split, top_k=top_losses, threshold=threshold)
-    _print_json(r) if as_json else typer.echo(
-        f"top_losses.png, top_losses.csv, confusion.png, colorizer_gallery.png in {r['out_dir']}")
+    request = _data_request(data, words, labels_map) if data else None
+    r = interpret_run(run_dir, split=split, top_k=top_losses, threshold=threshold, data=request,
+                      images=None if data else words)
+    _print_json(r) if as_json else typer.echo(f"{', '.join(r['files'])} in {r['out_dir']}")
 
 
 @app.command("predict")
-def predict(run_dir: str = typer.Argument(..., help="a finished run folder"),
+def predict(model: str = typer.Argument(..., help="a finished run folder, or a MODEL.onnx / MODEL.pt from export"),
             images: List[str] = typer.Argument(..., help="image files or folders"),
             out: Optional[str] = typer.Option(None, "--out", help="write a CSV here (never overwritten) instead of stdout")):
-    """Probabilities per label for new images (temperature-scaled) and pred_<label> 0/1 at the run's thresholds."""
+    """Probabilities per label for new images (temperature-scaled) and pred_<label> 0/1 at the run's thresholds;
+    an exported file decides exactly like its run."""
     from .evaluate import predict_images
 
-    frame = predict_images(run_dir, images, out)
+    frame = predict_images(model, images, out)
     typer.echo(f"{len(frame)} images -> {out}" if out else frame.to_csv(index=False), nl=bool(out))
 
 
@@ -233,13 +266,14 @@ def export(run_dir: str = typer.Argument(..., help="a finished run folder"),
            fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript"),
            out: Optional[str] = typer.Option(None, "--out", help="file to write (default RUN_DIR/model.onnx|.pt)"),
            as_json: bool = typer.Option(False, "--json", help="print JSON")):
-    """The best model with its colorizer as ONNX or TorchScript, a sidecar JSON and a parity check."""
+    """The best model with its colorizer and temperature scaling as ONNX or TorchScript (its output is predict's
+    p_<label>), a sidecar JSON with preprocessing, labels and thresholds, and a parity check."""
     from .export import export_run
 
     r = export_run(run_dir, fmt, out)
     _print_json(r) if as_json else typer.echo(
         f"{r['path']} (+ {Path(r['sidecar']).name}); parity: max |difference| {r['parity_max_abs_diff']:.2e} on "
-        f"{r['n_images']} validation images (limit 1e-4)")
+        f"{r['n_images']} seeded inputs (limit 1e-4)")
 
 
 @data_app.command("summary")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UsageError
-from .runs import read_predictions
+from .runfolder import read_predictions
 from .stats import N_BOOT, paired_comparison
 
 

@@ -1,40 +1,121 @@
-"""`medcolor evaluate` and `medcolor predict`: a finished run's best model on one split, or on new images."""
+"""`medcolor evaluate`, `predict` and `calibrate`: a finished run's best model, loaded from its run folder alone, on
+a split of its own data, on another dataset (external validation, labels matched by name), or on new images."""
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from . import calibration
-from .classification import fit_calibration, predict_split, predictions_frame, scores
+from . import calibration, runfolder
+from .classification import predict_rows, predictions_frame, scores
 from .errors import UsageError
-from .io import check_output_file, claim_new, info, warn, write_csv, write_json
+from .io import check_output_file, info, warn, write_csv, write_json
 from .metrics import roc_inputs
 from .plots import plot_reliability, plot_roc
-from .runs import load_run
-from .tasks import task_of
+from .runs import load_model, read_recipe, require_classifier
 
 
-def evaluate_run(run_dir: str | Path, split: str | None = None) -> dict:
+@dataclass
+class DataRequest:
+    """`--data SPEC [key=value ...] [--labels-map RUN=DATA]`: another dataset to evaluate a run on."""
+
+    spec: str
+    overrides: list
+    labels_map: dict
+
+
+@dataclass
+class LabelledImages:
+    """Images to evaluate a run on, with targets named as the run names its labels."""
+
+    rows: pd.DataFrame   # path, split, group and one target column per label in `labels`
+    labels: list         # the run's labels this data has, in the run's output order
+    split: str           # a split name, or "all"
+    folder: str          # the result folder's name: test, or chexpert-CheXpert-v1.0-small-valid
+    reader: str          # the data's reader (MURA adds a study-level AUC)
+    source: str          # what the data is, in words
+
+    @property
+    def targets(self) -> np.ndarray:
+        return self.rows[self.labels].to_numpy(np.float32)
+
+
+def labelled_images(run_dir, spec, data: DataRequest | None, split: str | None) -> LabelledImages:
+    """The run's own data (its recipe's data section) or another dataset; the test split by default, else valid
+    (own data) or all of it (another dataset)."""
+    return own_images(run_dir, spec, split) if data is None else external_images(spec, data, split)
+
+
+def own_images(run_dir, spec, split: str | None) -> LabelledImages:
+    from .data.block import evaluation_rows, split_rows
+    from .data.readers import read_table
+
+    cfg = read_recipe(run_dir).data
+    try:
+        table = read_table(cfg)
+    except UsageError as e:
+        raise UsageError(f"the run's own data cannot be read ({e}); evaluate it on data elsewhere with --data SPEC "
+                         f"data.root=DIR") from None
+    split = split or table.eval_split()
+    rows = evaluation_rows(cfg, split_rows(table, split))
+    return LabelledImages(rows, list(spec.labels), split, split, cfg.reader, f"the {split} split of its own data")
+
+
+def external_images(spec, data: DataRequest, split: str | None) -> LabelledImages:
+    from .data import load_data_config
+    from .data.block import evaluation_rows
+    from .data.labels import match_labels, widest
+    from .data.readers import data_root, read_table
+
+    cfg = widest(load_data_config(data.spec, data.overrides), data.overrides)
+    root = data_root(cfg)
+    where = f"{cfg.spec} data at {root}"
+    table = read_table(cfg, allow_unsplit=True)
+    matched = match_labels(list(spec.labels), table.labels, data.labels_map, where)
+    chosen = split or ("test" if (table.df["split"] == "test").any() else "all")
+    rows = table.df if chosen == "all" else table.split(chosen)
+    if rows.empty:
+        raise UsageError(f"the {chosen} split of {where} is empty; it has {', '.join(sorted(table.split_counts))}")
+    rows = rows[["path", "split", "group"]].assign(**{run: rows[d].to_numpy() for run, d in matched.items()})
+    rows = evaluation_rows(cfg, rows.reset_index(drop=True))
+    folder = "-".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", part) for part in (cfg.spec, root.name, chosen))
+    return LabelledImages(rows, list(matched), chosen, folder, cfg.reader, where)
+
+
+def scored_predictions(learn, spec, images: LabelledImages, cal: dict | None):
+    """(raw probabilities, calibrated probabilities or None) of the evaluated labels, columns in images.labels
+    order. Temperatures apply to all outputs first: a softmax needs every class."""
+    probs, _ = predict_rows(learn, images.rows, with_labels=False)
+    calibrated = calibration.calibrate(probs, cal, list(spec.labels)) if cal else None
+    keep = [list(spec.labels).index(lab) for lab in images.labels]
+    return probs[:, keep], (calibrated[:, keep] if calibrated is not None else None)
+
+
+def evaluate_run(run_dir: str | Path, split: str | None = None, data: DataRequest | None = None) -> dict:
     """AUCs with bootstrap CIs, calibration error, sensitivity / specificity at the run's thresholds,
-    predictions.csv, roc.png and reliability.png for one split, in a new eval-<split> folder (never overwriting)."""
-    recipe, learn = load_run(run_dir)
-    if not task_of(recipe).predicts_labels:
-        raise UsageError(f"{run_dir} is a {recipe.task} run; its PSNR / SSIM are in metrics.json and predictions.csv")
-    split = split or learn.dls.table.eval_split()
-    labels = list(learn.dls.vocab)
-    probs, targets, rows = predict_split(learn, split)
-    out = claim_new(Path(run_dir) / f"eval-{split}", is_dir=True)
-    cal = calibration.read(run_dir)
-    result = {"run_dir": str(run_dir), "split": split, "out_dir": str(out),
-              **scores(probs, targets, rows, labels, recipe.data.reader),
-              **calibration.assess(probs, targets, labels, cal)}
-    write_csv(out / "predictions.csv", predictions_frame(probs, targets, rows, labels))
-    plot_roc(out / "roc.png", roc_inputs(probs, targets, labels), title=f"{recipe.name} ({split})")
-    shown = calibration.calibrate(probs, cal, labels) if cal else probs
+    predictions.csv, roc.png and reliability.png, in a new eval-<split> (or eval-<dataset>-<split>) folder."""
+    spec, learn = load_model(run_dir)
+    require_classifier(spec, run_dir, "evaluate")
+    images = labelled_images(run_dir, spec, data, split)
+    cal = runfolder.read_calibration(run_dir)
+    probs, calibrated = scored_predictions(learn, spec, images, cal)
+    targets, labels = images.targets, images.labels
+    out = runfolder.result_dir(run_dir, f"eval-{images.folder}")
+    result = {"run_dir": str(run_dir), "split": images.split, "data": images.source, "out_dir": str(out),
+              **scores(probs, targets, images.rows, labels, images.reader),
+              **calibration.assess(probs, targets, labels, cal, calibrated)}
+    if len(labels) < len(spec.labels):
+        result["labels_left_out"] = [lab for lab in spec.labels if lab not in labels]
+    runfolder.write_predictions(out, predictions_frame(probs, targets, images.rows, labels))
+    title = f"{read_recipe(run_dir).name} on {images.source}"
+    plot_roc(out / "roc.png", roc_inputs(probs, targets, labels), title=title)
+    shown = calibrated if calibrated is not None else probs
     plot_reliability(out / "reliability.png", calibration.reliability_curves(shown, targets, labels),
-                     title=f"{recipe.name} ({split}{', calibrated' if cal else ''})")
-    write_json(out / "metrics.json", result)
+                     title=title + (", calibrated" if cal else ""))
+    write_json(out / runfolder.METRICS, result)
     return result
 
 
@@ -50,7 +131,7 @@ def format_scores(r: dict) -> str:
     if "study_auc" in r:
         lines.append(f"{'study-level (MURA)':<28} {r['study_auc']:>7.4f}")
     note = "ECE after the run's temperature scaling" if points else "ECE of raw probabilities (no calibration.json)"
-    return "\n".join(lines + [f"{r['n_images']} images, {r['split']} split; {note}; files in {r['out_dir']}"])
+    return "\n".join(lines + [f"{r['n_images']} images, {r['data']}; {note}; files in {r['out_dir']}"])
 
 
 def _interval(ci) -> str:
@@ -76,29 +157,36 @@ def image_files(inputs) -> list[str]:
     return files
 
 
-def predict_images(run_dir, inputs, out: str | None = None) -> pd.DataFrame:
-    """The run's best model on new images, with the validation preprocessing."""
+def predict_images(model, inputs, out: str | None = None) -> pd.DataFrame:
+    """A run's best model, or a file `medcolor export` wrote (MODEL.onnx / MODEL.pt with its sidecar), on new
+    images with the validation preprocessing: p_<label> and pred_<label> columns, the same either way."""
+    from .export import is_exported, predict_exported
+
     if out:
         check_output_file(Path(out))
     rows = pd.DataFrame({"path": image_files(inputs)})
-    recipe, learn = load_run(run_dir)
-    if not task_of(recipe).predicts_labels:
-        raise UsageError(f"{run_dir} is a {recipe.task} run; predict gives label probabilities of classifiers")
-    labels = list(learn.dls.vocab)
-    with learn.no_bar():
-        probs, _ = learn.get_preds(dl=learn.dls.test_dl(rows, with_labels=False))
-    frame = with_decisions(rows, probs.float().numpy(), labels, calibration.read(run_dir), run_dir)
+    if is_exported(model):
+        probs, labels, cal = predict_exported(Path(model), rows)
+        frame = with_decisions(rows, probs, labels, cal, model, calibrated=True)
+    else:
+        spec, learn = load_model(model)
+        require_classifier(spec, model, "predict")
+        probs, _ = predict_rows(learn, rows, with_labels=False)
+        frame = with_decisions(rows, probs, list(spec.labels), runfolder.read_calibration(model), model)
     if out:
         write_csv(Path(out), frame)
     return frame
 
 
-def with_decisions(rows: pd.DataFrame, probs, labels: list[str], cal: dict | None, run_dir) -> pd.DataFrame:
-    """p_<label> (temperature-scaled when the run has calibration.json) and pred_<label> (0/1 at its thresholds)."""
+def with_decisions(rows: pd.DataFrame, probs, labels: list[str], cal: dict | None, source,
+                   calibrated: bool = False) -> pd.DataFrame:
+    """p_<label> (temperature-scaled when the run has calibration.json) and pred_<label> (0/1 at its thresholds).
+    `calibrated`: the probabilities are already temperature-scaled (an exported model does it in its graph)."""
     if cal is None:
-        warn(f"{run_dir} has no calibration.json: raw probabilities, no pred_ columns (`medcolor calibrate {run_dir}`)")
+        what = "was exported from a run without calibration.json" if calibrated else "has no calibration.json"
+        warn(f"{source} {what}: raw probabilities, no pred_ columns (`medcolor calibrate RUN`)")
         return rows.assign(**{f"p_{lab}": probs[:, i] for i, lab in enumerate(labels)})
-    probs = calibration.calibrate(probs, cal, labels)
+    probs = probs if calibrated else calibration.calibrate(probs, cal, labels)
     columns = {}
     for i, lab in enumerate(labels):
         columns[f"p_{lab}"] = probs[:, i]
@@ -107,17 +195,25 @@ def with_decisions(rows: pd.DataFrame, probs, labels: list[str], cal: dict | Non
 
 
 def calibrate_run(run_dir, sensitivity: float | None = None, specificity: float | None = None,
-                  replace: bool = False) -> dict:
-    """Fit (or refit, with replace) the run's temperatures and thresholds on its validation split."""
+                  replace: bool = False, data: DataRequest | None = None) -> dict:
+    """Fit (or refit, with replace) the run's temperatures and thresholds on its validation split, or on the
+    valid split of the data `--data` names (the run's own data moved elsewhere)."""
     rule = calibration.check_rule(sensitivity, specificity)
-    path = Path(run_dir) / calibration.FILE
+    path = runfolder.calibration_path(run_dir)
     if path.exists() and not replace:
-        raise UsageError(f"{path} exists (thresholds: {calibration.read(run_dir)['threshold_rule']}); "
+        raise UsageError(f"{path} exists (thresholds: {runfolder.read_calibration(run_dir)['threshold_rule']}); "
                          f"add --replace to refit it")
-    recipe, learn = load_run(run_dir)
-    if not task_of(recipe).predicts_labels:
-        raise UsageError(f"{run_dir} is a {recipe.task} run; calibration is for classifiers")
-    cal = fit_calibration(learn, rule)
-    write_json(path, cal)
+    spec, learn = load_model(run_dir)
+    require_classifier(spec, run_dir, "calibrate")
+    try:
+        images = labelled_images(run_dir, spec, data, "valid")
+    except UsageError as e:
+        raise UsageError(f"calibrate fits on the run's validation images: {e}") from None
+    if images.labels != list(spec.labels):
+        raise UsageError(f"calibrate needs every label of the run in {images.source}; it lacks "
+                         f"{[lab for lab in spec.labels if lab not in images.labels]}")
+    probs, _ = scored_predictions(learn, spec, images, None)
+    cal = calibration.fit(probs, images.targets, list(spec.labels), spec.single_label, rule)
+    runfolder.write_calibration(run_dir, cal)
     info(f"calibration.json written: temperatures and {rule} thresholds from {cal['n_images']} validation images")
     return cal

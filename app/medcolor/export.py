@@ -1,8 +1,10 @@
-"""`medcolor export`: a finished classifier (colorizer + backbone + activation) as ONNX or TorchScript, a sidecar
-JSON with everything needed to feed it (input size, gray normalisation, labels, temperature and thresholds), and
-a parity check against the fastai model on validation images."""
+"""`medcolor export`: a finished classifier as ONNX or TorchScript that decides like `medcolor predict`: the graph
+holds colorizer, backbone, activation and the run's temperature scaling, so its output is what predict writes as
+p_<label>, and the run's thresholds apply to it directly. A sidecar JSON holds the run's model description
+(model.json: labels, preprocessing), the thresholds and the parity check; `predict MODEL.onnx|MODEL.pt` reads both."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,38 +12,62 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import calibration
+from . import runfolder
+from .calibration import EPS
 from .errors import RunError, UsageError
 from .io import check_output_file, claim_new, write_json
-from .runs import load_run
-from .tasks import task_of
+from .runfolder import ModelSpec
+from .runs import load_model, read_recipe, require_classifier
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 PARITY_LIMIT = 1e-4
+PARITY_IMAGES = 8
 
 
-class WithActivation(nn.Module):
-    """The model followed by its loss's activation: the exported file outputs probabilities."""
+class Deployed(nn.Module):
+    """The model, its activation and (with a calibration) temperature scaling, computed exactly as predict does
+    it: the float32 activation, then in float64 the clipped logit (or log) divided by the temperature."""
 
-    def __init__(self, model: nn.Module, softmax: bool):
+    def __init__(self, model: nn.Module, softmax: bool, temperatures: list[float] | None):
         super().__init__()
         self.model, self.softmax = model, softmax
+        self.register_buffer("temperature", torch.tensor(temperatures or [1.0], dtype=torch.float64))
+        self.scaled = temperatures is not None
 
     def forward(self, x):
         logits = self.model(x)
-        return torch.softmax(logits, -1) if self.softmax else torch.sigmoid(logits)
+        p = (torch.softmax(logits, -1) if self.softmax else torch.sigmoid(logits)).double()
+        if not self.scaled:
+            return p.float()
+        if self.softmax:
+            return torch.softmax(torch.log(p.clamp(EPS, 1.0)) / self.temperature[0], -1).float()
+        p = p.clamp(EPS, 1 - EPS)
+        return torch.sigmoid((torch.log(p) - torch.log1p(-p)) / self.temperature).float()
 
 
-def preprocessing(recipe) -> dict:
-    d, size = recipe.data, recipe.train.image_size
-    if d.resize_to and d.valid_resize:
-        resize, side = f"squish the whole image to {d.valid_resize} x {d.valid_resize}", d.valid_resize
-    elif d.resize_to:
-        resize, side = f"squish to {d.resize_to} x {d.resize_to}, centre crop {size} x {size}", size
+def deployed(learn, spec: ModelSpec, cal: dict | None) -> Deployed:
+    temps = [cal["temperature"][lab] for lab in spec.labels] if cal else None
+    return Deployed(learn.model.float().cpu().eval(), spec.single_label, temps).eval()
+
+
+def preprocessing(spec: ModelSpec) -> dict:
+    """The validation preprocessing in words and numbers, for readers of the sidecar outside medcolor."""
+    i = spec.input
+    if i["squish"] and i["crop"] is None:
+        resize, side = f"squish the whole image to {i['size']} x {i['size']}", i["size"]
+    elif i["squish"]:
+        resize, side = f"squish to {i['size']} x {i['size']}, centre crop {i['crop']} x {i['crop']}", i["crop"]
     else:
-        resize, side = f"centre square crop of the shorter side, resized to {size} x {size}", size
+        resize, side = f"resize the shorter side to {i['size']}, centre crop {i['crop']} x {i['crop']}", i["crop"]
     return {"input_shape": [None, 1, side, side], "decode": "8-bit gray (16-bit and DICOM scaled by bit depth)",
-            "resize": resize, "normalise": f"(pixel / 255 - {d.mean}) / {d.std}", "mean": d.mean, "std": d.std}
+            "resize": resize, "normalise": f"(pixel / 255 - {i['mean']}) / {i['std']}", "mean": i["mean"],
+            "std": i["std"]}
+
+
+def parity_batch(spec: ModelSpec) -> torch.Tensor:
+    """Seeded inputs in the normalised range: parity needs no image of the training data."""
+    side = preprocessing(spec)["input_shape"][-1]
+    return torch.randn(PARITY_IMAGES, 1, side, side, generator=torch.Generator().manual_seed(0))
 
 
 def export_run(run_dir, fmt: str = "onnx", out: str | None = None) -> dict:
@@ -51,11 +77,10 @@ def export_run(run_dir, fmt: str = "onnx", out: str | None = None) -> dict:
         check_output_file(Path(out))
     if fmt == "onnx":
         _require_onnx()
-    recipe, learn = load_run(run_dir)
-    if not task_of(recipe).predicts_labels:
-        raise UsageError(f"{run_dir} is a {recipe.task} run; export packs classifiers")
-    model = WithActivation(learn.model.float().cpu().eval(), learn.dls.table.single_label).eval()
-    xb = learn.dls.valid.one_batch()[0].float().cpu()
+    spec, learn = load_model(run_dir)
+    require_classifier(spec, run_dir, "export")
+    cal = runfolder.read_calibration(run_dir)
+    model, xb = deployed(learn, spec, cal), parity_batch(spec)
     path = Path(out) if out else claim_new(Path(run_dir) / f"model{FORMATS[fmt]}")
     tmp = path.with_name(f".{path.name}.tmp")
     try:
@@ -64,14 +89,26 @@ def export_run(run_dir, fmt: str = "onnx", out: str | None = None) -> dict:
         if diff >= PARITY_LIMIT:
             raise RunError(f"exported {fmt} model differs from the fastai model by {diff:.2e} (limit {PARITY_LIMIT:g})")
         os.replace(tmp, path)
+    except BaseException:
+        if not out:
+            path.unlink(missing_ok=True)  # the name claim_new reserved
+        raise
     finally:
         tmp.unlink(missing_ok=True)
-    sidecar = {"model": path.name, "format": fmt, "run": str(run_dir), "recipe": recipe.name,
-               "labels": list(learn.dls.vocab), "output": "softmax" if learn.dls.table.single_label else "sigmoid",
-               "preprocessing": preprocessing(recipe), "calibration": calibration.read(run_dir),
-               "parity_max_abs_diff": diff, "parity_images": len(xb)}
-    write_json(path.with_name(path.name + ".json"), sidecar)
-    return {"path": str(path), "sidecar": str(path) + ".json", "parity_max_abs_diff": diff, "n_images": len(xb)}
+    sidecar = {"model": path.name, "format": fmt, "run": str(run_dir), "recipe": read_recipe(run_dir).name,
+               "labels": list(spec.labels),
+               "output": {"name": "probabilities", "activation": "softmax" if spec.single_label else "sigmoid",
+                          "temperature_scaled": cal is not None,
+                          "thresholds_apply_to": "this output, as predict's p_<label>" if cal else None},
+               "thresholds": cal["thresholds"] if cal else None, "preprocessing": preprocessing(spec),
+               "model_spec": spec.to_dict(), "calibration": cal, "parity_max_abs_diff": diff,
+               "parity_inputs": f"{len(xb)} seeded random inputs"}
+    write_json(sidecar_path(path), sidecar)
+    return {"path": str(path), "sidecar": str(sidecar_path(path)), "parity_max_abs_diff": diff, "n_images": len(xb)}
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
 
 
 def _require_onnx() -> None:
@@ -92,18 +129,62 @@ def _torchscript(model, xb, path: Path) -> None:
         torch.jit.trace(model, xb).save(str(path))
 
 
-def run_exported(path: Path, fmt: str, xb: torch.Tensor) -> np.ndarray:
-    """Outputs of an exported file: onnxruntime for ONNX, torch.jit.load for TorchScript."""
+def exported_runner(path: Path, fmt: str):
+    """A function from a batch to the exported file's outputs: onnxruntime for ONNX, torch.jit.load for
+    TorchScript; the file is loaded once."""
     if fmt == "onnx":
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return session.run(None, {"image": xb.numpy()})[0]
-    with torch.no_grad():
-        return torch.jit.load(str(path)).eval()(xb).numpy()
+        return lambda xb: session.run(None, {"image": xb.numpy()})[0]
+    module = torch.jit.load(str(path)).eval()
+
+    def run(xb):
+        with torch.no_grad():
+            return module(xb).numpy()
+    return run
+
+
+def run_exported(path: Path, fmt: str, xb: torch.Tensor) -> np.ndarray:
+    return exported_runner(path, fmt)(xb)
 
 
 def parity(model, xb: torch.Tensor, path: Path, fmt: str) -> float:
     with torch.no_grad():
         reference = model(xb).numpy()
     return float(np.abs(run_exported(path, fmt, xb) - reference).max())
+
+
+# ---- using an exported file ------------------------------------------------------------------------------------
+
+def is_exported(path) -> bool:
+    return Path(path).is_file() and Path(path).suffix in FORMATS.values()
+
+
+def read_sidecar(path: Path) -> dict:
+    side = sidecar_path(path)
+    try:
+        sidecar = json.loads(side.read_text())
+        ModelSpec(**sidecar["model_spec"])
+    except FileNotFoundError:
+        raise UsageError(f"{path} has no sidecar {side.name} beside it; `medcolor export` writes both") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UsageError(f"{side} is not a medcolor export sidecar (re-export the run with this medcolor)") from None
+    return sidecar
+
+
+def predict_exported(path: Path, rows) -> tuple[np.ndarray, list[str], dict | None]:
+    """(the exported model's outputs for `rows`, labels, calibration) with the preprocessing its sidecar gives."""
+    from .data.block import inference_dls
+    from .data.items import Fit
+
+    sidecar = read_sidecar(path)
+    spec = ModelSpec(**sidecar["model_spec"])
+    if sidecar["format"] == "onnx":
+        _require_onnx()
+    run = exported_runner(path, sidecar["format"])
+    i = spec.input
+    dls = inference_dls(Fit(i["size"], i["squish"], i["crop"]), spec.labels, spec.single_label, i["mean"], i["std"],
+                        bs=64, device=torch.device("cpu"))
+    outputs = [run(xb.as_subclass(torch.Tensor).float().cpu()) for xb, in dls.test_dl(rows, with_labels=False)]
+    return np.concatenate(outputs), list(spec.labels), sidecar.get("calibration")

@@ -10,14 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .calibration import choose_thresholds
-from .classification import colorizer_figure, predict_split
-from .errors import UsageError
-from .io import claim_new, warn, write_csv, write_json
+from . import runfolder
+from .classification import colorizer_figure
+from .io import warn, write_csv, write_json
 from .metrics import per_label
 from .plots import plot_confusions, plot_gallery
-from .runs import load_run
-from .tasks import task_of
+from .runs import load_model, require_classifier
 
 
 def per_image_loss(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -51,8 +49,8 @@ def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k
     return pd.DataFrame(table)
 
 
-def gradcam_figures(learn, out: Path, rows: pd.DataFrame, top: pd.DataFrame, labels: list[str]) -> list[str]:
-    """Grad-CAM per label for the top-loss images and the fixed gallery (the first 8 images of the split)."""
+def gradcam_figures(learn, out: Path, groups: list[tuple[str, list[str]]], labels: list[str], outputs: list[int]):
+    """Grad-CAM per label (model output `outputs[j]` for `labels[j]`) for each named group of images."""
     from .gradcam import colorized, grad_cam, has_feature_map
     from .plots import plot_gradcam
 
@@ -60,33 +58,71 @@ def gradcam_figures(learn, out: Path, rows: pd.DataFrame, top: pd.DataFrame, lab
         warn("no Grad-CAM: this model does not expose a backbone feature map")
         return []
     written = []
-    for name, paths in (("gradcam_top_losses.png", list(top["path"])), ("gradcam_gallery.png", list(rows["path"][:8]))):
+    for name, paths in groups:
         xb = learn.dls.test_dl(pd.DataFrame({"path": paths}), with_labels=False, bs=len(paths)).one_batch()[0]
-        cams = {lab: grad_cam(learn.model, xb, j).cpu().numpy() for j, lab in enumerate(labels)}
+        cams = {lab: grad_cam(learn.model, xb, j).cpu().numpy() for lab, j in zip(labels, outputs)}
         images = xb[:, 0].float().cpu().numpy()
         plot_gradcam(out / name, images, colorized(learn.model, xb), cams, [Path(p).name for p in paths])
         written.append(name)
     return written
 
 
-def interpret_run(run_dir: str | Path, split: str = "valid", top_k: int = 9, threshold: float | None = None) -> dict:
-    recipe, learn = load_run(run_dir)
-    if not task_of(recipe).predicts_labels:
-        raise UsageError(f"{run_dir} is a {recipe.task} run; interpret explains classifiers")
-    labels = list(learn.dls.vocab)
-    probs, targets, rows = predict_split(learn, split)
-    vp, vt, _ = (probs, targets, rows) if split == "valid" else predict_split(learn, "valid")
-    thresholds = {lab: threshold for lab in labels} if threshold is not None else choose_thresholds(vp, vt, labels)
-    out = claim_new(Path(run_dir) / f"interpret-{split}", is_dir=True)
-    losses = per_image_loss(probs, targets)
-    top = top_losses(out / "top_losses.png", rows, probs, targets, losses, labels, min(top_k, len(rows)))
+def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9, threshold: float | None = None,
+                  data=None, images: list[str] | None = None) -> dict:
+    """Top losses, confusion matrices at the run's operating thresholds (on calibrated probabilities, as predict
+    decides), the colorizer gallery and Grad-CAM - on a split of the run's own data, on another dataset (`data`),
+    or on given image files (no labels: only the gallery and Grad-CAM)."""
+    from .evaluate import image_files, labelled_images, scored_predictions
+
+    spec, learn = load_model(run_dir)
+    require_classifier(spec, run_dir, "interpret")
+    if images:
+        return _interpret_images(run_dir, learn, spec, image_files(images))
+    li = labelled_images(run_dir, spec, data, split)
+    cal = runfolder.read_calibration(run_dir)
+    probs, calibrated = scored_predictions(learn, spec, li, cal)
+    labels, targets, rows = li.labels, li.targets, li.rows
+    decided, thresholds = operating_thresholds(probs, calibrated, cal, labels, threshold)
+    out = runfolder.result_dir(run_dir, f"interpret-{li.folder}")
+    top = top_losses(out / "top_losses.png", rows, probs, targets, per_image_loss(probs, targets), labels,
+                     min(top_k, len(rows)))
     write_csv(out / "top_losses.csv", top)
-    matrices = confusion(probs, targets, labels, thresholds)
+    matrices = confusion(decided, targets, labels, thresholds)
     plot_confusions(out / "confusion.png", matrices, thresholds)
-    xb = learn.dls.test_dl(rows.head(8), with_labels=True).one_batch()[0]
+    xb = learn.dls.test_dl(rows.head(8), with_labels=False).one_batch()[0]
     colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
-    figures = gradcam_figures(learn, out, rows, top, labels)
-    result = {"out_dir": str(out), "split": split, "thresholds": thresholds, "confusion": matrices,
-              "top_losses": top[["path", "loss"]].to_dict("records"), "gradcam": figures}
+    outputs = [list(spec.labels).index(lab) for lab in labels]
+    figures = gradcam_figures(learn, out, [("gradcam_top_losses.png", list(top["path"])),
+                                           ("gradcam_gallery.png", list(rows["path"][:8]))], labels, outputs)
+    result = {"out_dir": str(out), "split": li.split, "data": li.source, "thresholds": thresholds,
+              "threshold_scale": "calibrated" if calibrated is not None and threshold is None else "raw",
+              "confusion": matrices, "top_losses": top[["path", "loss"]].to_dict("records"), "gradcam": figures,
+              "files": ["top_losses.png", "top_losses.csv", "confusion.png", "colorizer_gallery.png", *figures,
+                        "interpretation.json"]}
+    write_json(out / "interpretation.json", result)
+    return result
+
+
+def operating_thresholds(probs, calibrated, cal: dict | None, labels: list[str], fixed: float | None):
+    """(probabilities to threshold, threshold per label): a fixed --threshold on raw probabilities, else the run's
+    thresholds on calibrated ones (predict's decisions), else 0.5 on raw ones with a warning."""
+    if fixed is not None:
+        return probs, {lab: fixed for lab in labels}
+    if cal is None:
+        warn("the run has no calibration.json: confusion matrices at 0.5 on raw probabilities (`medcolor calibrate`)")
+        return probs, {lab: 0.5 for lab in labels}
+    return calibrated, {lab: cal["thresholds"][lab] for lab in labels}
+
+
+def _interpret_images(run_dir, learn, spec, paths: list[str]) -> dict:
+    """Unlabelled images: the colorizer gallery and Grad-CAM of the first eight (no losses without labels)."""
+    out = runfolder.result_dir(run_dir, "interpret-images")
+    shown = paths[:8]
+    xb = learn.dls.test_dl(pd.DataFrame({"path": shown}), with_labels=False, bs=len(shown)).one_batch()[0]
+    colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
+    labels = list(spec.labels)
+    figures = gradcam_figures(learn, out, [("gradcam_gallery.png", shown)], labels, list(range(len(labels))))
+    result = {"out_dir": str(out), "split": "images", "data": f"{len(paths)} given images", "gradcam": figures,
+              "files": ["colorizer_gallery.png", *figures, "interpretation.json"]}
     write_json(out / "interpretation.json", result)
     return result

@@ -21,11 +21,18 @@ def auto_workers(setting) -> int:
     return 0 if cores <= 2 else min(8, cores - 1)
 
 
-def build_dls(recipe: Recipe):
+def build_data(recipe: Recipe):
+    """(DataLoaders, Table): what training reads - the loaders of train / valid and the whole table (test split
+    included) that the end of a run is scored on."""
     from fastai.torch_core import default_device, set_seed
 
     set_seed(recipe.train.seed, reproducible=True)
     return task_of(recipe).build_dls(recipe, auto_workers(recipe.train.num_workers), default_device())
+
+
+def build_dls(recipe: Recipe):
+    """The recipe's fastai DataLoaders (the Python API: `dls.show_batch()`, `Learner(dls, ...)`)."""
+    return build_data(recipe)[0]
 
 
 def optimizer(recipe: Recipe):
@@ -93,6 +100,27 @@ def checkpoint_learner(recipe: Recipe, dls=None):
 
     dls = dls if dls is not None else build_dls(recipe)
     return _learner(recipe, dls, replace(recipe.model, pretrained=False, weights=None))
+
+
+def inference_learner(spec, bs: int = 64):
+    """A Learner for a run's network as its ModelSpec (model.json) describes it, with DataLoaders that only
+    preprocess: no data is read, no weights are loaded (runs.load_model loads best.pth)."""
+    from fastai.learner import Learner
+    from fastai.torch_core import default_device
+
+    from .callbacks import PlainTensors
+    from .config import ModelConfig, from_dict
+    from .data.block import inference_dls
+    from .data.items import Fit
+    from .losses import loss_for
+    from .models import build_model
+
+    inp = spec.input
+    fit = Fit(inp["size"], inp["squish"], inp["crop"])
+    dls = inference_dls(fit, spec.labels, spec.single_label, inp["mean"], inp["std"], bs, default_device())
+    model = build_model(from_dict(ModelConfig, spec.model, "model"), n_out=max(1, len(spec.labels)),
+                        stats=(inp["mean"], inp["std"]))
+    return Learner(dls, model.eval(), loss_func=loss_for(spec.single_label), cbs=[PlainTensors()])
 
 
 def _learner(recipe: Recipe, dls, model_cfg):

@@ -3,6 +3,7 @@ torchtune way), `load_recipe` applies `key=value` overrides and validates everyt
 Listing stays light (no torch): `medcolor recipes ls` answers in a fraction of a second."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def check_values(r: Recipe) -> list[str]:
 
     problems = []
     t, m = r.train, r.model
+    if r.name and not re.fullmatch(r"[^/\\~]+", r.name) or r.name in (".", ".."):  # it names the run's folder
+        problems.append(f"name {r.name!r} must be one plain folder name (no '/', '..' or absolute paths)")
     for name, value in (("train.epochs", t.epochs), ("train.bs", t.bs), ("train.image_size", t.image_size)):
         if value < 1:
             problems.append(f"{name} must be at least 1, got {value}")

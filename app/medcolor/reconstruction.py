@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from .config import Recipe
 from .data.volumes import PairedImages, build_paired_dls
-from .io import write_csv
+from . import runfolder
 from .plots import plot_reconstructions
 
 METRICS = ("psnr", "ssim")
@@ -87,14 +87,16 @@ def predict(learn, rows: pd.DataFrame, recipe: Recipe):
     return torch.cat(xs), torch.cat(ps), torch.cat(ys)
 
 
-def finalize(learn, recipe: Recipe, run_dir: Path, split: str) -> dict:
-    """PSNR / SSIM per image on `split` (predictions.csv), plots/reconstructions.png, and their statistics."""
-    rows = learn.dls.table.split(split)
+def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> dict:
+    """PSNR / SSIM per image on the table's evaluation split (predictions.csv), plots/reconstructions.png, and their
+    statistics."""
+    split = table.eval_split()
+    rows = table.split(split)
     x, p, y = predict(learn, rows, recipe)
     psnr_, ssim_ = per_image_psnr(p, y).numpy(), per_image_ssim(p, y).numpy()
     frame = rows[["path", "split", "group"] + (["slice"] if "slice" in rows else [])].assign(psnr=psnr_, ssim=ssim_)
-    write_csv(run_dir / "predictions.csv", frame)
-    plot_reconstructions(run_dir / "plots" / "reconstructions.png", x, p, y)
+    runfolder.write_predictions(run_dir, frame)
+    plot_reconstructions(runfolder.plot_path(run_dir, "reconstructions.png"), x, p, y)
     return {"psnr": stats(psnr_), "ssim": stats(ssim_), "n_images": int(len(rows)), "split": split}
 
 

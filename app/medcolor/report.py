@@ -4,7 +4,6 @@ training-set size. `--vs` adds each row's paired difference in mean AUC to a ref
 predictions, with a bootstrap 95 % CI and Holm-corrected significance across the rows."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,8 @@ import pandas as pd
 from .compare import aligned
 from .errors import UsageError
 from .io import claim_new
-from .runs import is_finished, read_predictions, saved_recipe, starting_point
+from .runfolder import METRICS, is_finished, read_metrics, read_predictions, saved_recipe
+from .runs import starting_point
 from .stats import auc_intervals, holm, mean_over_labels, paired_comparison, rank_aucs
 
 # Everything that makes two runs different experiments; seeds of one group are averaged.
@@ -26,7 +26,7 @@ def find_runs(paths) -> list[Path]:
     for p in map(Path, paths):
         if not p.exists():
             raise UsageError(f"{p} does not exist")
-        runs += [p] if (p / "metrics.json").is_file() else sorted(m.parent for m in p.rglob("metrics.json"))
+        runs += [p] if (p / METRICS).is_file() else sorted(m.parent for m in p.rglob(METRICS))
     runs = [r for r in dict.fromkeys(runs) if is_finished(r)]
     if not runs:
         raise UsageError(f"no finished runs (folders with metrics.json) under {', '.join(map(str, paths))}")
@@ -36,7 +36,7 @@ def find_runs(paths) -> list[Path]:
 def run_rows(runs: list[Path]) -> pd.DataFrame:
     rows = []
     for run in runs:
-        m = json.loads((run / "metrics.json").read_text())
+        m = read_metrics(run)
         r = saved_recipe(run)
         d, model = r["data"], r["model"]
         keys = {"recipe": r["name"], "arch": model.get("arch", "colornet"), "backbone": model["backbone"],

@@ -1,31 +1,18 @@
-"""Run folders: runs/<recipe>/<YYYYmmdd-HHMMSS>-<backbone>-s<seed>[-k]/, made before training, written atomically,
-never overwritten. The one definition of a finished run and of "a finished run that matches", the one reader of
-checkpoints, and `load_run` (a finished run back as a Learner)."""
+"""Runs as experiments and as models: the environment a run records, finding a finished run that matches a recipe
+(chains, sweeps), where a run's weights came from, and a finished run back as a model for inference. The files
+themselves belong to `runfolder`."""
 from __future__ import annotations
 
 import os
 import platform
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from .config import Recipe
+from .config import Recipe, to_dict
 from .errors import UsageError
-from .io import claim_new, load_tensors, read_yaml
-
-
-def new_run_dir(runs_dir: Path, recipe: str, backbone: str, seed: int, suffix: str = "") -> Path:
-    """A fresh run folder with an empty plots/ inside."""
-    parent = Path(runs_dir) / recipe
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{backbone.replace('/', '_')}-s{seed}{suffix}"
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        path = claim_new(parent / stem, is_dir=True)
-    except OSError as e:
-        raise UsageError(f"cannot create a run folder in {parent}: {e.strerror}; pass --runs-dir to a writable "
-                         f"place") from None
-    (path / "plots").mkdir()
-    return path
+from .runfolder import (ModelSpec, finished_runs, is_run_dir, predicted_labels, read_model_spec, saved_recipe)
 
 
 def environment() -> dict:
@@ -54,31 +41,7 @@ def check_free_space(runs_dir: Path, model) -> None:
                          f"{need / 2**20:.0f} MiB needed; free some space or pass --runs-dir elsewhere")
 
 
-# ---- finished runs -------------------------------------------------------------------------------------------
-
-def is_finished(run_dir: Path) -> bool:
-    """A run that wrote its best checkpoint and a metrics.json saying it finished."""
-    import json
-
-    run_dir = Path(run_dir)
-    try:
-        return (run_dir / "best.pth").is_file() and json.loads((run_dir / "metrics.json").read_text())["finished"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def saved_recipe(run_dir: Path) -> dict:
-    """The resolved recipe a run folder keeps (recipe.yaml), as a plain mapping."""
-    return read_yaml(Path(run_dir) / "recipe.yaml", "recipe")
-
-
-def finished_runs(runs_dir: Path, recipe: str) -> list[Path]:
-    """Finished run folders of `recipe`, newest first."""
-    parent = Path(runs_dir) / recipe
-    if not parent.is_dir():
-        return []
-    return sorted((p for p in parent.iterdir() if is_finished(p)), key=lambda p: p.name, reverse=True)
-
+# ---- finished runs as experiments ------------------------------------------------------------------------------
 
 def lookup(tree: dict, dotted: str):
     for part in dotted.split("."):
@@ -93,20 +56,6 @@ def matching_run(runs_dir: Path, recipe: str, wanted: dict) -> Path | None:
         if all(lookup(saved, key) == value for key, value in wanted.items()):
             return run
     return None
-
-
-def read_predictions(run_dir: Path):
-    """(labels, predictions.csv) of a finished classification run: path, split, group, <label>, p_<label>."""
-    import pandas as pd
-
-    run_dir = Path(run_dir)
-    if not is_finished(run_dir):
-        raise UsageError(f"{run_dir} is not a finished run folder (no best.pth / finished metrics.json)")
-    frame = pd.read_csv(run_dir / "predictions.csv", keep_default_na=False, na_values=[""])
-    labels = [c[2:] for c in frame.columns if c.startswith("p_")]
-    if not labels:
-        raise UsageError(f"{run_dir} holds no label probabilities (a reconstruction run?); compare needs classifiers")
-    return labels, frame
 
 
 def starting_point(model: dict) -> str:
@@ -137,28 +86,60 @@ def _source_name(source: str) -> str:
         return path.name
 
 
-# ---- reading runs back ---------------------------------------------------------------------------------------
-
-def load_checkpoint(path: Path) -> dict:
-    return load_tensors(path, "checkpoint")
-
-
 def read_recipe(run_dir: Path) -> Recipe:
     from .recipes import recipe_from_dict
 
     return recipe_from_dict(saved_recipe(run_dir))
 
 
-def load_run(run_dir: str | Path):
-    """(recipe, Learner with the run's best weights) for a finished run folder: evaluate, interpret, predict."""
-    from .learner import checkpoint_learner
+# ---- runs as models --------------------------------------------------------------------------------------------
+
+def spec_for(recipe: Recipe, labels: list[str], single_label: bool) -> ModelSpec:
+    """A new run's model.json: the network without its starting weights (best.pth holds them) and the validation
+    preprocessing."""
+    from .data.items import split_fits
+
+    fit = split_fits(recipe.data, recipe.train.image_size)[1]
+    network = replace(recipe.model, pretrained=False, weights=None, init_from=None)
+    return ModelSpec(task=recipe.task, labels=list(labels), single_label=bool(single_label), model=to_dict(network),
+                     input={"size": fit.size, "squish": fit.squish, "crop": fit.crop, "mean": recipe.data.mean,
+                            "std": recipe.data.std})
+
+
+def model_spec(run_dir: Path) -> ModelSpec:
+    """model.json; for a version-1 folder the same facts from recipe.yaml (network, preprocessing) and the header
+    of predictions.csv (labels in output order). Never reads the training data."""
+    spec = read_model_spec(run_dir)
+    if spec is not None:
+        return spec
+    from .tasks import task_of
+
+    recipe = read_recipe(run_dir)
+    labels = predicted_labels(run_dir) if task_of(recipe).predicts_labels else []
+    if labels is None:
+        raise UsageError(f"{run_dir} has neither model.json nor predictions.csv, so the order of its labels is "
+                         f"unknown; it is not a finished run")
+    return spec_for(recipe, labels, single_label=recipe.data.reader == "folder")  # only folder data is single-label
+
+
+def load_model(run_dir: str | Path, bs: int = 64):
+    """(ModelSpec, fastai Learner with the run's best weights) for inference: built from the run folder alone,
+    with DataLoaders that preprocess given images as validation did (`learn.dls.test_dl(rows)`)."""
+    from .learner import inference_learner
     from .models import load_weights
+    from .runfolder import best_weights
 
     run_dir = Path(run_dir)
-    if not (run_dir / "recipe.yaml").is_file() or not (run_dir / "best.pth").is_file():
+    if not is_run_dir(run_dir):
         raise UsageError(f"{run_dir} is not a run folder with recipe.yaml and best.pth")
-    recipe = read_recipe(run_dir)
-    learn = checkpoint_learner(recipe)
-    load_weights(learn.model, run_dir / "best.pth")
+    spec = model_spec(run_dir)
+    learn = inference_learner(spec, bs)
+    load_weights(learn.model, best_weights(run_dir))
     learn.path = run_dir
-    return recipe, learn
+    return spec, learn
+
+
+def require_classifier(spec: ModelSpec, run_dir, command: str) -> None:
+    if spec.task != "classification":
+        raise UsageError(f"{run_dir} is a {spec.task} run; {command} is for classifiers (its PSNR / SSIM are in "
+                         f"metrics.json and predictions.csv)")

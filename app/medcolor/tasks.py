@@ -15,9 +15,9 @@ class Task:
     name: str
     monitor: str                      # the validation metric that picks best.pth (higher is better)
     metrics: tuple[str, ...]          # what `metrics:` in a recipe may list
-    build_dls: Callable               # (recipe, num_workers, device) -> DataLoaders with a `table`
+    build_dls: Callable               # (recipe, num_workers, device) -> (DataLoaders, Table)
     head: Callable                    # (recipe, dls) -> (n_out, loss, fastai metrics)
-    finalize: Callable                # (learn, recipe, run_dir, split) -> scores; writes predictions and plots
+    finalize: Callable                # (learn, recipe, run_dir, table, valid_preds) -> scores; writes results
     summary_line: Callable            # result -> "mean AUC 0.71" / "PSNR 30.1 dB, SSIM 0.95"
     mid_epoch_score: Optional[Callable] = None  # learn -> monitor value, for train.eval_every_iters
     predicts_labels: bool = False     # `medcolor predict` / `interpret` make sense

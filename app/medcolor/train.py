@@ -8,12 +8,13 @@ from pathlib import Path
 
 from .config import Recipe, to_dict
 from .errors import Interrupted, RunError, Terminated, UsageError
-from .io import atomic_write, info, write_json
-from .learner import (build_learner, check_forward, checkpoint_learner, distributed, logger_callbacks, rank,
-                      this_process_only, weights_fingerprint, world_size)
+from .io import info
+from . import runfolder
+from .learner import (build_data, build_learner, check_forward, checkpoint_learner, distributed, logger_callbacks,
+                      rank, this_process_only, weights_fingerprint, world_size)
 from .recipes import load_recipe, recipe_to_yaml
-from .runs import (check_free_space, environment, is_finished, load_checkpoint, new_run_dir, read_recipe,
-                   starting_point)
+from .runfolder import is_finished, new_run_dir
+from .runs import check_free_space, environment, read_recipe, spec_for, starting_point
 from .tasks import task_of
 
 
@@ -46,7 +47,8 @@ def seed_list(recipe: Recipe, seed: int | None, n_seeds: int | None) -> list[int
 def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:
     """A fresh run: everything that can fail on bad input fails before the run folder is made."""
     start = time.time()
-    learn = build_learner(recipe)
+    dls, table = build_data(recipe)
+    learn = build_learner(recipe, dls)
     check_forward(learn)
     if rank() > 0:  # a distributed helper process: trains its share, writes nothing
         fit(learn, recipe, None, quiet=True)
@@ -57,31 +59,31 @@ def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:
     run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed)
     info(f"run folder: {run_dir}")
     try:
-        write_run_start(run_dir, recipe)
+        write_run_start(run_dir, recipe, learn.dls)
         if recipe.train.lr_find:
             from fastai.torch_core import no_random
 
             with no_random():  # on a learner of its own, leaving every random state as it was: the run is
                 found = find_lr(build_learner(recipe), run_dir)  # the same as without the LR finder
             info(f"lr-find: valley suggestion {found['valley']:.2e} (plots/lr_find.png)")
-        fit(learn, recipe, run_dir, quiet)
+        kept = fit(learn, recipe, run_dir, quiet)
     except KeyboardInterrupt as e:
         raise interrupted(run_dir, recipe, e) from None
     except BaseException:
-        if not (run_dir / "last.pth").exists():  # nothing to resume: leave no half-written run behind
+        if not runfolder.has_last(run_dir):  # nothing to resume: leave no half-written run behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     if world_size() > 1:
         info(f"rank 0: weights {weights_fingerprint(learn.model)}")
     with this_process_only():  # the helpers are done; evaluation is rank 0's alone
-        return finalize(learn, recipe, run_dir, time.time() - start)
+        return finalize(learn, recipe, run_dir, table, time.time() - start, kept)
 
 
 def interrupted(run_dir: Path, recipe: Recipe, signal: KeyboardInterrupt) -> Interrupted:
     """Ctrl-C / SIGTERM: keep a folder that holds a finished epoch (resumable), remove one that does not."""
     name, code = ("SIGTERM", 143) if isinstance(signal, Terminated) else ("Ctrl-C", 130)
-    if (run_dir / "last.pth").exists():
-        epoch = load_checkpoint(run_dir / "last.pth")["epoch"]
+    if runfolder.has_last(run_dir):
+        epoch = runfolder.read_last(run_dir)["epoch"]
         return Interrupted(f"{name}: stopped after epoch {epoch} of {recipe.train.epochs}; {run_dir} is kept - "
                            f"continue with `medcolor run recipe {recipe.name} --resume {run_dir}`", code)
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -96,50 +98,52 @@ def resume(run_dir: Path, quiet: bool = False) -> dict:
     run_dir = Path(run_dir)
     if is_finished(run_dir):
         return finished_result(run_dir)
-    if not (run_dir / "last.pth").is_file() or not (run_dir / "recipe.yaml").is_file():
+    if not runfolder.has_last(run_dir) or not (run_dir / runfolder.RECIPE).is_file():
         raise UsageError(f"{run_dir} has no last.pth / recipe.yaml to resume from; give a run folder that "
                          f"finished at least one epoch")
     start = time.time()
     recipe = read_recipe(run_dir)
-    last = load_checkpoint(run_dir / "last.pth")
-    learn = checkpoint_learner(recipe)
+    last = runfolder.read_last(run_dir)
+    dls, table = build_data(recipe)
+    learn = checkpoint_learner(recipe, dls)
     learn.model.load_state_dict(last["model"])
     load_opt_state(learn.opt, last["opt"])
     start_epoch = last["epoch"] + 1
     info(f"resuming {run_dir} at epoch {start_epoch} of {recipe.train.epochs}")
     set_seed(recipe.train.seed + start_epoch, reproducible=True)
+    kept = None
     if start_epoch < recipe.train.epochs:
         try:
-            fit(learn, recipe, run_dir, quiet, state={"rows": last["rows"], "best": last["best"],
-                                                      "best_epoch": last["best_epoch"], "start_epoch": start_epoch})
+            kept = fit(learn, recipe, run_dir, quiet, state={"rows": last["rows"], "best": last["best"],
+                                                             "best_epoch": last["best_epoch"],
+                                                             "start_epoch": start_epoch})
         except KeyboardInterrupt as e:
             raise interrupted(run_dir, recipe, e) from None
-    return finalize(learn, recipe, run_dir, time.time() - start)
+    return finalize(learn, recipe, run_dir, table, time.time() - start, kept)
 
 
 def finished_result(run_dir: Path) -> dict:
     """A finished run's result, read back and said in one line; nothing in the folder is touched."""
-    import json
-
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    seconds = json.loads((run_dir / "timing.json").read_text())["seconds"]
+    metrics = runfolder.read_metrics(run_dir)
+    seconds = runfolder.read_seconds(run_dir)
     summary = task_of(read_recipe(run_dir)).summary_line(metrics)
     info(f"{run_dir} is finished ({summary}, best epoch {metrics['best_epoch']}); nothing to resume, "
          f"nothing written")
     return {**metrics, "run_dir": str(run_dir), "seconds": seconds, "summary": summary}
 
 
-def fit(learn, recipe: Recipe, run_dir: Path | None, quiet: bool, state: dict | None = None) -> None:
-    """fit_one_cycle (or fit + ReduceLROnPlateau); only rank 0 of a distributed run writes the run folder."""
+def fit(learn, recipe: Recipe, run_dir: Path | None, quiet: bool, state: dict | None = None):
+    """fit_one_cycle (or fit + ReduceLROnPlateau); only rank 0 of a distributed run writes the run folder. Returns
+    the best epoch's validation (probabilities, targets) when they were seen whole, else None."""
     from fastai.callback.progress import ProgressCallback
-    from .callbacks import StopOnNaN
+    from .callbacks import BestValidPredictions, StopOnNaN
 
     learn.path, t = run_dir or Path("."), recipe.train
     if quiet or run_dir is None:
         learn.remove_cb(ProgressCallback)
         learn.logger = lambda *_: None  # RunState logs one line per epoch instead of fastai's raw lists
-    stop = StopOnNaN()
-    cbs = (run_callbacks(recipe, run_dir, quiet, state or {}) if run_dir else []) + [stop]
+    stop, kept = StopOnNaN(), BestValidPredictions()
+    cbs = (run_callbacks(recipe, run_dir, quiet, state or {}) + [kept] if run_dir else []) + [stop]
     start = (state or {}).get("start_epoch", 0)
     with distributed(learn):
         if t.schedule == "plateau":
@@ -155,45 +159,49 @@ def fit(learn, recipe: Recipe, run_dir: Path | None, quiet: bool, state: dict | 
         raise RunError(f"the loss became NaN in epoch {stop.nan_epoch} (train.max_lr={t.max_lr}); lower "
                        f"train.max_lr, `medcolor lr-find {recipe.name}` suggests one; the best checkpoint so far "
                        f"is kept")
+    return kept.kept
 
 
 def run_callbacks(recipe: Recipe, run_dir: Path, quiet: bool, state: dict) -> list:
     """The run folder's bookkeeping (best / last checkpoints, history, mid-epoch evaluation) and the loggers."""
-    from .callbacks import RunState
+    from .callbacks import MidEpochEval, RunHistory, SaveBest, SaveLast
 
-    task = task_of(recipe)
-    every = recipe.train.eval_every_iters if task.mid_epoch_score else 0
-    return [RunState(run_dir, monitor=task.monitor, eval_every_iters=every, evaluate=task.mid_epoch_score,
-                     log=info if quiet else None, **state)] + logger_callbacks(recipe, run_dir)
-
-
-def write_run_start(run_dir: Path, recipe: Recipe) -> None:
-    from .io import atomic_write
-
-    atomic_write(run_dir / "recipe.yaml", recipe_to_yaml(recipe))
-    write_json(run_dir / "env.json", environment())
+    task, start = task_of(recipe), state.get("start_epoch", 0)
+    cbs = [RunHistory(run_dir, state.get("rows"), start, log=info if quiet else None,
+                      shown=("train_loss", "valid_loss", task.monitor)),
+           SaveBest(run_dir, task.monitor, state.get("best", float("-inf")), state.get("best_epoch", -1), start),
+           SaveLast(run_dir, start)]
+    if recipe.train.eval_every_iters and task.mid_epoch_score:
+        cbs.append(MidEpochEval(run_dir, recipe.train.eval_every_iters, task.mid_epoch_score, task.monitor))
+    return cbs + logger_callbacks(recipe, run_dir)
 
 
-def finalize(learn, recipe: Recipe, run_dir: Path, seconds: float) -> dict:
+def write_run_start(run_dir: Path, recipe: Recipe, dls=None) -> None:
+    """recipe.yaml, env.json and model.json (the network and preprocessing that inference needs)."""
+    spec = spec_for(recipe, list(dls.vocab), dls.valid_ds.single_label) if task_of(recipe).predicts_labels \
+        else spec_for(recipe, [], False)
+    runfolder.write_start(run_dir, recipe_to_yaml(recipe), environment(), spec)
+
+
+def finalize(learn, recipe: Recipe, run_dir: Path, table, seconds: float, valid_preds=None) -> dict:
     """Best weights -> scores on the test split (valid when there is none), metrics.json and plots."""
     from .models import load_weights
     from .plots import plot_history
 
     task = task_of(recipe)
-    last = load_checkpoint(run_dir / "last.pth")
-    if not (run_dir / "best.pth").is_file():  # never "finished" without a best model to evaluate
+    last = runfolder.read_last(run_dir)
+    if not runfolder.best_weights(run_dir).is_file():  # never "finished" without a best model to evaluate
         raise RunError(f"no epoch gave a valid validation {task.monitor} (NaN every epoch), so there is no best "
                        f"model; {run_dir} keeps last.pth and history.csv to inspect")
-    load_weights(learn.model, run_dir / "best.pth")
-    table = learn.dls.table
+    load_weights(learn.model, runfolder.best_weights(run_dir))
     split = table.eval_split()
-    scores = task.finalize(learn, recipe, run_dir, split)
-    plot_history(run_dir / "plots" / "loss.png", last["rows"], monitor=task.monitor)
+    scores = task.finalize(learn, recipe, run_dir, table, valid_preds)
+    plot_history(runfolder.plot_path(run_dir, "loss.png"), last["rows"], monitor=task.monitor)
     result = {"run_dir": str(run_dir), **scores, "best_epoch": last["best_epoch"],
               f"best_valid_{task.monitor}": last["best"], "split": split, "seconds": round(seconds, 1)}
-    write_json(run_dir / "timing.json", {"seconds": result["seconds"]})
     # metrics.json holds only what the data and seed determine, so equal runs give equal files
-    write_json(run_dir / "metrics.json", {**{k: v for k, v in result.items() if k not in ("run_dir", "seconds")},
+    runfolder.write_final(run_dir, seconds=result["seconds"], metrics={
+                                          **{k: v for k, v in result.items() if k not in ("run_dir", "seconds")},
                                           "recipe": recipe.name, "task": recipe.task,
                                           "backbone": recipe.model.backbone, "colorizer": recipe.model.colorizer,
                                           "mode": recipe.model.mode, "seed": recipe.train.seed,
@@ -202,15 +210,12 @@ def finalize(learn, recipe: Recipe, run_dir: Path, seconds: float) -> dict:
                                           "subset_seed": recipe.data.subset.seed,
                                           "n_train": int((table.df["split"] == "train").sum()), "finished": True,
                                           "history_rows": len(last["rows"])})
-    write_card(learn, recipe, run_dir, result)
+    write_card(learn, recipe, run_dir, result, table)
     return {**result, "summary": task.summary_line(result)}
 
 
-def write_card(learn, recipe: Recipe, run_dir: Path, result: dict) -> None:
+def write_card(learn, recipe: Recipe, run_dir: Path, result: dict, table) -> None:
     """model_card.md, from the run's files and the model's own parameter counts."""
-    import json
-
-    from . import calibration
     from .model_card import render
     from .modes import trainable_parameters
 
@@ -219,10 +224,10 @@ def write_card(learn, recipe: Recipe, run_dir: Path, result: dict) -> None:
         {id(p) for p in learn.model.parameters() if p.requires_grad}
     params = (sum(p.numel() for p in learn.model.parameters() if id(p) in ids),
               sum(p.numel() for p in learn.model.parameters()))
-    sizes = learn.dls.table.df["split"].value_counts().reindex(["train", "valid", "test"]).dropna().astype(int)
-    card = render(recipe, result, sizes.to_dict(), list(learn.dls.vocab) if hasattr(learn.dls, "vocab") else [],
-                  params, json.loads((run_dir / "env.json").read_text()), calibration.read(run_dir), starting_point(to_dict(m)))
-    atomic_write(run_dir / "model_card.md", card)
+    sizes = table.df["split"].value_counts().reindex(["train", "valid", "test"]).dropna().astype(int)
+    card = render(recipe, result, sizes.to_dict(), list(table.labels), params, runfolder.read_env(run_dir),
+                  runfolder.read_calibration(run_dir), starting_point(to_dict(m)))
+    runfolder.write_card(run_dir, card)
 
 
 def find_lr(learn, run_dir: Path, num_it: int = 50) -> dict:
@@ -233,9 +238,9 @@ def find_lr(learn, run_dir: Path, num_it: int = 50) -> dict:
     learn.path, learn.model_dir = run_dir, tempfile.mkdtemp(prefix="medcolor-lrfind-")  # fastai's temporary save
     with learn.no_bar():
         suggestion = learn.lr_find(num_it=num_it, show_plot=True)
-    current_figure(run_dir / "plots" / "lr_find.png")
+    current_figure(runfolder.plot_path(run_dir, "lr_find.png"))
     result = {"run_dir": str(run_dir), "valley": float(suggestion.valley), "num_it": num_it}
-    write_json(run_dir / "lr_find.json", result)
+    runfolder.write_lr_find(run_dir, result)
     return result
 
 
@@ -244,7 +249,7 @@ def lr_find(recipe: Recipe, runs_dir: Path, num_it: int = 50) -> dict:
     learn = build_learner(recipe)
     check_forward(learn)
     run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed, suffix="-lrfind")
-    write_run_start(run_dir, recipe)
+    write_run_start(run_dir, recipe, learn.dls)
     return find_lr(learn, run_dir, num_it)
 
 

@@ -10,7 +10,7 @@ from ..errors import UsageError
 from ..io import warn
 from .cache import use_cache
 from .images import describe, find_bad_images, require_existing
-from .items import GrayItems, fitted, gray_dataloaders, split_fits
+from .items import Fit, GrayItems, fitted, gray_dataloaders, inference_dataloaders, split_fits
 from .memory import load_all, use_memory
 from .readers import Table, read_table
 
@@ -27,7 +27,11 @@ def batch_transforms(cfg: DataConfig) -> list:
             tfms.append(Flip(p=0.5))
         if cfg.contrast:
             tfms.append(Contrast(max_lighting=cfg.contrast, p=0.75))
-    return tfms + [Normalize.from_stats([cfg.mean], [cfg.std])]
+    return tfms + normalisation(cfg.mean, cfg.std)
+
+
+def normalisation(mean: float, std: float) -> list:
+    return [Normalize.from_stats([mean], [std])]
 
 
 VERIFY_LIMIT = 20_000  # decoding every image of a larger table would cost minutes at each start
@@ -108,7 +112,7 @@ def check_classes(table: Table) -> None:
 
 
 def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers: int = 0, device=None):
-    """fastai DataLoaders for train/valid; `dls.table` keeps the full table (test split included)."""
+    """(fastai DataLoaders for train/valid, the full table with its test split)."""
     table, cached = read_existing(cfg, image_size)
     fits = split_fits(cfg, image_size)
     images, errors = decode_into_memory(cfg, table.df, fits)
@@ -119,18 +123,30 @@ def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers
     known = {**(images.get("train", {}) if fits[0] == fits[1] else {}), **images.get("valid", {})}
     dls = gray_dataloaders(splits, batch_transforms(cfg), fit_batch_size(len(splits["train"]), bs), num_workers,
                            device, known)
-    dls.table = table
-    return dls
+    return dls, table
+
+
+def inference_dls(fit: Fit, labels: list[str], single_label: bool, mean: float, std: float, bs: int, device=None):
+    """DataLoaders that only preprocess (validation crop and normalisation): for a model loaded from a run."""
+    return inference_dataloaders(fit, labels, single_label, normalisation(mean, std), bs, device)
 
 
 def split_items(table: Table, split: str, fit, images: dict) -> GrayItems:
     rows = table.split(split)
-    return GrayItems(rows, table.labels, fit, 0 if split == "train" else 1, [images.get(p) for p in rows["path"]])
+    return GrayItems(rows, table.labels, fit, 0 if split == "train" else 1, [images.get(p) for p in rows["path"]],
+                     single_label=table.single_label)
 
 
-def split_dl(dls, split: str):
-    """A non-shuffled DataLoader over one split of `dls.table` with labels (for evaluation / prediction)."""
-    df = dls.table.split(split)
+def evaluation_rows(cfg: DataConfig, rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows a finished model is evaluated on: every listed image must exist; undecodable ones are skipped (or an
+    error), as for training. Only these images are looked at."""
+    require_existing(rows["path"])
+    return screen_images(cfg, rows, checked=False).reset_index(drop=True)
+
+
+def split_rows(table: Table, split: str):
+    """One split's rows, for evaluation; an empty split is one line."""
+    df = table.split(split)
     if df.empty:
         raise UsageError(f"the {split} split is empty")
-    return dls.test_dl(df.reset_index(drop=True), with_labels=True)
+    return df.reset_index(drop=True)

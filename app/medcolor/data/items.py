@@ -73,8 +73,9 @@ class GrayItems(torch.utils.data.Dataset):
     n_inp = 1
 
     def __init__(self, rows: pd.DataFrame, labels: list[str], fit: Fit, split_idx: int, images: list | None = None,
-                 with_labels: bool = True):
+                 with_labels: bool = True, single_label: bool = False):
         self.rows, self.vocab, self.fit, self.split_idx = rows.reset_index(drop=True), list(labels), fit, split_idx
+        self.single_label = single_label  # one class per image (softmax) rather than independent labels
         self.paths = self.rows["path"].tolist()
         self.targets = self.rows[self.vocab].to_numpy(np.float32, copy=True) if with_labels else None
         self.images = images if images is not None else [None] * len(self.paths)
@@ -107,16 +108,27 @@ class GrayDataLoaders(DataLoaders):
     def test_dl(self, rows: pd.DataFrame, with_labels: bool = False, bs: int | None = None, **kwargs):
         valid = self.valid_ds
         images = [self.known.get(p) for p in rows["path"]]
-        ds = GrayItems(rows, valid.vocab, valid.fit, 1, images, with_labels)
+        ds = GrayItems(rows, valid.vocab, valid.fit, 1, images, with_labels, valid.single_label)
         return self.valid.new(ds, bs=bs or self.valid.bs, shuffle=False, drop_last=False, **kwargs)
 
 
-def gray_dataloaders(splits: dict, after_batch: list, bs: int, num_workers: int, device, known: dict):
+def inference_dataloaders(fit: Fit, labels: list[str], single_label: bool, after_batch: list, bs: int, device):
+    """GrayDataLoaders with no data of their own, only the validation preprocessing: `test_dl(rows)` feeds given
+    images to a model loaded from its run folder (the training data is never read)."""
+    # fastai's TfmdDL runs one item through its pipeline when made: a blank image held in memory, never a file
+    blank = np.zeros((fit.size, fit.size), np.uint8)
+    rows = pd.DataFrame({"path": [""], **{lab: [0.0] for lab in labels}})
+    stand_in = GrayItems(rows, labels, fit, 1, [blank], single_label=single_label)
+    return gray_dataloaders({"train": stand_in, "valid": stand_in}, after_batch, bs, 0, device, {}, drop_last=False)
+
+
+def gray_dataloaders(splits: dict, after_batch: list, bs: int, num_workers: int, device, known: dict,
+                     drop_last: bool = True):
     """GrayDataLoaders over {'train': GrayItems, 'valid': GrayItems}: shuffled, full training batches."""
     from fastai.data.transforms import IntToFloatTensor
 
     tfms = [IntToFloatTensor(), *after_batch]
-    train = TfmdDL(splits["train"], bs=bs, shuffle=True, drop_last=True, after_batch=tfms, num_workers=num_workers,
+    train = TfmdDL(splits["train"], bs=bs, shuffle=True, drop_last=drop_last, after_batch=tfms, num_workers=num_workers,
                    device=device)
     valid = TfmdDL(splits["valid"], bs=bs, shuffle=False, after_batch=tfms, num_workers=num_workers, device=device)
     return GrayDataLoaders(train, valid, known=known, device=device)

@@ -117,7 +117,7 @@ class PairedImages(torch.utils.data.Dataset):
 
 
 def build_paired_dls(cfg: DataConfig, size: int, bs: int, num_workers: int = 0, device=None):
-    """fastai DataLoaders of (input, target) pairs for train / valid; `dls.table` keeps the full table."""
+    """(fastai DataLoaders of (input, target) pairs for train / valid, the full table)."""
     from fastai.data.core import DataLoaders
     from .block import fit_batch_size, prepare_table
 
@@ -127,5 +127,4 @@ def build_paired_dls(cfg: DataConfig, size: int, bs: int, num_workers: int = 0, 
     ds = [PairedImages(train, cfg, size, True, stored[:len(train)]), PairedImages(valid, cfg, size, False,
                                                                                   stored[len(train):])]
     dls = DataLoaders.from_dsets(*ds, bs=fit_batch_size(len(ds[0]), bs), num_workers=num_workers, device=device)
-    dls.table = table
-    return dls
+    return dls, table

@@ -1,0 +1,271 @@
+"""The run-folder format: the one place that names the files of a run folder, reads and writes them, and knows
+which version of the format a folder is in.
+
+    runs/<recipe>/<YYYYmmdd-HHMMSS>-<backbone>-s<seed>[-k]/
+        model.json        what inference needs (version 2+): task, labels, network, input preprocessing
+        recipe.yaml       the resolved recipe            env.json       versions and hardware
+        best.pth          best weights                   last.pth       weights, optimiser, epoch, history, best
+        history.csv       one row per epoch              evals.csv      mid-epoch evaluations
+        metrics.json      final scores, `finished`       timing.json    seconds
+        predictions.csv   the evaluated split            calibration.json  temperatures and thresholds
+        model_card.md     plots/                         eval-*/ interpret-*/  result folders
+
+Version 1 is every folder written before model.json existed; it has no version stamp and is read through
+`runs.model_spec`, which derives the same facts from recipe.yaml, predictions.csv and best.pth.
+Every write is atomic and nothing here overwrites a result folder."""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import UsageError
+from .io import atomic_torch_save, atomic_write, claim_new, load_tensors, read_yaml, write_csv, write_json
+
+FORMAT_VERSION = 2
+
+MODEL = "model.json"
+RECIPE = "recipe.yaml"
+ENV = "env.json"
+BEST = "best.pth"
+LAST = "last.pth"
+HISTORY = "history.csv"
+EVALS = "evals.csv"
+METRICS = "metrics.json"
+TIMING = "timing.json"
+PREDICTIONS = "predictions.csv"
+CALIBRATION = "calibration.json"
+CARD = "model_card.md"
+LR_FIND = "lr_find.json"
+PLOTS = "plots"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What it takes to rebuild a run's network and feed it one image - the run's `pretrained_cfg`. `input`: the
+    validation preprocessing (shorter side resized to `size`, or both sides with `squish`, then a centre crop of
+    `crop`; pixel / 255 normalised with `mean` / `std`), `model`: the ModelConfig fields of the network."""
+
+    task: str
+    labels: list
+    single_label: bool
+    model: dict
+    input: dict
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---- naming and making folders -------------------------------------------------------------------------------
+
+def check_name(name: str, what: str = "recipe name") -> str:
+    """A run-folder component: one plain name, never a path (no '/', no '..', not absolute)."""
+    if not name or name in (".", "..") or re.search(r"[/\\]", name) or name.startswith("~"):
+        raise UsageError(f"{what} {name!r} must be one plain name (no '/', '..' or absolute paths)")
+    return name
+
+
+def new_run_dir(runs_dir: Path, recipe: str, backbone: str, seed: int, suffix: str = "") -> Path:
+    """A fresh run folder with an empty plots/ inside."""
+    parent = Path(runs_dir) / check_name(recipe)
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{backbone.replace('/', '_')}-s{seed}{suffix}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        path = claim_new(parent / stem, is_dir=True)
+    except OSError as e:
+        raise UsageError(f"cannot create a run folder in {parent}: {e.strerror}; pass --runs-dir to a writable "
+                         f"place") from None
+    (path / PLOTS).mkdir()
+    return path
+
+
+def result_dir(run_dir: Path, name: str) -> Path:
+    """A new result folder inside a run (eval-test, interpret-valid, eval-chexpert-valid-2 ...), never reused."""
+    return claim_new(Path(run_dir) / name, is_dir=True)
+
+
+def plot_path(run_dir: Path, name: str) -> Path:
+    return Path(run_dir) / PLOTS / name
+
+
+# ---- what a folder is ----------------------------------------------------------------------------------------
+
+def is_run_dir(run_dir: Path) -> bool:
+    return (Path(run_dir) / RECIPE).is_file() and (Path(run_dir) / BEST).is_file()
+
+
+def is_finished(run_dir: Path) -> bool:
+    """A run that wrote its best checkpoint and a metrics.json saying it finished."""
+    run_dir = Path(run_dir)
+    try:
+        return (run_dir / BEST).is_file() and json.loads((run_dir / METRICS).read_text())["finished"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def format_version(run_dir: Path) -> int:
+    """2 and later stamp model.json; a folder without it was written by version 1."""
+    spec = read_model_spec(run_dir)
+    return spec.format_version if spec else 1
+
+
+def finished_runs(runs_dir: Path, recipe: str) -> list[Path]:
+    """Finished run folders of `recipe`, newest first."""
+    parent = Path(runs_dir) / recipe
+    if not parent.is_dir():
+        return []
+    return sorted((p for p in parent.iterdir() if is_finished(p)), key=lambda p: p.name, reverse=True)
+
+
+# ---- reading and writing its files -------------------------------------------------------------------------
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path} does not exist ({what})") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read {what} {path}: {str(e).splitlines()[0][:150]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} does not hold a JSON object ({what})")
+    return data
+
+
+def saved_recipe(run_dir: Path) -> dict:
+    """The resolved recipe a run folder keeps (recipe.yaml), as a plain mapping."""
+    return read_yaml(Path(run_dir) / RECIPE, "recipe")
+
+
+def write_start(run_dir: Path, recipe_yaml: str, env: dict, spec: ModelSpec | None) -> None:
+    """What a run writes before training: recipe.yaml, env.json and (classifiers) model.json."""
+    atomic_write(Path(run_dir) / RECIPE, recipe_yaml)
+    write_json(Path(run_dir) / ENV, env)
+    if spec is not None:
+        write_json(Path(run_dir) / MODEL, spec.to_dict())
+
+
+def read_model_spec(run_dir: Path) -> ModelSpec | None:
+    """model.json, or None for a version-1 folder."""
+    path = Path(run_dir) / MODEL
+    if not path.is_file():
+        return None
+    data = _read_json(path, "model description")
+    try:
+        return ModelSpec(**data)
+    except TypeError:
+        raise UsageError(f"{path} is not a medcolor model description (fields {sorted(data)})") from None
+
+
+def read_env(run_dir: Path) -> dict:
+    return _read_json(Path(run_dir) / ENV, "environment")
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return _read_json(Path(run_dir) / METRICS, "metrics")
+
+
+def write_final(run_dir: Path, metrics: dict, seconds: float) -> None:
+    write_json(Path(run_dir) / TIMING, {"seconds": seconds})
+    write_json(Path(run_dir) / METRICS, metrics)
+
+
+def read_seconds(run_dir: Path) -> float | None:
+    path = Path(run_dir) / TIMING
+    return _read_json(path, "timing").get("seconds") if path.is_file() else None
+
+
+def read_calibration(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / CALIBRATION
+    if not path.is_file():
+        return None
+    cal = _read_json(path, "calibration")
+    if not {"temperature", "thresholds", "activation"} <= set(cal):
+        raise UsageError(f"{path} lacks temperature / thresholds / activation; refit it with `medcolor calibrate "
+                         f"{run_dir} --replace`")
+    return cal
+
+
+def calibration_path(run_dir: Path) -> Path:
+    return Path(run_dir) / CALIBRATION
+
+
+def write_calibration(run_dir: Path, cal: dict) -> None:
+    write_json(calibration_path(run_dir), cal)
+
+
+def write_predictions(folder: Path, frame) -> None:
+    write_csv(Path(folder) / PREDICTIONS, frame)
+
+
+def read_predictions(folder: Path):
+    """(labels, predictions.csv) of a finished classification run or of one of its evaluation folders
+    (eval-*): path, split, group, <label>, p_<label>."""
+    import pandas as pd
+
+    folder = Path(folder)
+    if not (is_finished(folder) or (folder / PREDICTIONS).is_file() and (folder / METRICS).is_file()):
+        raise UsageError(f"{folder} is not a finished run folder (no best.pth / finished metrics.json) nor an "
+                         f"evaluation folder (eval-*)")
+    if not (folder / PREDICTIONS).is_file():
+        raise UsageError(f"{folder} has no {PREDICTIONS}")
+    frame = pd.read_csv(folder / PREDICTIONS, keep_default_na=False, na_values=[""])
+    labels = [c[2:] for c in frame.columns if c.startswith("p_")]
+    if not labels or "path" not in frame:
+        raise UsageError(f"{folder / PREDICTIONS} holds no path and label probabilities (a reconstruction run?)")
+    return labels, frame
+
+
+def predicted_labels(run_dir: Path) -> list[str] | None:
+    """The label order of a run's outputs as its predictions.csv header gives them (version-1 folders)."""
+    path = Path(run_dir) / PREDICTIONS
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        header = f.readline().rstrip("\n")
+    import csv
+    return [c[2:] for c in next(csv.reader([header])) if c.startswith("p_")] or None
+
+
+def load_checkpoint(path: Path) -> dict:
+    return load_tensors(path, "checkpoint")
+
+
+def best_weights(run_dir: Path) -> Path:
+    return Path(run_dir) / BEST
+
+
+def read_last(run_dir: Path) -> dict:
+    return load_checkpoint(Path(run_dir) / LAST)
+
+
+def has_last(run_dir: Path) -> bool:
+    return (Path(run_dir) / LAST).is_file()
+
+
+def save_best(run_dir: Path, state_dict: dict) -> None:
+    atomic_torch_save(state_dict, Path(run_dir) / BEST)
+
+
+def save_last(run_dir: Path, state: dict) -> None:
+    atomic_torch_save(state, Path(run_dir) / LAST)
+
+
+def write_history(run_dir: Path, rows: list[dict]) -> None:
+    import pandas as pd
+    atomic_write(Path(run_dir) / HISTORY, pd.DataFrame(rows).to_csv(index=False))
+
+
+def write_evals(run_dir: Path, rows: list[dict]) -> None:
+    import pandas as pd
+    atomic_write(Path(run_dir) / EVALS, pd.DataFrame(rows).to_csv(index=False))
+
+
+def write_card(run_dir: Path, text: str) -> None:
+    atomic_write(Path(run_dir) / CARD, text)
+
+
+def write_lr_find(run_dir: Path, result: dict) -> None:
+    write_json(Path(run_dir) / LR_FIND, result)

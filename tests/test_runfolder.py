@@ -1,0 +1,60 @@
+"""The run-folder format: version stamps, and folders written before model.json existed (version 1, kept in
+tests/data/legacy-run-v1 exactly as the main of 2026-12-01 wrote it) working with every result command."""
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from medcolor import runfolder
+from medcolor.cli import main
+from medcolor.errors import UsageError
+
+LEGACY = Path(__file__).parent / "data" / "legacy-run-v1"
+
+
+@pytest.fixture
+def legacy(tmp_path):
+    return Path(shutil.copytree(LEGACY, tmp_path / "runs" / "demo" / LEGACY.name))
+
+
+def test_new_runs_are_stamped_and_old_ones_read_as_version_1(demo_runs, legacy):
+    _, runs = demo_runs
+    assert runfolder.format_version(runs[0]) == runfolder.FORMAT_VERSION == 2
+    assert runfolder.format_version(legacy) == 1 and not (legacy / runfolder.MODEL).exists()
+    from medcolor.runs import model_spec
+    new, old = model_spec(runs[0]), model_spec(legacy)
+    assert old.labels == new.labels and old.input == {"size": 32, "squish": False, "crop": 32, "mean": 0.5028,
+                                                      "std": 0.2902}
+    assert old.model["backbone"] == "test_efficientnet" and old.model["weights"] is None
+
+
+def test_every_result_command_works_on_a_version_1_run(legacy, tmp_path, sample_dir, capsys):
+    images = [str(p) for p in sorted((sample_dir / "images").glob("*.png"))[:6]]
+    before = {p.name for p in legacy.iterdir()}
+    assert main(["evaluate", str(legacy), "--json"]) == 0
+    saved = json.loads((legacy / "metrics.json").read_text())
+    assert json.loads(capsys.readouterr().out)["auc"] == pytest.approx(saved["auc"])
+    assert main(["predict", str(legacy), *images, "--out", str(tmp_path / "p.csv")]) == 0
+    assert pd.read_csv(tmp_path / "p.csv").filter(like="pred_").shape == (6, 6)
+    for fmt in ("onnx", "torchscript"):
+        assert main(["export", str(legacy), "--format", fmt]) == 0
+    assert main(["predict", str(legacy / "model.onnx"), *images, "--out", str(tmp_path / "o.csv")]) == 0
+    assert (pd.read_csv(tmp_path / "o.csv").filter(like="pred_") == pd.read_csv(tmp_path / "p.csv")
+            .filter(like="pred_")).all().all()
+    assert main(["interpret", str(legacy), "--top-losses", "2"]) == 0
+    assert main(["compare", str(legacy), str(legacy)]) == 0
+    assert main(["report", str(legacy.parent)]) == 0
+    assert main(["run", "recipe", "demo", "--resume", str(legacy)]) == 0
+    assert main(["calibrate", str(legacy), "--replace", "--sensitivity", "0.8"]) == 0
+    assert "demo" in capsys.readouterr().out
+    new = {p.name for p in legacy.iterdir()} - before
+    assert new == {"eval-test", "model.onnx", "model.onnx.json", "model.pt", "model.pt.json", "interpret-test"}
+    assert json.loads((legacy / "metrics.json").read_text()) == saved  # the run itself is left as it was
+
+
+def test_a_run_name_is_one_plain_folder_name(tmp_path):
+    for bad in ("../x", "/abs", "a/b", "..", ""):
+        with pytest.raises(UsageError, match="one plain name"):
+            runfolder.new_run_dir(tmp_path, bad, "resnet18", 0)
