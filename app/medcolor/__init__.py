@@ -1,11 +1,13 @@
 """medcolor: learned colorization modules that transfer ImageNet networks to grayscale medical images.
 
 The Python API mirrors the CLI: `load_recipe` -> `build_dls` -> `build_learner` (a fastai Learner set up
-exactly as `medcolor run` trains it). Heavy libraries load on first use.
+exactly as `medcolor run` trains it), and `load_model(run_dir)` for a finished run (its ModelSpec and a Learner
+with its best weights whose `dls.test_dl(rows)` preprocesses images as validation did; no training data read).
+Heavy libraries load on first use.
 """
 __version__ = "0.1.0"
 
-__all__ = ["load_recipe", "build_dls", "build_learner"]
+__all__ = ["load_recipe", "build_dls", "build_learner", "load_model"]
 
 
 def load_recipe(name_or_path, overrides=()):
@@ -21,3 +23,8 @@ def build_dls(recipe):
 def build_learner(recipe, dls=None):
     from .learner import build_learner as build
     return build(recipe, dls)
+
+
+def load_model(run_dir):
+    from .runs import load_model as load
+    return load(run_dir)

@@ -57,7 +57,7 @@ def own_images(run_dir, spec, split: str | None) -> LabelledImages:
     try:
         table = read_table(cfg)
     except UsageError as e:
-        raise UsageError(f"the run's own data cannot be read ({e}); evaluate it on data elsewhere with --data SPEC "
+        raise UsageError(f"the run's own data cannot be read ({e}); give where it is now with --data {cfg.spec} "
                          f"data.root=DIR") from None
     split = split or table.eval_split()
     rows = evaluation_rows(cfg, split_rows(table, split))
@@ -73,10 +73,11 @@ def external_images(spec, data: DataRequest, split: str | None) -> LabelledImage
     cfg = widest(load_data_config(data.spec, data.overrides), data.overrides)
     root = data_root(cfg)
     where = f"{cfg.spec} data at {root}"
-    table = read_table(cfg, allow_unsplit=True)
+    table, chosen = read_table(cfg, splits=(split or "test",), allow_unsplit=True), split or "test"
+    if not split and (table.unsplit_reason or table.split("test").empty):  # no test split: all of it
+        table, chosen = read_table(cfg, allow_unsplit=True), "all"
     matched = match_labels(list(spec.labels), table.labels, data.labels_map, where)
-    chosen = split or ("test" if (table.df["split"] == "test").any() else "all")
-    rows = table.df if chosen == "all" else table.split(chosen)
+    rows = table.df if chosen == "all" or table.unsplit_reason else table.split(chosen)
     if rows.empty:
         raise UsageError(f"the {chosen} split of {where} is empty; it has {', '.join(sorted(table.split_counts))}")
     rows = rows[["path", "split", "group"]].assign(**{run: rows[d].to_numpy() for run, d in matched.items()})

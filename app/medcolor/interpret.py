@@ -32,7 +32,7 @@ def confusion(probs, targets, labels, thresholds) -> dict[str, list[list[int]]]:
             for _, label, t, p in per_label(probs, targets, labels, both_classes=False)}
 
 
-def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k: int) -> pd.DataFrame:
+def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k: int, what: str = "") -> pd.DataFrame:
     """The k images with the highest loss: a figure (true labels, two most probable) and their table."""
     from .data.images import open_gray
 
@@ -45,7 +45,8 @@ def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k
         table.append({"path": rows["path"].iloc[idx], "loss": float(losses[idx]),
                       **{f"{lab}": targets[idx, j] for j, lab in enumerate(labels)},
                       **{f"p_{lab}": float(probs[idx, j]) for j, lab in enumerate(labels)}})
-    plot_gallery(path, [np.asarray(open_gray(rows["path"].iloc[i])) for i in top], titles)
+    plot_gallery(path, [np.asarray(open_gray(rows["path"].iloc[i])) for i in top], titles,
+                 title=f"{what}: the {len(top)} images with the highest loss (mean BCE over labels, raw probabilities)")
     return pd.DataFrame(table)
 
 
@@ -85,10 +86,12 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
     decided, thresholds = operating_thresholds(probs, calibrated, cal, labels, threshold)
     out = runfolder.result_dir(run_dir, f"interpret-{li.folder}")
     top = top_losses(out / "top_losses.png", rows, probs, targets, per_image_loss(probs, targets), labels,
-                     min(top_k, len(rows)))
+                     min(top_k, len(rows)), f"{Path(run_dir).parent.name}, {li.source}")
     write_csv(out / "top_losses.csv", top)
     matrices = confusion(decided, targets, labels, thresholds)
-    plot_confusions(out / "confusion.png", matrices, thresholds)
+    scale = "calibrated probabilities (predict's decisions)" if decided is calibrated else "raw probabilities"
+    plot_confusions(out / "confusion.png", matrices, thresholds,
+                    title=f"{Path(run_dir).parent.name}, {li.source} ({len(rows)} images): thresholds on {scale}")
     xb = learn.dls.test_dl(rows.head(8), with_labels=False).one_batch()[0]
     colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
     outputs = [list(spec.labels).index(lab) for lab in labels]

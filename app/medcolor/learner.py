@@ -156,11 +156,13 @@ def resolve_init_path(init_from: str):
     """A run folder (its best.pth) or a checkpoint file; `recipe:NAME` is resolved by `run` (see chains.py)."""
     from pathlib import Path
 
+    from .runfolder import best_weights
+
     if init_from.startswith("recipe:"):
         raise UsageError(f"model.init_from={init_from} names a recipe: use `medcolor run recipe`, which finds or "
                          f"trains that run, or give its run folder")
     path = Path(init_from).expanduser()
-    path = path / "best.pth" if path.is_dir() else path
+    path = best_weights(path) if path.is_dir() else path
     if not path.is_file():
         raise UsageError(f"model.init_from {init_from} has no best.pth; give a finished run folder or a .pth file")
     return path

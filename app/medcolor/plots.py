@@ -69,30 +69,36 @@ def plot_colorizer(path: Path, x, rgb) -> None:
     save_figure(fig, path)
 
 
-def plot_confusions(path: Path, matrices: dict, thresholds: dict) -> None:
+def plot_confusions(path: Path, matrices: dict, thresholds: dict, title: str = "") -> None:
     from sklearn.metrics import ConfusionMatrixDisplay
 
     n = len(matrices)
     fig, axes = plt.subplots(1, n, figsize=(2.8 * n, 3), squeeze=False)
     for ax, (label, cm) in zip(axes[0], matrices.items()):
         ConfusionMatrixDisplay(np.array(cm), display_labels=["neg", "pos"]).plot(ax=ax, colorbar=False)
-        ax.set_title(f"{label}\nthreshold {thresholds[label]:.2f}", fontsize=8)
+        ax.set_title(f"{label}\nthreshold {thresholds[label]:.3g}", fontsize=8)
         if ax is not axes[0][0]:
             ax.set_ylabel("")
+    if title:
+        fig.suptitle(title, fontsize=9, y=1.04)
     save_figure(fig, path)
 
 
-def plot_gallery(path: Path, images: list, titles: list[str], cols: int = 4) -> None:
-    """Images with a title each (top losses)."""
+def plot_gallery(path: Path, images: list, titles: list[str], cols: int = 4, title: str = "") -> None:
+    """Images with a title each (top losses), long title lines wrapped, and what the figure shows on top."""
+    import textwrap
+
     k = len(images)
     cols = min(cols, k)
     rows = (k + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.6 * rows), squeeze=False)
-    for ax, img, title in zip(axes.flat, images, titles):
+    for ax, img, text in zip(axes.flat, images, titles):
         ax.imshow(img, cmap="gray")
-        ax.set_title(title, fontsize=7)
+        ax.set_title("\n".join(textwrap.fill(line, 44) for line in text.splitlines()), fontsize=7)
     for ax in axes.flat:
         ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
     save_figure(fig, path)
 
 
