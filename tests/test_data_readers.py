@@ -1,3 +1,5 @@
+import shutil
+
 import pandas as pd
 import pytest
 
@@ -142,3 +144,59 @@ def test_a_csv_run_from_the_demo_recipe_says_where_thesis5_comes_from(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: data.labels is 'thesis5'") and "data.labels=[...]" in err and "\n" not in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("recipe.yaml"))
+
+
+def _never_opened(monkeypatch, outside):
+    """PIL and open() fail for anything under `outside`: proves a refusal came before any read there."""
+    import builtins
+
+    import PIL.Image
+
+    def guard(opener):
+        def opened(path, *args, **kwargs):
+            assert not str(path).startswith(str(outside)), f"read {path} outside the dataset"
+            return opener(path, *args, **kwargs)
+        return opened
+    monkeypatch.setattr(builtins, "open", guard(builtins.open))
+    monkeypatch.setattr(PIL.Image, "open", guard(PIL.Image.open))
+
+
+@pytest.mark.parametrize("layout", ["csv image", "folder class", "chexpert patient"])
+def test_symlinks_out_of_the_dataset_are_refused_before_anything_is_read(tmp_path, monkeypatch, capsys, layout):
+    from medcolor.cli import main
+    from fixtures import chexpert, csv_table, folders, write_image
+
+    secret = tmp_path / "secret"
+    write_image(secret / "x.png")
+    write_image(secret / "cls" / "y.png")
+    if layout == "csv image":
+        root = csv_table(tmp_path / "c")
+        (root / "scans" / "0.png").unlink()
+        (root / "scans" / "0.png").symlink_to(secret / "x.png")
+        args = ["csv", "--root", str(root)]
+    elif layout == "folder class":
+        root = folders(tmp_path / "f")
+        (root / "train" / "stolen").symlink_to(secret / "cls")
+        args = ["folder", "--root", str(root)]
+    else:
+        root = chexpert(tmp_path / "x")
+        patient = root / "train" / "patient00000"
+        shutil.rmtree(patient)
+        shutil.copytree(root / "train" / "patient00001", secret / "patient00000")
+        patient.symlink_to(secret / "patient00000")
+        args = ["chexpert", "--root", str(root)]
+    _never_opened(monkeypatch, secret)
+    for command in (["data", "check"], ["data", "summary"]):
+        assert main([*command, *args]) == 2
+        err = capsys.readouterr().err
+        assert "outside" in err and "through symbolic links" in err and err.count("\n") == 1
+
+
+def test_symlinks_inside_the_dataset_stay_fine(tmp_path, capsys):
+    from medcolor.cli import main
+    from fixtures import csv_table
+
+    root = csv_table(tmp_path)
+    (root / "scans" / "0.png").unlink()
+    (root / "scans" / "0.png").symlink_to(root / "scans" / "1.png")
+    assert main(["data", "check", "csv", "--root", str(root)]) == 0

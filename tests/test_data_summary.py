@@ -40,3 +40,33 @@ def test_a_label_table_that_does_not_exist_is_named(tmp_path, capsys):
         assert main(["data", "summary", spec, "--csv", str(missing)]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: label table {missing} does not exist") and err.count("\n") == 1, err
+
+
+def _peak_rss_of_data_check(root) -> float:
+    """MiB: the largest resident set of a fresh process that runs `medcolor data check folder --root ROOT`."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys; from medcolor.cli import main; code = main(['data', 'check', 'folder', "
+            f"'--root', {str(root)!r}]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); "
+            "sys.exit(code)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(run.stdout.strip().splitlines()[-1])
+
+
+def test_data_check_memory_does_not_grow_with_the_number_of_images(tmp_path):
+    """1,000 and 4,000 images of 256 x 256 (64 KiB each decoded: 190 MiB more if kept) peak within a few MiB."""
+    import numpy as np
+    from PIL import Image
+
+    gradient = np.add.outer(np.arange(256), np.arange(256)).astype(np.uint8)  # decodes to 64 KiB, tiny as PNG
+    first = tmp_path / "seed.png"
+    Image.fromarray(gradient).save(first)
+    peaks = {}
+    for n in (1000, 4000):
+        for i in range(n):
+            folder = tmp_path / str(n) / ("a" if i % 2 else "b")
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(first, folder / f"{i}.png")
+        peaks[n] = _peak_rss_of_data_check(tmp_path / str(n))
+    assert peaks[4000] - peaks[1000] < 8, peaks

@@ -81,7 +81,8 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> d
     validation split when training already saw them."""
     labels, split = list(learn.dls.vocab), table.eval_split()
     valid = (*valid_preds, learn.dls.valid.dataset.rows) if valid_preds else predict_split(learn, table, "valid")
-    runfolder.write_calibration(run_dir, calibration.fit(*valid[:2], labels, table.single_label))
+    if not runfolder.calibration_path(run_dir).exists():  # a run finishing again keeps a user's `calibrate`
+        runfolder.write_calibration(run_dir, calibration.fit(*valid[:2], labels, table.single_label))
     probs, targets, rows = valid if split == "valid" else predict_split(learn, table, split)
     runfolder.write_predictions(run_dir, predictions_frame(probs, targets, rows, labels))
     plot_roc(runfolder.plot_path(run_dir, "roc.png"), roc_inputs(probs, targets, labels),

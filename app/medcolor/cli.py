@@ -107,7 +107,7 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
     from . import train
 
     quiet = quiet or not sys.stdout.isatty()  # progress bars only on a terminal; logs elsewhere
-    results = [train.resume(resume, quiet)] if resume else \
+    results = [train.resume(resume, quiet, overrides or [])] if resume else \
         train.run_recipe(recipe, overrides or [], seed=seed, n_seeds=seeds, runs_dir=runs_dir, quiet=quiet)
     results = [r for r in results if r.get("run_dir")]  # distributed helper ranks write no run
     for r in results:
@@ -340,6 +340,15 @@ def _sigterm_stops_like_ctrl_c() -> None:
         signal.signal(signal.SIGTERM, stop)
 
 
+def _interrupted(e) -> int:
+    """Ctrl-C (130) or SIGTERM (143) outside a run's own handling: one line; nothing was left half-written."""
+    from .errors import Terminated
+
+    name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("Ctrl-C", 130)
+    typer.echo(f"error: {name}: stopped; files are written whole or not at all", err=True)
+    return code
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: every failure becomes one `error: ...` line on stderr (a traceback only with --debug)."""
     from typer.exceptions import Abort, Exit, TyperException
@@ -353,7 +362,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         code = typer.main.get_command(app).main(args, prog_name="medcolor", standalone_mode=False)
         return code if isinstance(code, int) else 0
-    except Exit as e:
+    except Exit as e:  # click turns a KeyboardInterrupt (Ctrl-C, our SIGTERM) outside a run into Exit(130)
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            return _interrupted(cause)
         return e.exit_code
     except TyperException as e:  # usage errors (bad option, missing argument)
         if debug:
@@ -366,11 +378,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         typer.echo(f"error: {e}", err=True)
         return e.exit_code
     except (KeyboardInterrupt, Abort) as e:
-        typer.echo("error: interrupted", err=True)
-        return 143 if isinstance(e, Terminated) else 130
+        return _interrupted(e)
     except Exception as e:  # an unexpected failure while running: one line unless --debug
         if debug:
             raise
+        from .io import write_failure
+        if isinstance(e, OSError) and write_failure(e):  # a full disk, a read-only or unwritable folder
+            typer.echo(f"error: {write_failure(e)}", err=True)
+            return 1
         first = str(e).splitlines()[0] if str(e) else ""
         typer.echo(f"error: {type(e).__name__}: {first} (rerun with --debug for the traceback)", err=True)
         return 1

@@ -104,20 +104,20 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, data: DataReques
     cal = runfolder.read_calibration(run_dir)
     probs, calibrated = scored_predictions(learn, spec, images, cal)
     targets, labels = images.targets, images.labels
-    out = runfolder.result_dir(run_dir, f"eval-{images.folder}")
-    result = {"run_dir": str(run_dir), "split": images.split, "data": images.source, "out_dir": str(out),
-              **scores(probs, targets, images.rows, labels, images.reader),
-              **calibration.assess(probs, targets, labels, cal, calibrated)}
-    if len(labels) < len(spec.labels):
-        result["labels_left_out"] = [lab for lab in spec.labels if lab not in labels]
-    runfolder.write_predictions(out, predictions_frame(probs, targets, images.rows, labels))
-    title = f"{read_recipe(run_dir).name} on {images.source}"
-    plot_roc(out / "roc.png", roc_inputs(probs, targets, labels), title=title)
-    shown = calibrated if calibrated is not None else probs
-    plot_reliability(out / "reliability.png", calibration.reliability_curves(shown, targets, labels),
-                     title=title + (", calibrated" if cal else ""))
-    write_json(out / runfolder.METRICS, result)
-    return result
+    with runfolder.result_dir(run_dir, f"eval-{images.folder}") as out:
+        result = {"run_dir": str(run_dir), "split": images.split, "data": images.source, "out_dir": str(out),
+                  **scores(probs, targets, images.rows, labels, images.reader),
+                  **calibration.assess(probs, targets, labels, cal, calibrated)}
+        if len(labels) < len(spec.labels):
+            result["labels_left_out"] = [lab for lab in spec.labels if lab not in labels]
+        runfolder.write_predictions(out, predictions_frame(probs, targets, images.rows, labels))
+        title = f"{read_recipe(run_dir).name} on {images.source}"
+        plot_roc(out / "roc.png", roc_inputs(probs, targets, labels), title=title)
+        shown = calibrated if calibrated is not None else probs
+        plot_reliability(out / "reliability.png", calibration.reliability_curves(shown, targets, labels),
+                         title=title + (", calibrated" if cal else ""))
+        write_json(out / runfolder.METRICS, result)
+        return result
 
 
 def format_scores(r: dict) -> str:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from . import runfolder
 from .classification import colorizer_figure
+from .errors import UsageError
 from .io import warn, write_csv, write_json
 from .metrics import per_label
 from .plots import plot_confusions, plot_gallery
@@ -75,6 +76,9 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
     or on given image files (no labels: only the gallery and Grad-CAM)."""
     from .evaluate import image_files, labelled_images, scored_predictions
 
+    if top_k < 1:
+        raise UsageError(f"--top-losses must be at least 1, got {top_k}")
+
     spec, learn = load_model(run_dir)
     require_classifier(spec, run_dir, "interpret")
     if images:
@@ -84,26 +88,26 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
     probs, calibrated = scored_predictions(learn, spec, li, cal)
     labels, targets, rows = li.labels, li.targets, li.rows
     decided, thresholds = operating_thresholds(probs, calibrated, cal, labels, threshold)
-    out = runfolder.result_dir(run_dir, f"interpret-{li.folder}")
-    top = top_losses(out / "top_losses.png", rows, probs, targets, per_image_loss(probs, targets), labels,
-                     min(top_k, len(rows)), f"{Path(run_dir).parent.name}, {li.source}")
-    write_csv(out / "top_losses.csv", top)
-    matrices = confusion(decided, targets, labels, thresholds)
-    scale = "calibrated probabilities (predict's decisions)" if decided is calibrated else "raw probabilities"
-    plot_confusions(out / "confusion.png", matrices, thresholds,
-                    title=f"{Path(run_dir).parent.name}, {li.source} ({len(rows)} images): thresholds on {scale}")
-    xb = learn.dls.test_dl(rows.head(8), with_labels=False).one_batch()[0]
-    colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
-    outputs = [list(spec.labels).index(lab) for lab in labels]
-    figures = gradcam_figures(learn, out, [("gradcam_top_losses.png", list(top["path"])),
-                                           ("gradcam_gallery.png", list(rows["path"][:8]))], labels, outputs)
-    result = {"out_dir": str(out), "split": li.split, "data": li.source, "thresholds": thresholds,
-              "threshold_scale": "calibrated" if calibrated is not None and threshold is None else "raw",
-              "confusion": matrices, "top_losses": top[["path", "loss"]].to_dict("records"), "gradcam": figures,
-              "files": ["top_losses.png", "top_losses.csv", "confusion.png", "colorizer_gallery.png", *figures,
-                        "interpretation.json"]}
-    write_json(out / "interpretation.json", result)
-    return result
+    with runfolder.result_dir(run_dir, f"interpret-{li.folder}") as out:
+        top = top_losses(out / "top_losses.png", rows, probs, targets, per_image_loss(probs, targets), labels,
+                         min(top_k, len(rows)), f"{Path(run_dir).parent.name}, {li.source}")
+        write_csv(out / "top_losses.csv", top)
+        matrices = confusion(decided, targets, labels, thresholds)
+        scale = "calibrated probabilities (predict's decisions)" if decided is calibrated else "raw probabilities"
+        plot_confusions(out / "confusion.png", matrices, thresholds,
+                        title=f"{Path(run_dir).parent.name}, {li.source} ({len(rows)} images): thresholds on {scale}")
+        xb = learn.dls.test_dl(rows.head(8), with_labels=False).one_batch()[0]
+        colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
+        outputs = [list(spec.labels).index(lab) for lab in labels]
+        figures = gradcam_figures(learn, out, [("gradcam_top_losses.png", list(top["path"])),
+                                               ("gradcam_gallery.png", list(rows["path"][:8]))], labels, outputs)
+        result = {"out_dir": str(out), "split": li.split, "data": li.source, "thresholds": thresholds,
+                  "threshold_scale": "calibrated" if calibrated is not None and threshold is None else "raw",
+                  "confusion": matrices, "top_losses": top[["path", "loss"]].to_dict("records"), "gradcam": figures,
+                  "files": ["top_losses.png", "top_losses.csv", "confusion.png", "colorizer_gallery.png", *figures,
+                            "interpretation.json"]}
+        write_json(out / "interpretation.json", result)
+        return result
 
 
 def operating_thresholds(probs, calibrated, cal: dict | None, labels: list[str], fixed: float | None):
@@ -119,13 +123,12 @@ def operating_thresholds(probs, calibrated, cal: dict | None, labels: list[str],
 
 def _interpret_images(run_dir, learn, spec, paths: list[str]) -> dict:
     """Unlabelled images: the colorizer gallery and Grad-CAM of the first eight (no losses without labels)."""
-    out = runfolder.result_dir(run_dir, "interpret-images")
-    shown = paths[:8]
+    shown, labels = paths[:8], list(spec.labels)
     xb = learn.dls.test_dl(pd.DataFrame({"path": shown}), with_labels=False, bs=len(shown)).one_batch()[0]
-    colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
-    labels = list(spec.labels)
-    figures = gradcam_figures(learn, out, [("gradcam_gallery.png", shown)], labels, list(range(len(labels))))
-    result = {"out_dir": str(out), "split": "images", "data": f"{len(paths)} given images", "gradcam": figures,
-              "files": ["colorizer_gallery.png", *figures, "interpretation.json"]}
-    write_json(out / "interpretation.json", result)
-    return result
+    with runfolder.result_dir(run_dir, "interpret-images") as out:
+        colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
+        figures = gradcam_figures(learn, out, [("gradcam_gallery.png", shown)], labels, list(range(len(labels))))
+        result = {"out_dir": str(out), "split": "images", "data": f"{len(paths)} given images", "gradcam": figures,
+                  "files": ["colorizer_gallery.png", *figures, "interpretation.json"]}
+        write_json(out / "interpretation.json", result)
+        return result

@@ -2,9 +2,12 @@
 names that never overwrite, and the two ways medcolor talks on stderr (`info`, `warn`)."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -167,4 +170,29 @@ def claim_new(path: Path, is_dir: bool = False) -> Path:
             return candidate
         except FileExistsError:
             continue
+        except OSError as e:  # a missing or read-only folder, a full disk: one line, nothing made
+            raise UsageError(f"cannot create {candidate}: {e.strerror}") from None
     raise RunError(f"too many {path.name} variants in {path.parent}")
+
+
+@contextlib.contextmanager
+def removed_on_failure(path: Path):
+    """Remove `path` (a file or folder this command made) when the block fails: no half-written output is left."""
+    try:
+        yield path
+    except BaseException:
+        path = Path(path)
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        raise
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+
+
+def write_failure(e: OSError) -> str | None:
+    """One line for an OSError that is a failure to write (full disk, read-only or unwritable folder), naming the
+    folder; None for other OSErrors."""
+    if e.errno not in WRITE_ERRNOS:
+        return None
+    where = Path(e.filename).parent if e.filename and not Path(e.filename).is_dir() else e.filename
+    return f"cannot write in {where or 'the output folder'}: {e.strerror}; free some space or choose a writable folder"

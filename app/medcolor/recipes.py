@@ -31,9 +31,33 @@ def read_yaml(path: Path) -> dict:
 def load_recipe(name_or_path: str, overrides=()) -> Recipe:
     """The validated recipe; every problem (unknown keys, wrong types, bad values) reported at once."""
     path = resolve_recipe_path(name_or_path)
-    raw = apply_overrides(read_yaml(path), list(overrides), schema=Recipe)
+    written = read_yaml(path)
+    raw = apply_overrides(written, list(overrides), schema=Recipe)
     raw.setdefault("name", path.stem)
-    return recipe_from_dict(raw)
+    recipe = recipe_from_dict(raw)
+    problems = unused_settings(recipe, written, list(overrides))
+    if problems:
+        raise UsageError("; ".join(problems))
+    return recipe
+
+
+def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list[str]:
+    """Data and model fields set by the user (on the command line, or in the recipe file for the data spec and
+    architecture it names itself) that the data spec or architecture in effect does not use."""
+    from .data.specs import explicit_keys, unused_fields
+    from .models import ARCHS
+
+    def explicit(section: str, switch: str) -> set[str]:
+        keys = explicit_keys(overrides, section)
+        own = written.get(section) if isinstance(written.get(section), dict) else {}
+        return keys | (set(own) if switch not in keys else set())
+    problems = unused_fields(recipe.data, explicit("data", "spec"))
+    arch, m = ARCHS.get(recipe.model.arch), explicit("model", "arch")
+    if arch and not arch.colorizer and "colorizer" in m and recipe.model.colorizer.lower() not in ("none", "gray"):
+        problems.append(f"model.colorizer is not used by model.arch {recipe.model.arch!r} (only colornet has one)")
+    if arch and not arch.backbone and "backbone" in m:
+        problems.append(f"model.backbone is not used by model.arch {recipe.model.arch!r} (it has its own encoder)")
+    return problems
 
 
 def recipe_from_dict(raw: dict) -> Recipe:
@@ -79,6 +103,19 @@ def check_values(r: Recipe) -> list[str]:
                         f"{t.image_size}")
     if t.max_lr <= 0:
         problems.append(f"train.max_lr must be positive, got {t.max_lr}")
+    checks = [(t.bs >= 2, f"train.bs must be at least 2 (BatchNorm needs two images per batch), got {t.bs}"),
+              (0 < t.pct_start < 1, f"train.pct_start (the warm-up share of one-cycle) must be in (0, 1), got "
+                                    f"{t.pct_start}"),
+              (t.div > 0, f"train.div (max_lr / starting lr) must be positive, got {t.div}"),
+              (t.div_final > 0, f"train.div_final must be positive, got {t.div_final}"),
+              (t.wd >= 0, f"train.wd must be at least 0, got {t.wd}"),
+              (0 <= t.mom < 1, f"train.mom must be in [0, 1), got {t.mom}"),
+              (t.num_workers is None or t.num_workers >= 0, f"train.num_workers must be at least 0 (or null for "
+                                                            f"automatic), got {t.num_workers}"),
+              (t.eval_every_iters >= 0, f"train.eval_every_iters must be at least 0, got {t.eval_every_iters}"),
+              (0 < t.plateau_factor < 1 or t.schedule != "plateau", f"train.plateau_factor must be in (0, 1), got "
+                                                                    f"{t.plateau_factor}")]
+    problems += [message for ok, message in checks if not ok]
     if m.mode not in (1, 2, 3):
         problems.append(f"model.mode must be 1, 2 or 3, got {m.mode}")
     if m.arch not in ARCHS:
@@ -127,8 +164,11 @@ def copy_recipe(name_or_path: str, dest: str) -> Path:
         raise UsageError(f"{out} already exists; choose another file name (medcolor never overwrites)")
     if out.suffix not in (".yaml", ".yml"):
         raise UsageError(f"{out} must end in .yaml")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        io.atomic_write(out, src.read_bytes())
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror} ({e.filename or out.parent})") from None
     return out
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .compare import aligned
 from .errors import UsageError
-from .io import claim_new
+from .io import claim_new, removed_on_failure
 from .runfolder import METRICS, is_finished, read_metrics, read_predictions, saved_recipe
 from .runs import starting_point
 from .stats import auc_intervals, holm, mean_over_labels, paired_comparison, rank_aucs
@@ -228,9 +228,11 @@ def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", v
     if vs:
         table = add_versus(df, table, vs)
         if vs_plot:
-            plot_versus(table, claim_new(Path(vs_plot)))
+            with removed_on_failure(claim_new(Path(vs_plot))) as path:
+                plot_versus(table, path)
     if plot and table["subset_fraction"].nunique() > 1:
-        auc_vs_size(table, claim_new(Path(plot)))
+        with removed_on_failure(claim_new(Path(plot))) as path:
+            auc_vs_size(table, path)
     if fmt == "csv":
         return table.to_csv(index=False)
     if fmt == "json":

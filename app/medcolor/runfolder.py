@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import UsageError
-from .io import atomic_torch_save, atomic_write, claim_new, load_tensors, read_yaml, write_csv, write_json
+from .io import (atomic_torch_save, atomic_write, claim_new, load_tensors, read_yaml, removed_on_failure, write_csv,
+                 write_json)
 
 FORMAT_VERSION = 2
 
@@ -39,6 +41,7 @@ PREDICTIONS = "predictions.csv"
 CALIBRATION = "calibration.json"
 CARD = "model_card.md"
 LR_FIND = "lr_find.json"
+OWNER = ".owner"
 PLOTS = "plots"
 
 
@@ -82,9 +85,16 @@ def new_run_dir(runs_dir: Path, recipe: str, backbone: str, seed: int, suffix: s
     return path
 
 
-def result_dir(run_dir: Path, name: str) -> Path:
-    """A new result folder inside a run (eval-test, interpret-valid, eval-chexpert-valid-2 ...), never reused."""
-    return claim_new(Path(run_dir) / name, is_dir=True)
+@contextmanager
+def result_dir(run_dir: Path, name: str):
+    """A new result folder inside a run (eval-test, interpret-valid, eval-chexpert-valid-2 ...), never reused, and
+    removed again when what fills it fails (a full disk, Ctrl-C): no half-written result folder is left."""
+    try:
+        path = claim_new(Path(run_dir) / name, is_dir=True)
+    except OSError as e:
+        raise UsageError(f"cannot write in {run_dir}: {e.strerror}; results go inside the run folder") from None
+    with removed_on_failure(path):
+        yield path
 
 
 def plot_path(run_dir: Path, name: str) -> Path:
@@ -110,6 +120,42 @@ def format_version(run_dir: Path) -> int:
     """2 and later stamp model.json; a folder without it was written by version 1."""
     spec = read_model_spec(run_dir)
     return spec.format_version if spec else 1
+
+
+def write_owner(run_dir: Path) -> None:
+    """Which process works in the folder (host and pid): a folder whose process is gone and that did not finish
+    was stopped (kill -9, out of memory, a power cut)."""
+    import os
+    import socket
+    write_json(Path(run_dir) / OWNER, {"host": socket.gethostname(), "pid": os.getpid()})
+
+
+def owner_alive(run_dir: Path) -> bool:
+    """True while the folder's process runs, or when that cannot be known (another host)."""
+    import os
+    import socket
+    try:
+        owner = json.loads((Path(run_dir) / OWNER).read_text())
+    except (OSError, ValueError):
+        return False
+    if owner.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(owner["pid"]), 0)
+        return True
+    except (ProcessLookupError, ValueError, KeyError, TypeError):
+        return False
+    except PermissionError:
+        return True
+
+
+def stale_runs(runs_dir: Path, recipe: str) -> list[Path]:
+    """Run folders of `recipe` that did not finish and whose process is gone."""
+    parent = Path(runs_dir) / recipe
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir() if p.is_dir() and (p / RECIPE).is_file() and not is_finished(p)
+                  and not p.name.endswith("-lrfind") and not owner_alive(p))
 
 
 def finished_runs(runs_dir: Path, recipe: str) -> list[Path]:
@@ -141,6 +187,7 @@ def saved_recipe(run_dir: Path) -> dict:
 
 def write_start(run_dir: Path, recipe_yaml: str, env: dict, spec: ModelSpec | None) -> None:
     """What a run writes before training: recipe.yaml, env.json and (classifiers) model.json."""
+    write_owner(run_dir)
     atomic_write(Path(run_dir) / RECIPE, recipe_yaml)
     write_json(Path(run_dir) / ENV, env)
     if spec is not None:

@@ -2,6 +2,7 @@
 A leaf: only the command line imports it (library code builds Learners with medcolor.learner)."""
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -56,70 +57,104 @@ def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:
         return {"run_dir": None, "rank": rank()}
     logger_callbacks(recipe, Path(runs_dir))  # a missing optional logger package is bad input: fail now
     check_free_space(runs_dir, learn.model)
+    for stale in runfolder.stale_runs(runs_dir, recipe.name):
+        info(f"note: {stale} was stopped before it finished; `medcolor run recipe {recipe.name} --resume {stale}` "
+             f"continues it, or remove it")
     run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed)
     info(f"run folder: {run_dir}")
-    try:
+    with stopping_cleanly(run_dir, recipe):
         write_run_start(run_dir, recipe, learn.dls)
-        if recipe.train.lr_find:
-            from fastai.torch_core import no_random
+        return train_in(run_dir, recipe, learn, table, start, quiet)
 
-            with no_random():  # on a learner of its own, leaving every random state as it was: the run is
-                found = find_lr(build_learner(recipe), run_dir)  # the same as without the LR finder
-            info(f"lr-find: valley suggestion {found['valley']:.2e} (plots/lr_find.png)")
-        kept = fit(learn, recipe, run_dir, quiet)
-    except KeyboardInterrupt as e:
-        raise interrupted(run_dir, recipe, e) from None
-    except BaseException:
-        if not runfolder.has_last(run_dir):  # nothing to resume: leave no half-written run behind
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+
+def train_in(run_dir: Path, recipe: Recipe, learn, table, start: float, quiet: bool) -> dict:
+    """The LR finder when asked, fit, and the end of the run, in a run folder that holds its start files."""
+    if recipe.train.lr_find:
+        from fastai.torch_core import no_random
+
+        with no_random():  # on a learner of its own, leaving every random state as it was: the run is
+            found = find_lr(build_learner(recipe), run_dir)  # the same as without the LR finder
+        info(f"lr-find: valley suggestion {found['valley']:.2e} (plots/lr_find.png)")
+    kept = fit(learn, recipe, run_dir, quiet)
     if world_size() > 1:
         info(f"rank 0: weights {weights_fingerprint(learn.model)}")
     with this_process_only():  # the helpers are done; evaluation is rank 0's alone
         return finalize(learn, recipe, run_dir, table, time.time() - start, kept)
 
 
+@contextlib.contextmanager
+def stopping_cleanly(run_dir: Path, recipe: Recipe):
+    """Whatever stops a run - Ctrl-C, SIGTERM, an error - leaves either a resumable folder (one epoch done) or
+    none, and says which in one line."""
+    try:
+        yield
+    except KeyboardInterrupt as e:
+        raise interrupted(run_dir, recipe, e) from None
+    except BaseException:
+        if not runfolder.has_last(run_dir):  # nothing to resume: leave no half-written run behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
 def interrupted(run_dir: Path, recipe: Recipe, signal: KeyboardInterrupt) -> Interrupted:
     """Ctrl-C / SIGTERM: keep a folder that holds a finished epoch (resumable), remove one that does not."""
     name, code = ("SIGTERM", 143) if isinstance(signal, Terminated) else ("Ctrl-C", 130)
+    again = f"`medcolor run recipe {recipe.name} --resume {run_dir}`"
     if runfolder.has_last(run_dir):
         epoch = runfolder.read_last(run_dir)["epoch"]
+        if epoch + 1 >= recipe.train.epochs:
+            return Interrupted(f"{name}: stopped while evaluating the best model after the last epoch; {run_dir} is "
+                               f"kept - finish it with {again}", code)
         return Interrupted(f"{name}: stopped after epoch {epoch} of {recipe.train.epochs}; {run_dir} is kept - "
-                           f"continue with `medcolor run recipe {recipe.name} --resume {run_dir}`", code)
+                           f"continue with {again}", code)
     shutil.rmtree(run_dir, ignore_errors=True)
     return Interrupted(f"{name} before the first epoch finished: {run_dir} removed (nothing to resume)", code)
 
 
-def resume(run_dir: Path, quiet: bool = False) -> dict:
-    """Continue from last.pth: weights, optimiser state, schedule position (epoch) and history."""
+def resume(run_dir: Path, quiet: bool = False, overrides=()) -> dict:
+    """Continue from last.pth: weights, optimiser state, schedule position (epoch) and history. A folder stopped
+    before its first epoch ended (kill -9, out of memory) starts again in place. A finished run is never written."""
     from fastai.torch_core import set_seed
     from .callbacks import load_opt_state
 
     run_dir = Path(run_dir)
+    if overrides:
+        raise UsageError(f"--resume continues {run_dir} exactly as its recipe.yaml says; {', '.join(overrides)} "
+                         f"would not be applied - start a new run to change settings")
     if is_finished(run_dir):
         return finished_result(run_dir)
-    if not runfolder.has_last(run_dir) or not (run_dir / runfolder.RECIPE).is_file():
-        raise UsageError(f"{run_dir} has no last.pth / recipe.yaml to resume from; give a run folder that "
-                         f"finished at least one epoch")
+    if not (run_dir / runfolder.RECIPE).is_file():
+        raise UsageError(f"{run_dir} has no recipe.yaml to resume from; give a run folder")
+    if (run_dir / runfolder.METRICS).exists():
+        raise UsageError(f"{run_dir} has a metrics.json that cannot be read as a finished run's; it finished once, "
+                         f"and --resume never writes to a finished run (restore metrics.json, or start a new run)")
     start = time.time()
     recipe = read_recipe(run_dir)
-    last = runfolder.read_last(run_dir)
     dls, table = build_data(recipe)
+    if not runfolder.has_last(run_dir):
+        info(f"{run_dir} stopped before its first epoch ended: starting it again in place")
+        runfolder.write_owner(run_dir)
+        with stopping_cleanly(run_dir, recipe):
+            return train_in(run_dir, recipe, build_learner(recipe, dls), table, start, quiet)
+    last = runfolder.read_last(run_dir)
     learn = checkpoint_learner(recipe, dls)
-    learn.model.load_state_dict(last["model"])
+    try:
+        learn.model.load_state_dict(last["model"])
+    except RuntimeError:
+        raise UsageError(f"{run_dir}/last.pth does not fit the network its recipe.yaml describes (was recipe.yaml "
+                         f"edited?); resume needs both as the run wrote them") from None
     load_opt_state(learn.opt, last["opt"])
     start_epoch = last["epoch"] + 1
     info(f"resuming {run_dir} at epoch {start_epoch} of {recipe.train.epochs}")
     set_seed(recipe.train.seed + start_epoch, reproducible=True)
-    kept = None
-    if start_epoch < recipe.train.epochs:
-        try:
+    runfolder.write_owner(run_dir)
+    with stopping_cleanly(run_dir, recipe):
+        kept = None
+        if start_epoch < recipe.train.epochs:
             kept = fit(learn, recipe, run_dir, quiet, state={"rows": last["rows"], "best": last["best"],
                                                              "best_epoch": last["best_epoch"],
                                                              "start_epoch": start_epoch})
-        except KeyboardInterrupt as e:
-            raise interrupted(run_dir, recipe, e) from None
-    return finalize(learn, recipe, run_dir, table, time.time() - start, kept)
+        return finalize(learn, recipe, run_dir, table, time.time() - start, kept)
 
 
 def finished_result(run_dir: Path) -> dict:
@@ -246,11 +281,20 @@ def find_lr(learn, run_dir: Path, num_it: int = 50) -> dict:
 
 def lr_find(recipe: Recipe, runs_dir: Path, num_it: int = 50) -> dict:
     """`medcolor lr-find`: the LR finder in the recipe's mode, in a run folder of its own."""
+    if num_it < 2:
+        raise UsageError(f"--num-it must be at least 2 mini-batches, got {num_it}")
     learn = build_learner(recipe)
     check_forward(learn)
     run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed, suffix="-lrfind")
-    write_run_start(run_dir, recipe, learn.dls)
-    return find_lr(learn, run_dir, num_it)
+    try:
+        write_run_start(run_dir, recipe, learn.dls)
+        return find_lr(learn, run_dir, num_it)
+    except BaseException as e:  # Ctrl-C, SIGTERM or an error: no half-written -lrfind folder
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("Ctrl-C", 130)
+            raise Interrupted(f"{name}: lr-find stopped; {run_dir} removed", code) from None
+        raise
 
 
 def run_sweep(name_or_path: str, extra=(), shard_text: str | None = None, runs_dir="runs", quiet=False,

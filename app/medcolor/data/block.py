@@ -10,6 +10,7 @@ from ..errors import UsageError
 from ..io import warn
 from .cache import use_cache
 from .images import describe, find_bad_images, require_existing
+from .leakage import refuse_leakage
 from .items import Fit, GrayItems, fitted, gray_dataloaders, inference_dataloaders, split_fits
 from .memory import load_all, use_memory
 from .readers import Table, read_table
@@ -117,6 +118,7 @@ def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers
     fits = split_fits(cfg, image_size)
     images, errors = decode_into_memory(cfg, table.df, fits)
     table.df = screen_images(cfg, table.df, cached, errors).reset_index(drop=True)
+    refuse_leakage(table.df)
     check_classes(table)
     splits = {split: split_items(table, split, fit, images.get(split, {}))
               for split, fit in zip(("train", "valid"), fits)}

@@ -8,14 +8,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image
 
 from ..config import DataConfig
+from ..errors import UsageError
+from ..io import atomic_write
 from .images import open_gray, short_side_size
+from .memory import stream
 from .readers import data_root
 
 MANIFEST = "manifest.json"
@@ -37,18 +39,42 @@ def _resize_one(src: str, dst: str, size: int) -> None:
         im = im.resize(short_side_size(im.size, size), Image.BILINEAR)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     tmp = dst + ".tmp"
-    im.save(tmp, format="PNG")
-    os.replace(tmp, dst)
+    try:
+        im.save(tmp, format="PNG")
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def build_cache(cfg: DataConfig, paths: list[str], size: int, workers: int | None = None) -> dict:
+    """Resized copies of `paths`, streamed (memory does not grow with the number of images); a full or read-only
+    disk stops it with one line and no half-written file."""
     base = cache_base(cfg)
     todo = [p for p in paths if not os.path.exists(cached_path(p, base, size))]
-    with ThreadPoolExecutor(workers or (os.cpu_count() or 1)) as pool:
-        list(pool.map(lambda p: _resize_one(p, cached_path(p, base, size), size), todo, chunksize=32))
-    manifest = {"size": size, "n_images": len(paths), "root": str(data_root(cfg).resolve())}
-    (base / str(size) / MANIFEST).write_text(json.dumps(manifest))
+    try:
+        (base / str(size)).mkdir(parents=True, exist_ok=True)
+        for path, (_, error) in zip(todo, stream(lambda p: _write_or_raise(p, cached_path(p, base, size), size),
+                                                 todo, workers)):
+            if error:
+                raise UsageError(error if error.startswith("cannot write") else f"cannot cache {path}: {error}")
+        atomic_write(base / str(size) / MANIFEST, json.dumps({"size": size, "n_images": len(paths),
+                                                               "root": str(data_root(cfg).resolve())}))
+    except OSError as e:
+        raise UsageError(f"cannot write the cache in {base / str(size)}: {e.strerror}; free some space or set "
+                         f"MEDCOLOR_CACHE_DIR to a writable folder") from None
     return {"cache_dir": str(base / str(size)), "n_images": len(paths), "written": len(todo)}
+
+
+def _write_or_raise(src: str, dst: str, size: int) -> None:
+    """_resize_one, with a failure to write (not to decode) passed on as an OSError for build_cache to name."""
+    try:
+        _resize_one(src, dst, size)
+    except OSError as e:
+        if e.errno is not None:  # writing failed (ENOSPC, EROFS, EACCES); decoding errors carry no errno
+            raise UsageError(f"cannot write the cache in {Path(dst).parent}: {e.strerror}; free some space or "
+                             f"set MEDCOLOR_CACHE_DIR to a writable folder") from None
+        raise
 
 
 def use_cache(cfg: DataConfig, df: pd.DataFrame, image_size: int) -> tuple[pd.DataFrame, bool]:

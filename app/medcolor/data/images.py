@@ -13,12 +13,18 @@ SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 def open_gray(fn) -> Image.Image:
     """A PIL 'L' image. 16-bit data is scaled by its bit depth (12-bit data by 4095, full range by 65535);
-    fastai's PILImageBW would clip it at 255. RGB(A) is converted to luminance. DICOM goes through data.dicom."""
+    fastai's PILImageBW would clip it at 255. 32-bit float data in [0, 1] is scaled by 255, other float ranges
+    from their minimum to their maximum (PIL's own conversion would clip them near black). RGB(A) is converted to
+    luminance. DICOM goes through data.dicom."""
     from .dicom import is_dicom, read_dicom
 
     if is_dicom(fn):
         return read_dicom(fn)
     im = Image.open(fn)
+    if im.mode == "F":  # 32-bit float (TIFF): [0, 1] data as it is, other ranges stretched from min to max
+        a = np.nan_to_num(np.asarray(im, dtype=np.float32))
+        lo, hi = (0.0, 1.0) if a.min() >= 0 and a.max() <= 1 else (float(a.min()), float(a.max()))
+        return Image.fromarray(np.round((a - lo) / max(hi - lo, 1e-12) * 255).astype(np.uint8), "L")
     if im.mode in SIXTEEN_BIT:
         a = np.asarray(im).astype(np.float32)
         top = 2.0 ** max(8, int(np.ceil(np.log2(float(a.max()) + 1)))) - 1
@@ -28,11 +34,16 @@ def open_gray(fn) -> Image.Image:
     return im.convert("L")
 
 
-def decode_errors(paths, workers: int | None = None) -> list[str | None]:
-    """Per path, why it does not decode (None when it does), decoded in threads (PIL releases the GIL)."""
-    from .memory import load_all
+def decodes(path) -> None:
+    """Decode `path` fully and keep nothing (a check)."""
+    open_gray(path).load()
 
-    return load_all(lambda path: open_gray(path).load(), paths, workers)[1]
+
+def decode_errors(paths, workers: int | None = None) -> list[str | None]:
+    """Per path, why it does not decode (None when it does); memory stays flat however many there are."""
+    from .memory import stream
+
+    return [error for _, error in stream(decodes, paths, workers)]
 
 
 def require_decodable(paths) -> None:
@@ -47,8 +58,9 @@ def require_decodable(paths) -> None:
 def find_bad_images(paths, workers: int | None = None) -> tuple[list[str], list[str]]:
     """(missing, undecodable) among `paths`."""
     paths = list(paths)
-    missing = [p for p in paths if not os.path.exists(p)]
-    present = [p for p in paths if p not in set(missing)] if missing else paths
+    exists = [os.path.exists(p) for p in paths]
+    missing = [p for p, here in zip(paths, exists) if not here]
+    present = [p for p, here in zip(paths, exists) if here]
     return missing, [p for p, e in zip(present, decode_errors(present, workers)) if e]
 
 

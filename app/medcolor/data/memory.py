@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from typing import Callable, Iterable
 
 from ..config import DataConfig
@@ -28,14 +29,22 @@ def use_memory(cfg: DataConfig, n_bytes: int, what: str) -> bool:
     return cfg.in_memory != "never"
 
 
-def load_all(load: Callable, items: Iterable, workers: int | None = None) -> tuple[list, list[str | None]]:
-    """(values, errors) of `load` over `items` in threads (PIL and zlib release the GIL); a failed item has value
-    None and as error its exception's type name (or a UsageError's own line)."""
+def stream(load: Callable, items: Iterable, workers: int | None = None, block: int = 512):
+    """(value, error) of `load` for each item, in order, from threads (PIL and zlib release the GIL). Items are
+    handed to the threads a block at a time, so what is in flight does not grow with the number of items."""
     def one(item):
         try:
             return load(item), None
         except Exception as e:  # PIL raises many types for broken files; the caller decides what to do
             return None, str(e) if isinstance(e, UsageError) else type(e).__name__  # DICOM explains itself
+    items = iter(items)
     with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
-        pairs = list(pool.map(one, items, chunksize=32))
+        while chunk := list(islice(items, block)):
+            yield from pool.map(one, chunk)
+
+
+def load_all(load: Callable, items: Iterable, workers: int | None = None) -> tuple[list, list[str | None]]:
+    """(values, errors) of `load` over `items`: a failed item has value None and as error its exception's type
+    name (or a UsageError's own line)."""
+    pairs = list(stream(load, items, workers))
     return [v for v, _ in pairs], [e for _, e in pairs]

@@ -66,12 +66,23 @@ def read_table(cfg: DataConfig, splits=("train", "valid", "test"), allow_unsplit
         if not allow_unsplit:
             raise UsageError(table.unsplit_reason)
         return table
-    table.df = table.df[table.df["split"].isin(splits)].reset_index(drop=True)
+    table.df = subset_of_train(table.df[table.df["split"].isin(splits)], cfg).reset_index(drop=True)
     for name in splits:
         if name in ("train", "valid") and not (table.df["split"] == name).any():
             raise UsageError(f"the {name} split of data spec {cfg.spec!r} is empty; check data.root, the label "
                              f"table and filters (frontal_only, body_part, subset, valid_pct)")
     return table
+
+
+def subset_of_train(df: pd.DataFrame, cfg: DataConfig) -> pd.DataFrame:
+    """data.subset: a seeded `fraction` of the training rows, drawn as the CheXpert reader draws its training table
+    (pandas' sample(frac, random_state)), for every layout; CheXpert's reader samples before its filters' output
+    reaches here, exactly as the thesis did."""
+    if cfg.subset.fraction >= 1.0 or cfg.reader == "chexpert":
+        return df
+    train = df[df["split"] == "train"]
+    kept = train.sample(frac=cfg.subset.fraction, random_state=cfg.subset.seed)
+    return df.drop(index=train.index.difference(kept.index))
 
 
 # ---- shared helpers -------------------------------------------------------------------------------------
@@ -134,7 +145,26 @@ def join_paths(base: Path, rel: pd.Series, cfg: DataConfig, inside: Path, table:
         first = rel[escapes].iloc[0]
         raise UsageError(f"{table}: {int(escapes.sum())} image paths point outside {inside} (first: {first!r}); "
                          f"use paths relative to the dataset, or set data.allow_absolute_paths=true for absolute ones")
+    require_inside(out[~absolute] if cfg.allow_absolute_paths else out, inside)
     return out
+
+
+def require_inside(paths, root: Path) -> None:
+    """Every path, resolved (symbolic links followed), stays inside `root`: links within the dataset are fine,
+    links out of it are refused. One realpath per folder and one lstat per file, so 224,000 rows stay cheap."""
+    prefix = os.path.join(os.path.realpath(root), "")
+    folders, outside = {}, []
+    for path in paths:
+        folder, name = os.path.split(path)
+        if folder not in folders:
+            folders[folder] = os.path.realpath(folder)
+        real = os.path.realpath(path) if os.path.islink(path) else os.path.join(folders[folder], name)
+        if not real.startswith(prefix):
+            outside.append((path, real))
+    if outside:
+        (path, real), n = outside[0], len(outside)
+        raise UsageError(f"{n} image path{'s' * (n > 1)} lead{'s' * (n == 1)} outside {root} through symbolic links "
+                         f"(first: {path} -> {real}); medcolor reads only inside the dataset folder")
 
 
 def patient_split(groups: pd.Series, valid_pct: float, seed: int) -> pd.Series:
@@ -219,11 +249,11 @@ def read_chestxray14(cfg: DataConfig, splits: set) -> Table:
             f"ChestX-ray14 split file {missing[0]} does not exist (the official train_val_list.txt and "
             f"test_list.txt belong next to {path.name}); they are needed to train and evaluate"))
     test_names, train_names = (set(p.read_text().split()) for p in lists)
-    out["split"] = np.where(df["Image Index"].isin(test_names), "test",
-                            np.where(df["Image Index"].isin(train_names), "train", "unlisted"))
-    in_train = out["split"] == "train"
-    out.loc[in_train, "split"] = patient_split(out.loc[in_train, "group"], cfg.valid_pct, cfg.split_seed)
-    return Table(out[out["split"] != "unlisted"].reset_index(drop=True), labels)
+    train = out[df["Image Index"].isin(train_names).to_numpy()]
+    train = train.assign(split=patient_split(train["group"], cfg.valid_pct, cfg.split_seed))
+    test = out[df["Image Index"].isin(test_names).to_numpy()].assign(split="test")
+    return Table(pd.concat([train, test]).sort_index(kind="stable").reset_index(drop=True), labels)  # an image
+    # on both lists stays on both: leakage checks name it
 
 
 # ---- MURA ---------------------------------------------------------------------------------------------------
@@ -270,6 +300,7 @@ def read_folder(cfg: DataConfig, splits: set) -> Table:
     if not rows:
         raise UsageError(f"no images under {root}; expected root/<class>/*.png or root/<train|valid>/<class>/*.png")
     df = pd.DataFrame(rows, columns=["path", "split", "class"])
+    require_inside(df["path"], root)
     df["group"] = df["path"]
     if not split_layout:
         df["split"] = patient_split(df["group"], cfg.valid_pct, cfg.split_seed)
@@ -327,6 +358,7 @@ def read_ixi(cfg: DataConfig, splits: set) -> Table:
     volumes = sorted(p for p in root.rglob("*") if p.name.endswith((".nii", ".nii.gz")))
     if not volumes:
         raise UsageError(f"no NIfTI volumes (*.nii, *.nii.gz) under {root}")
+    require_inside([str(v) for v in volumes], root)
     lo, hi = parse_slices(cfg.slices)
     rows = []
     for vol in volumes:

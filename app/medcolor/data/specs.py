@@ -30,9 +30,31 @@ def resolve_data(section: dict) -> DataConfig:
     if not isinstance(section, dict):
         raise UsageError(f"data must be a mapping (spec: ..., root: ..., labels: ...), got a {type(section).__name__}")
     name = section.get("spec", DataConfig.spec)
+    if not isinstance(name, str):
+        raise UsageError(f"data.spec must be the name of a data spec ({', '.join(list_specs())}), got {name!r}")
+    subset = section.get("subset", {})
+    if not isinstance(subset, dict):
+        raise UsageError(f"data.subset is a mapping: data.subset.fraction=0.1 data.subset.seed=8, got {subset!r}")
     merged = {**spec_defaults(name), **section, "spec": name}
-    merged["subset"] = {**spec_defaults(name).get("subset", {}), **section.get("subset", {})}
-    return from_dict(DataConfig, merged, "data")
+    merged["subset"] = {**spec_defaults(name).get("subset", {}), **subset}
+    cfg = from_dict(DataConfig, merged, "data")
+    problems = value_problems(cfg)
+    if problems:
+        raise UsageError("; ".join(problems))
+    return cfg
+
+
+def value_problems(cfg: DataConfig) -> list[str]:
+    """Ranges the types cannot say: each would otherwise end in a NaN loss or an empty split much later."""
+    checks = [(cfg.std > 0, f"data.std must be positive, got {cfg.std}"),
+              (0 <= cfg.valid_pct < 1, f"data.valid_pct must be in [0, 1), got {cfg.valid_pct}"),
+              (0 <= cfg.test_pct < 1, f"data.test_pct must be in [0, 1), got {cfg.test_pct}"),
+              (0 < cfg.subset.fraction <= 1, f"data.subset.fraction must be in (0, 1], got {cfg.subset.fraction}"),
+              (0 <= cfg.p_affine <= 1, f"data.p_affine must be in [0, 1], got {cfg.p_affine}"),
+              (cfg.max_zoom >= 1, f"data.max_zoom must be at least 1, got {cfg.max_zoom}"),
+              (cfg.rotate_deg >= 0, f"data.rotate_deg must be at least 0, got {cfg.rotate_deg}"),
+              (0 <= cfg.contrast < 1, f"data.contrast must be in [0, 1), got {cfg.contrast}")]
+    return [message for ok, message in checks if not ok]
 
 
 def load_data_config(spec: str, overrides=(), root: str | None = None, csv: str | None = None) -> DataConfig:
@@ -44,4 +66,43 @@ def load_data_config(spec: str, overrides=(), root: str | None = None, csv: str 
         section["csv"] = csv
     overrides = [o[len("data."):] if o.startswith("data.") else o for o in overrides]
     section = apply_overrides(section, overrides, schema=DataConfig)
-    return resolve_data(section)
+    cfg = resolve_data(section)
+    problems = unused_fields(cfg, {o.split("=", 1)[0].split(".")[0] for o in overrides} | ({"csv"} if csv else set()))
+    if problems:
+        raise UsageError("; ".join(problems))
+    return cfg
+
+
+# Which readers use a data field; a field set explicitly for a layout that ignores it is refused, because a
+# setting that is written into recipe.yaml and silently ignored gives results under a wrong name.
+USED_BY = {"frontal_only": ["chexpert"], "body_part": ["mura"], "any_finding": ["chestxray14"],
+           "policy": ["chexpert", "csv"], "policy_map": ["chexpert", "csv"], "valid_csv": ["chexpert", "mura"],
+           "test_csv": [], "labels": ["chexpert", "chestxray14", "csv"], "path_col": ["csv"], "split_col": ["csv"],
+           "valid_pct": ["chestxray14", "folder", "csv", "ixi"], "split_seed": ["chestxray14", "folder", "csv", "ixi"],
+           "slices": ["ixi"], "test_pct": ["ixi"], "csv": ["chexpert", "chestxray14", "mura", "csv", "ixi"],
+           "allow_absolute_paths": ["chexpert", "chestxray14", "mura", "csv"]}
+
+
+def specs_using(readers: list[str]) -> list[str]:
+    return [name for name in list_specs() if spec_defaults(name).get("reader", name) in readers]
+
+
+def unused_fields(cfg: DataConfig, explicit) -> list[str]:
+    """Problems for fields in `explicit` (names set by the user) that cfg's reader does not use."""
+    problems = []
+    for key in sorted(set(explicit) & set(USED_BY)):
+        if cfg.reader not in USED_BY[key]:
+            users = specs_using(USED_BY[key])
+            problems.append(f"data.{key} is not used by data spec {cfg.spec!r}" +
+                            (f" (only by {', '.join(users)})" if users else " (no data spec reads it)"))
+    return problems
+
+
+def explicit_keys(overrides, section: str) -> set[str]:
+    """Field names under `section` that `key=value` overrides set (data.body_part=... -> body_part)."""
+    keys = set()
+    for item in overrides or []:
+        path = item.split("=", 1)[0].split(".")
+        if len(path) >= 2 and path[0] == section:
+            keys.add(path[1])
+    return keys

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from ..config import DataConfig
 from ..errors import UsageError
+from ..io import warn
 from .images import describe, find_bad_images
+from .leakage import describe_overlap, overlaps
 from .readers import read_table
 
 
@@ -40,10 +42,15 @@ def check(cfg: DataConfig) -> dict:
     table = read_table(cfg)
     paths = table.df["path"].drop_duplicates().tolist()
     missing, bad = find_bad_images(paths)
-    if missing or bad:
+    images, groups = overlaps(table.df)
+    if missing or bad or images:
         problems = [describe(x, what) for x, what in ((missing, "missing"), (bad, "undecodable")) if x]
+        problems += [describe_overlap(images, "images are listed")] if images else []
         raise UsageError(f"{len(paths):,} images checked: {'; '.join(problems)}")
-    return {"spec": cfg.spec, "n_images": len(paths), "missing": 0, "undecodable": 0}
+    if groups:
+        warn(describe_overlap(groups, "patients (groups) have images"))
+    return {"spec": cfg.spec, "n_images": len(paths), "missing": 0, "undecodable": 0, "images_in_two_splits": 0,
+            "groups_in_two_splits": len(groups)}
 
 
 def cache(cfg: DataConfig, size: int) -> dict:
