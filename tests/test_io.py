@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,3 +78,69 @@ def test_output_files_are_checked_before_any_work(tmp_path, target, message):
     with pytest.raises(UsageError, match=message):
         check_output_file(tmp_path / target)
     check_output_file(tmp_path / "new.csv")
+
+
+# ---- a full disk and a read-only file system (real mounts: CI runs as root, so permissions alone prove nothing) --
+
+def _mount(path, *options):
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    run = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(path)], capture_output=True)
+    if run.returncode:
+        pytest.skip(f"cannot mount a tmpfs here ({run.stderr.decode().strip() or 'not root'})")
+
+
+def _umount(path):
+    import subprocess
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture(params=["read-only", "full"])
+def cramped(request, tmp_path):
+    """A copy of the version-1 demo run on a read-only or a full file system, and a folder there."""
+    import shutil
+    import subprocess
+
+    disk = tmp_path / "disk"
+    _mount(disk, "size=3m")
+    request.addfinalizer(lambda: _umount(disk))
+    run = Path(shutil.copytree(Path(__file__).parent / "data" / "legacy-run-v1", disk / "runs" / "demo" / "r1"))
+    (disk / "out").mkdir()
+    if request.param == "read-only":
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    else:
+        with open(disk / "filler", "wb") as f:  # fill it up
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 16))
+                    f.flush()
+            except OSError:
+                pass
+    return request.param, disk, run
+
+
+def _listing(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_a_full_or_read_only_disk_is_one_line_and_leaves_nothing(cramped, sample_dir, capsys, monkeypatch):
+    from medcolor.cli import main
+
+    kind, disk, run = cramped
+    image = str(next((sample_dir / "images").glob("*.png")))
+    monkeypatch.setenv("MEDCOLOR_CACHE_DIR", str(disk / "cache"))
+    before = _listing(disk)
+    commands = [["evaluate", str(run)], ["export", str(run)], ["export", str(run), "--format", "torchscript"],
+                ["interpret", str(run), "--top-losses", "2"], ["calibrate", str(run), "--replace"],
+                ["recipes", "cp", "demo", str(disk / "out" / "mine.yaml")],
+                ["report", str(run.parent), "--vs", "1", "--vs-plot", str(disk / "out" / "vs.png")],
+                ["data", "cache", "nih-sample", "--size", "32"],
+                ["predict", str(run), image, "--out", str(disk / "out" / "p.csv")]]
+    for args in commands:
+        code = main(args)
+        err = capsys.readouterr().err
+        lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert code in (1, 2) and len(lines) == 1 and "Traceback" not in err, (kind, args, err)
+        assert str(disk) in lines[0] and any(w in lines[0] for w in ("space", "Read-only", "writable")), (kind, args, lines)
+        assert _listing(disk) == before, (kind, args)  # nothing half-written, nothing changed

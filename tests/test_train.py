@@ -302,3 +302,106 @@ def test_head_only_training_reaches_a_linear_probe_of_its_frozen_features(tmp_pa
                                    .predict_proba(x_valid)[:, 1]) for j in range(len(labels))])
     head_only = run_json(capsys, "demo", *overrides, "--runs-dir", str(tmp_path))
     assert head_only["best_valid_mean_auc"] >= probe - 0.02, (head_only["best_valid_mean_auc"], probe)
+
+
+def _one_line(err: str, start: str) -> None:
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith(start) and "Traceback" not in err, err
+
+
+def test_resume_refuses_overrides_it_would_not_apply(demo_runs, capsys):
+    _, runs = demo_runs
+    before = {p.name: p.stat().st_mtime for p in runs[0].iterdir()}
+    assert main(["run", "recipe", "demo", "--resume", str(runs[0]), "train.epochs=3"]) == 2
+    _one_line(capsys.readouterr().err, "error: --resume continues")
+    assert {p.name: p.stat().st_mtime for p in runs[0].iterdir()} == before
+
+
+def test_resume_never_writes_a_finished_run_whose_metrics_are_unreadable(demo_runs, tmp_path, capsys):
+    import shutil
+
+    _, runs = demo_runs
+    run = Path(shutil.copytree(runs[1], tmp_path / runs[1].name))
+    assert main(["calibrate", str(run), "--sensitivity", "0.9", "--replace"]) == 0
+    (run / "metrics.json").write_text("{not json")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert main(["run", "recipe", "demo", "--resume", str(run)]) == 2
+    _one_line(capsys.readouterr().err, "error: ")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # calibration.json untouched
+
+
+def test_a_run_killed_in_its_first_epoch_is_named_and_restarts_in_place(tmp_path, capsys):
+    cmd = [sys.executable, "-m", "medcolor", "run", "recipe", "demo", "train.epochs=2", *TINY,
+           "--runs-dir", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = proc.stderr.readline().decode()
+    while not line.startswith("run folder:"):
+        assert line, "the run never started"
+        line = proc.stderr.readline().decode()
+    run = Path(line.split(":", 1)[1].strip())
+    proc.kill()  # SIGKILL: no handler runs, as with the kernel's out-of-memory killer
+    proc.wait()
+    assert run.is_dir() and not (run / "last.pth").exists()
+    assert main(["run", "recipe", "demo", "train.epochs=1", *TINY, "--runs-dir", str(tmp_path), "--quiet"]) == 0
+    assert f"note: {run} was stopped before it finished" in capsys.readouterr().err
+    assert main(["run", "recipe", "demo", "--resume", str(run), "--quiet", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "starting it again in place" in captured.err
+    assert json.loads((run / "metrics.json").read_text())["finished"]
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [0, 1]
+
+
+def test_sigterm_in_the_lr_finder_is_one_line_143_and_leaves_nothing(tmp_path):
+    cmd = [sys.executable, "-m", "medcolor", "lr-find", "demo", "train.image_size=32", "--num-it", "400",
+           "--runs-dir", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("demo/*-lrfind/recipe.yaml")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == 143
+    _one_line(err, "error: SIGTERM: lr-find stopped")
+    assert not list(tmp_path.glob("demo/*"))
+
+
+def test_sigterm_while_the_best_model_is_evaluated_keeps_a_resumable_run(tmp_path, capsys, monkeypatch):
+    import medcolor.train as train
+    from medcolor.errors import Terminated
+
+    def stop(*args, **kwargs):
+        raise Terminated()
+    monkeypatch.setattr(train, "finalize", stop)
+    assert main(["run", "recipe", "demo", "train.epochs=1", *TINY, "--runs-dir", str(tmp_path), "--quiet"]) == 143
+    _one_line(capsys.readouterr().err, "error: SIGTERM: stopped while evaluating the best model")
+    run = next((tmp_path / "demo").iterdir())
+    monkeypatch.undo()
+    assert main(["run", "recipe", "demo", "--resume", str(run), "--quiet"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["finished"]
+
+
+def test_broken_run_files_are_one_line(demo_runs, tmp_path, capsys):
+    import shutil
+
+    _, runs = demo_runs
+    cases = {"calibration.json": "{broken", "timing.json": None, "metrics.json": '{"finished": true}'}
+    for name, text in cases.items():
+        run = Path(shutil.copytree(runs[2], tmp_path / name))
+        (run / name).unlink() if text is None else (run / name).write_text(text)
+        args = {"calibration.json": ["predict", str(run), str(next(Path(__file__).parent.glob("data/legacy-run-v1/plots/*.png")))],
+                "timing.json": ["run", "recipe", "demo", "--resume", str(run)],
+                "metrics.json": ["run", "recipe", "demo", "--resume", str(run)]}[name]
+        code = main(args)
+        err = capsys.readouterr().err
+        assert code == (0 if name == "timing.json" else 2), (name, err)
+        assert "Traceback" not in err and all(not ln.startswith("error: ") or ln.count("error") >= 1 for ln in
+                                              err.splitlines())
+    run = Path(shutil.copytree(runs[2], tmp_path / "no-data"))
+    (run / "recipe.yaml").write_text("name: demo\ntask: classification\nmodel: {}\ntrain: {}\n")
+    assert main(["evaluate", str(run)]) == 2
+    _one_line(capsys.readouterr().err, "error: ")
+    run = Path(shutil.copytree(runs[2], tmp_path / "no-path"))
+    pd.read_csv(run / "predictions.csv").drop(columns="path").to_csv(run / "predictions.csv", index=False)
+    assert main(["compare", str(run), str(runs[2])]) == 2
+    _one_line(capsys.readouterr().err, "error: ")

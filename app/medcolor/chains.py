@@ -36,7 +36,8 @@ def find_parent_run(runs_dir: Path, parent: Recipe, recipe: Recipe, same_data: b
 
 
 def resolve_chain(recipe: Recipe, overrides, runs_dir: Path, train_parent) -> Recipe:
-    """`recipe` with every init_from entry pointing at a concrete best.pth; `train_parent` runs a missing one."""
+    """`recipe` with every init_from entry pointing at a concrete best.pth; `train_parent(parent, existing)` runs a
+    missing one (`existing()` finds it when another process finished it meanwhile)."""
     refs = recipe.model.init_from
     if not refs:
         return recipe
@@ -66,7 +67,7 @@ def resolve_one(ref: str, recipe: Recipe, overrides, runs_dir: Path, train_paren
                          f"{parent.name} model.backbone={recipe.model.backbone} --seed {recipe.train.seed}` first, "
                          f"or set model.init_from=RUN_DIR")
     if run is None:
-        run = Path(train_parent(parent)["run_dir"])
+        run = Path(train_parent(parent, lambda: find_parent_run(runs_dir, parent, recipe, same_data=True))["run_dir"])
     else:
         info(f"reusing {parent.name} run {run}")
     return str(best_weights(run))

@@ -340,6 +340,12 @@ def _sigterm_stops_like_ctrl_c() -> None:
         signal.signal(signal.SIGTERM, stop)
 
 
+def _capped(message: str, limit: int = 2000) -> str:
+    """An error line quotes what it was given; a YAML alias bomb must not make it 62 million characters long."""
+    message = " ".join(message.split("\n"))
+    return message if len(message) <= limit else f"{message[:limit]}... ({len(message):,} characters in all)"
+
+
 def _interrupted(e) -> int:
     """Ctrl-C (130) or SIGTERM (143) outside a run's own handling: one line; nothing was left half-written."""
     from .errors import Terminated
@@ -375,7 +381,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except MedcolorError as e:
         if debug:
             raise
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {_capped(str(e))}", err=True)
         return e.exit_code
     except (KeyboardInterrupt, Abort) as e:
         return _interrupted(e)

@@ -10,6 +10,8 @@ from .errors import UsageError
 from .runfolder import read_predictions
 from .stats import N_BOOT, paired_comparison
 
+MAX_BOOT = 100_000
+
 
 def aligned(frame_a: pd.DataFrame, frame_b: pd.DataFrame, labels: list[str], names=("A", "B")):
     """(targets, probabilities a, probabilities b, groups) on the images both frames hold, matched by path; a
@@ -32,8 +34,9 @@ def compare_runs(run_a, run_b, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     labels_b, frame_b = read_predictions(run_b)
     if labels_a != labels_b:
         raise UsageError(f"{run_a} predicts {labels_a}, {run_b} predicts {labels_b}; compare needs the same labels")
-    if n_boot < 100:
-        raise UsageError(f"--n-boot must be at least 100 for a 95 % interval, got {n_boot}")
+    if not 100 <= n_boot <= MAX_BOOT:
+        raise UsageError(f"--n-boot must be between 100 (for a 95 % interval) and {MAX_BOOT:,} (beyond that the "
+                         f"interval's last digit no longer moves and the time does), got {n_boot:,}")
     targets, p_a, p_b, groups = aligned(frame_a, frame_b, labels_a, (str(run_a), str(run_b)))
     result = paired_comparison(targets, p_a, p_b, labels_a, groups, n_boot, seed)
     n_groups = len(set(map(str, groups)))

@@ -89,9 +89,11 @@ def export_run(run_dir, fmt: str = "onnx", out: str | None = None) -> dict:
         if diff >= PARITY_LIMIT:
             raise RunError(f"exported {fmt} model differs from the fastai model by {diff:.2e} (limit {PARITY_LIMIT:g})")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if not out:
             path.unlink(missing_ok=True)  # the name claim_new reserved
+        if isinstance(e, OSError) and not e.filename:  # torch.onnx's own writes name no file
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
     finally:
         tmp.unlink(missing_ok=True)

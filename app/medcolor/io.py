@@ -37,8 +37,10 @@ def atomic_write(path: Path, data: bytes | str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not e.filename:  # a write into a full disk names no file: name it
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
 
 
@@ -91,10 +93,14 @@ def read_yaml(path: Path, what: str = "file") -> dict:
     import yaml
 
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except yaml.YAMLError as e:
         raise UsageError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a text (UTF-8) YAML file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a folder, not a YAML file") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} must hold a mapping of {what} fields")
     return data
@@ -114,7 +120,8 @@ def load_tensors(path: Path, what: str = "checkpoint"):
             return load_file(str(path))
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch and safetensors raise many types for truncated or foreign files
-        reason = TRUNCATED if _cut_zip(path) else _first_line(e)
+        reason = "the file is empty" if path.stat().st_size == 0 else TRUNCATED if _cut_zip(path) else \
+            _first_line(e, path)
         raise UsageError(f"cannot read {what} {path}: {reason}") from None
 
 
@@ -129,8 +136,15 @@ def _cut_zip(path: Path) -> bool:
         return f.read(4) == b"PK\x03\x04" and not zipfile.is_zipfile(path)
 
 
-def _first_line(e: Exception) -> str:
+FOREIGN = "it is neither a PyTorch (.pth / .pt / .bin) nor a safetensors weights file"
+
+
+def _first_line(e: Exception, path: Path | None = None) -> str:
     text = str(e).strip()
+    if path is not None and path.suffix == ".safetensors":
+        return "it is not a safetensors file (its header does not parse)"
+    if isinstance(e, (EOFError, KeyError, IndexError)) or len(text) < 12 or "invalid load key" in text:
+        return FOREIGN
     if "weights_only" in text or "Unsupported global" in text or "pickle" in text.lower():
         return "it is not a plain weights file (it holds pickled Python objects), and medcolor never unpickles code"
     if "central directory" in text or "zip archive" in text or "unexpected EOF" in text or "truncated" in text:

@@ -4,7 +4,6 @@ Listing stays light (no torch): `medcolor recipes ls` answers in a fraction of a
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import yaml

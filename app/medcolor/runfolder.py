@@ -81,6 +81,7 @@ def new_run_dir(runs_dir: Path, recipe: str, backbone: str, seed: int, suffix: s
     except OSError as e:
         raise UsageError(f"cannot create a run folder in {parent}: {e.strerror}; pass --runs-dir to a writable "
                          f"place") from None
+    write_owner(path)
     (path / PLOTS).mkdir()
     return path
 
@@ -125,17 +126,17 @@ def format_version(run_dir: Path) -> int:
 def write_owner(run_dir: Path) -> None:
     """Which process works in the folder (host and pid): a folder whose process is gone and that did not finish
     was stopped (kill -9, out of memory, a power cut)."""
-    import os
-    import socket
-    write_json(Path(run_dir) / OWNER, {"host": socket.gethostname(), "pid": os.getpid()})
+    write_json(Path(run_dir) / OWNER, _owner())
 
 
-def owner_alive(run_dir: Path) -> bool:
-    """True while the folder's process runs, or when that cannot be known (another host)."""
+def owner_alive(where: Path) -> bool:
+    """True while the process named by a run folder's .owner (or a claim file) runs, or when that cannot be known
+    (another host)."""
     import os
     import socket
+    path = Path(where) / OWNER if Path(where).is_dir() else Path(where)
     try:
-        owner = json.loads((Path(run_dir) / OWNER).read_text())
+        owner = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
     if owner.get("host") != socket.gethostname():
@@ -150,12 +151,56 @@ def owner_alive(run_dir: Path) -> bool:
 
 
 def stale_runs(runs_dir: Path, recipe: str) -> list[Path]:
-    """Run folders of `recipe` that did not finish and whose process is gone."""
+    """Run folders of `recipe` that did not finish and whose process is gone (a folder without an owner counts once
+    it is a minute old)."""
     parent = Path(runs_dir) / recipe
     if not parent.is_dir():
         return []
-    return sorted(p for p in parent.iterdir() if p.is_dir() and (p / RECIPE).is_file() and not is_finished(p)
-                  and not p.name.endswith("-lrfind") and not owner_alive(p))
+
+    def gone(p: Path) -> bool:
+        return not owner_alive(p) and ((p / OWNER).exists() or time.time() - p.stat().st_mtime > 60)
+    return sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".") and not is_finished(p)
+                  and gone(p))
+
+
+CLAIMS = ".claims"
+
+
+def claim(runs_dir: Path, key: str) -> Path | None:
+    """Claim the run that `key` (a resolved recipe) describes for this process: a file in runs_dir/.claims created
+    exclusively (O_EXCL works on local and NFSv3+ file systems), or None while a live process holds it. A claim whose
+    process is gone (same host) is taken over."""
+    import hashlib
+    import os
+
+    folder = Path(runs_dir) / CLAIMS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if owner_alive(path) or _just_made(path):  # alive, or still being written by its maker
+                return None
+            path.unlink(missing_ok=True)  # its process died: take it over
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump(_owner(), f)
+        return path
+    return None
+
+
+def _just_made(path: Path, seconds: float = 10.0) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < seconds and not path.read_text().strip()
+    except OSError:
+        return False
+
+
+def _owner() -> dict:
+    import os
+    import socket
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 def finished_runs(runs_dir: Path, recipe: str) -> list[Path]:

@@ -87,9 +87,15 @@ def _source_name(source: str) -> str:
 
 
 def read_recipe(run_dir: Path) -> Recipe:
+    """The run's recipe.yaml as a Recipe; one written by medcolor has every section."""
     from .recipes import recipe_from_dict
 
-    return recipe_from_dict(saved_recipe(run_dir))
+    saved = saved_recipe(run_dir)
+    missing = [k for k in ("name", "task", "data", "model", "train") if k not in saved]
+    if missing:
+        raise UsageError(f"{run_dir}/recipe.yaml lacks {', '.join(missing)}; it is not the recipe medcolor wrote for "
+                         f"this run (restore it from a copy)")
+    return recipe_from_dict(saved)
 
 
 # ---- runs as models --------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """`medcolor model summary`: parameters per part (total / trainable in a mode), MACs, output shape."""
 from __future__ import annotations
 
+from .errors import UsageError
+
 import torch
 
 from .config import ModelConfig
@@ -17,7 +19,15 @@ def count_macs(module: torch.nn.Module, x: torch.Tensor) -> tuple[int, torch.Ten
     return counter.get_total_flops() // 2, y
 
 
+def check_sizes(n_out: int, image_size: int) -> None:
+    if n_out < 1:
+        raise UsageError(f"--n-out must be at least 1 output, got {n_out}")
+    if not 8 <= image_size <= 4096:
+        raise UsageError(f"--image-size must be between 8 and 4096 pixels, got {image_size}")
+
+
 def summarize_colornet(cfg: ModelConfig, n_out: int, image_size: int) -> dict:
+    check_sizes(n_out, image_size)
     model = build_model(cfg, n_out).eval()
     return {"backbone": cfg.backbone, "colorizer": cfg.colorizer, "mode": cfg.mode, "n_out": n_out,
             "image_size": image_size, "train_bn": cfg.train_bn, "train_stem": cfg.train_stem,
@@ -28,6 +38,7 @@ def summarize_arch(arch: str, n_out: int, image_size: int, backbone: str = "dens
     """Section-6 models (ae-small, ae-big, ae-resnet50, aecnn), all parameters trainable; Keras-style size too."""
     from .autoencoders import keras_param_count
 
+    check_sizes(n_out, image_size)
     cfg = ModelConfig(arch=arch, backbone=backbone if arch == "aecnn" else "resnet50", colorizer="none", mode=2)
     model = build_model(cfg, n_out).eval()
     x = torch.zeros(1, 1, image_size, image_size)

@@ -122,7 +122,7 @@ def plan(name_or_path: str, extra=(), shard_text: str | None = None) -> list[Job
     return shard(expand(load_sweep(name_or_path), extra), *parse_shard(shard_text))
 
 
-def is_done(job: Job, runs_dir: Path) -> bool:
-    """A finished run of the job's recipe whose saved recipe.yaml has every value the job sets."""
+def done_run(job: Job, runs_dir: Path) -> Path | None:
+    """The finished run of the job's recipe whose saved recipe.yaml has every value the job sets, if any."""
     wanted = {".".join(path): value for path, value in map(parse_override, job.overrides)}
-    return matching_run(runs_dir, resolve_recipe_path(job.recipe).stem, wanted) is not None
+    return matching_run(runs_dir, resolve_recipe_path(job.recipe).stem, wanted)

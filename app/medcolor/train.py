@@ -20,19 +20,46 @@ from .tasks import task_of
 
 
 def run_recipe(name_or_path: str, overrides=(), seed: int | None = None, n_seeds: int | None = None,
-               runs_dir: str | Path = "runs", quiet: bool = False) -> list[dict]:
-    """`medcolor run recipe`: one run per seed; a recipe:NAME init_from is found or trained first."""
+               runs_dir: str | Path = "runs", quiet: bool = False, existing=None, wait: bool = True) -> list[dict]:
+    """`medcolor run recipe`: one run per seed; a recipe:NAME init_from is found or trained first. With `existing`
+    (sweeps), every run is claimed in the runs folder first, so concurrent sweeps never train one job twice; without
+    `wait` a run another sweep holds is left to it ({"deferred": True})."""
     from .chains import resolve_chain
 
     runs_dir, overrides = Path(runs_dir), list(overrides)
     base = load_recipe(name_or_path, overrides)
+    shared = existing is not None
+
+    def train(recipe, find=lambda: None, wait=True):
+        return train_shared(recipe, runs_dir, quiet, find, wait) if shared else train_new(recipe, runs_dir, quiet)
     results = []
     for s in seed_list(base, seed, n_seeds):
         seeded = overrides + [f"train.seed={s}"]
-        recipe = resolve_chain(load_recipe(name_or_path, seeded), seeded, runs_dir,
-                               train_parent=lambda parent: train_new(parent, runs_dir, quiet))
-        results.append(train_new(recipe, runs_dir, quiet))
+        recipe = resolve_chain(load_recipe(name_or_path, seeded), seeded, runs_dir, train_parent=train)
+        results.append(train(recipe, existing or (lambda: None), wait))
     return results
+
+
+def train_shared(recipe: Recipe, runs_dir: Path, quiet: bool, existing, wait: bool = True) -> dict:
+    """Train `recipe` unless another process does: the run is claimed in the runs folder (runfolder.claim); a run
+    claimed by a live sweep is waited for and reused (`existing()` finds it once finished), or left to it."""
+    said = False
+    while True:
+        run = existing()
+        if run is not None:
+            return {**runfolder.read_metrics(run), "run_dir": str(run), "reused": True}
+        claim = runfolder.claim(runs_dir, recipe_to_yaml(recipe))
+        if claim is not None:
+            try:
+                return train_new(recipe, runs_dir, quiet)
+            finally:
+                claim.unlink(missing_ok=True)
+        if not wait:
+            return {"run_dir": None, "deferred": True}
+        if not said:
+            info(f"another sweep is training {recipe.name} (seed {recipe.train.seed}): waiting for it")
+            said = True
+        time.sleep(1.0)
 
 
 def seed_list(recipe: Recipe, seed: int | None, n_seeds: int | None) -> list[int]:
@@ -58,12 +85,16 @@ def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:
     logger_callbacks(recipe, Path(runs_dir))  # a missing optional logger package is bad input: fail now
     check_free_space(runs_dir, learn.model)
     for stale in runfolder.stale_runs(runs_dir, recipe.name):
-        info(f"note: {stale} was stopped before it finished; `medcolor run recipe {recipe.name} --resume {stale}` "
-             f"continues it, or remove it")
+        if (stale / runfolder.RECIPE).is_file() and not stale.name.endswith("-lrfind"):
+            info(f"note: {stale} was stopped before it finished; `medcolor run recipe {recipe.name} --resume "
+                 f"{stale}` continues it, or remove it")
+        else:  # stopped before it held anything to continue from
+            shutil.rmtree(stale, ignore_errors=True)
+            info(f"note: removed {stale}, a run folder stopped before its recipe was written")
     run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed)
-    info(f"run folder: {run_dir}")
     with stopping_cleanly(run_dir, recipe):
         write_run_start(run_dir, recipe, learn.dls)
+        info(f"run folder: {run_dir}")
         return train_in(run_dir, recipe, learn, table, start, quiet)
 
 
@@ -160,8 +191,11 @@ def resume(run_dir: Path, quiet: bool = False, overrides=()) -> dict:
 def finished_result(run_dir: Path) -> dict:
     """A finished run's result, read back and said in one line; nothing in the folder is touched."""
     metrics = runfolder.read_metrics(run_dir)
-    seconds = runfolder.read_seconds(run_dir)
-    summary = task_of(read_recipe(run_dir)).summary_line(metrics)
+    seconds = runfolder.read_seconds(run_dir) or float("nan")  # timing.json is informative only
+    try:
+        summary = task_of(read_recipe(run_dir)).summary_line(metrics)
+    except (KeyError, TypeError):
+        raise UsageError(f"{run_dir}/metrics.json holds no scores; it is not the file the run wrote") from None
     info(f"{run_dir} is finished ({summary}, best epoch {metrics['best_epoch']}); nothing to resume, "
          f"nothing written")
     return {**metrics, "run_dir": str(run_dir), "seconds": seconds, "summary": summary}
@@ -300,16 +334,30 @@ def lr_find(recipe: Recipe, runs_dir: Path, num_it: int = 50) -> dict:
 def run_sweep(name_or_path: str, extra=(), shard_text: str | None = None, runs_dir="runs", quiet=False,
               dry_run=False) -> list[dict]:
     """`medcolor run sweep`: this shard's jobs, skipping those a finished run already did."""
-    from .sweeps import is_done, plan
+    from .sweeps import done_run, plan
 
-    runs_dir, results = Path(runs_dir), []
-    for job in plan(name_or_path, extra, shard_text):
-        if is_done(job, runs_dir):
-            results.append({"job": job.label, "status": "done"})
+    runs_dir, results, deferred = Path(runs_dir), {}, []
+    jobs = plan(name_or_path, extra, shard_text)
+    for job in jobs:  # first the jobs no other sweep holds, then (waiting) those it does
+        if done_run(job, runs_dir):
+            results[job] = {"job": job.label, "status": "done"}
         elif dry_run:
-            results.append({"job": job.label, "status": "todo"})
-        else:
-            run = run_recipe(job.recipe, list(job.overrides), runs_dir=runs_dir, quiet=quiet)[0]
-            results.append({"job": job.label, "status": "ran", "run_dir": run["run_dir"],
-                            "score": run.get("mean_auc", run.get("ssim"))})
-    return results
+            results[job] = {"job": job.label, "status": "todo"}
+        elif not sweep_job(job, runs_dir, quiet, results, wait=False):
+            deferred.append(job)
+    for job in deferred:
+        sweep_job(job, runs_dir, quiet, results, wait=True)
+    return [results[job] for job in jobs]
+
+
+def sweep_job(job, runs_dir: Path, quiet: bool, results: dict, wait: bool) -> bool:
+    """Run one sweep job, sharing the runs folder with other sweeps; False when another sweep holds it."""
+    from .sweeps import done_run
+
+    run = run_recipe(job.recipe, list(job.overrides), runs_dir=runs_dir, quiet=quiet,
+                     existing=lambda: done_run(job, runs_dir), wait=wait)[0]
+    if run.get("deferred"):
+        return False
+    results[job] = {"job": job.label, "status": "done by another sweep" if run.get("reused") else "ran",
+                    "run_dir": run["run_dir"], "score": run.get("mean_auc", run.get("ssim"))}
+    return True

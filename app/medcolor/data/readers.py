@@ -104,12 +104,18 @@ def data_root(cfg: DataConfig) -> Path:
 
 
 def read_csv(path: Path, what: str, **kwargs) -> pd.DataFrame:
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder; give the table file (data.csv / --csv)")
     if not path.is_file():
         raise UsageError(f"{what} {path} does not exist; check data.root / --csv")
     try:
         return pd.read_csv(path, **kwargs)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise UsageError(f"cannot read {what} {path}: {str(e).splitlines()[0]}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{what} {path} is not UTF-8 text (byte {e.start} of it); save it as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"{what} {path} is empty; it needs a header line and one row per image") from None
+    except pd.errors.ParserError as e:
+        raise UsageError(f"{what} {path} is not a valid CSV table: {str(e).splitlines()[0][:150]}") from None
 
 
 def table_path(root: Path, name: str | None, default: str) -> Path:
@@ -291,12 +297,12 @@ SPLIT_DIRS = {"train": "train", "valid": "valid", "val": "valid", "test": "test"
 def read_folder(cfg: DataConfig, splits: set) -> Table:
     root = data_root(cfg)
     split_layout = (root / "train").is_dir()
-    rows = []
-    for split_dir in (sorted(d for d in root.iterdir() if d.name in SPLIT_DIRS) if split_layout else [root]):
-        for class_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
-            for f in sorted(class_dir.rglob("*")):
-                if is_image_file(f):
-                    rows.append((str(f), SPLIT_DIRS.get(split_dir.name, "train"), class_dir.name))
+    try:
+        rows = _folder_rows(root, split_layout)
+    except OSError as e:  # e.g. --root / reaches /proc
+        where = f" at {e.filename}" if e.filename else ""
+        raise UsageError(f"cannot list the images under {root} ({e.strerror}{where}); point --root at the dataset "
+                         f"folder") from None
     if not rows:
         raise UsageError(f"no images under {root}; expected root/<class>/*.png or root/<train|valid>/<class>/*.png")
     df = pd.DataFrame(rows, columns=["path", "split", "class"])
@@ -308,6 +314,16 @@ def read_folder(cfg: DataConfig, splits: set) -> Table:
     for label in labels:
         df[label] = (df["class"] == label).astype("float32")
     return Table(df.drop(columns="class"), labels, single_label=True)
+
+
+def _folder_rows(root: Path, split_layout: bool) -> list[tuple[str, str, str]]:
+    rows = []
+    for split_dir in (sorted(d for d in root.iterdir() if d.name in SPLIT_DIRS) if split_layout else [root]):
+        for class_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
+            for f in sorted(class_dir.rglob("*")):
+                if is_image_file(f):
+                    rows.append((str(f), SPLIT_DIRS.get(split_dir.name, "train"), class_dir.name))
+    return rows
 
 
 @reader("csv")

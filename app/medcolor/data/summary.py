@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..config import DataConfig
-from ..errors import UsageError
+from ..errors import UsageError, closest
 from ..io import warn
 from .images import describe, find_bad_images
 from .leakage import describe_overlap, overlaps
@@ -12,6 +12,8 @@ from .readers import read_table
 def summarize(cfg: DataConfig, split: str = "train") -> dict:
     """Images and positives per label after label policy and subset; reads only the label table. Without split
     files (ChestX-ray14's lists) the counts cover the whole table; with them, every split's size is reported."""
+    if split not in ("train", "valid", "test"):
+        raise UsageError(f"--split must be train, valid or test, got {split!r}{closest(split, ['train', 'valid', 'test'])}")
     table = read_table(cfg, splits=(split,), allow_unsplit=True)
     unsplit = bool(table.unsplit_reason)
     df = table.df if unsplit else table.split(split)
