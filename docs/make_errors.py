@@ -63,6 +63,15 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
                    check=True)
     folder_run = next((tmp / "fr" / "demo").iterdir())
     moved.rename(tmp / "fd" / "moved-away")
+    linked = folders(tmp / "ln")
+    (linked / "train" / "elsewhere").symlink_to(tmp / "fo")
+    leak = tmp / "leak"
+    leak.mkdir()
+    pd.DataFrame({"path": ["a.png", "b.png", "a.png"], "split": ["train", "valid", "test"],
+                  "Edema": [1, 0, 1]}).to_csv(leak / "labels.csv", index=False)
+    (tmp / "bin.yaml").write_bytes(b"\x00\x01\xff\xfe")
+    (tmp / "latin.csv").write_bytes("path,Edema\nscan\xe9.png,1\n".encode("latin-1"))
+    (tmp / "empty.pth").write_bytes(b"")
     return [
         ("unknown recipe", ["run", "recipe", "dmeo"]),
         ("unknown override key", ["run", "recipe", "demo", "train.epoch=1"]),
@@ -131,6 +140,22 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
         ("predict with an exported file without its sidecar", ["predict", str(tmp / "alone.onnx"),
                                                                str(next((tmp / "fd").rglob("*.png")))]),
         ("recipe name that is a path", ["run", "recipe", "demo", "name=../../x", "--runs-dir", str(tmp / "runs")]),
+        ("a class folder linked to outside the dataset", ["data", "check", "folder", "--root", str(linked)]),
+        ("an image in train and test", ["data", "check", "csv", "--root", str(leak), "split_col=split"]),
+        ("data.std=0", ["run", "recipe", "demo", "data.std=0"]),
+        ("train.pct_start=1.5", ["run", "recipe", "demo", "train.pct_start=1.5"]),
+        ("train.bs=1", ["run", "recipe", "demo", "train.bs=1", "model.mode=2"]),
+        ("a field the data spec does not use", ["run", "recipe", "demo", "data.body_part=XR_HAND"]),
+        ("--resume with overrides", ["run", "recipe", "demo", "--resume", str(run), "train.epochs=3"]),
+        ("compare with a billion resamples", ["compare", str(run), str(run), "--n-boot", "1000000000"]),
+        ("interpret --top-losses 0", ["interpret", str(run), "--top-losses", "0"]),
+        ("lr-find --num-it 0", ["lr-find", "demo", "--num-it", "0", "--runs-dir", str(tmp / "runs")]),
+        ("a binary recipe file", ["recipes", "validate", str(tmp / "bin.yaml")]),
+        ("a Latin-1 label table", ["data", "summary", "csv", "--root", str(tmp), "--csv", "latin.csv"]),
+        ("an empty weights file", ["run", "recipe", "demo", f"model.weights={tmp / 'empty.pth'}"]),
+        ("data summary of the whole disk", ["data", "summary", "folder", "--root", "/"]),
+        ("--split with a typo", ["data", "summary", "nih-sample", "--split", "trian"]),
+        ("model summary --image-size -64", ["model", "summary", "--image-size", "-64"]),
     ]
 
 

@@ -3,6 +3,8 @@ from pathlib import Path
 import subprocess
 import sys
 
+import pytest
+
 from medcolor.cli import main
 
 
@@ -106,3 +108,68 @@ def test_a_trained_model_travels_without_its_training_data(tmp_path, capsys):
     assert err.startswith("error: calibrate fits on the run's validation images") and "--data" in err
     assert "\n" not in err and "Traceback" not in err
     assert main(["calibrate", run, "--replace", "--data", "folder", f"data.root={copy}"]) == 0
+
+
+BAD_INPUT = [  # (arguments, what the one error line says); every case exits 2 and writes nothing
+    (["recipes", "validate", "demo", "data.std=0"], "data.std must be positive"),
+    (["recipes", "validate", "demo", "train.div=0"], "train.div (max_lr / starting lr) must be positive"),
+    (["recipes", "validate", "demo", "train.pct_start=1.5"], "train.pct_start (the warm-up share"),
+    (["recipes", "validate", "demo", "data.subset=5"], "data.subset is a mapping"),
+    (["recipes", "validate", "demo", "train.bs=1", "model.mode=2"], "train.bs must be at least 2"),
+    (["recipes", "validate", "demo", "train.num_workers=-1"], "train.num_workers must be at least 0"),
+    (["recipes", "validate", "demo", "data.body_part=XR_HAND"], "data.body_part is not used by data spec 'nih-sample' (only by mura)"),
+    (["recipes", "validate", "demo", "data.slices=1:4"], "data.slices is not used by data spec 'nih-sample' (only by ixi)"),
+    (["data", "summary", "nih-sample", "frontal_only=true"], "data.frontal_only is not used by data spec 'nih-sample' (only by chexpert)"),
+    (["model", "summary", "--image-size", "-64"], "--image-size must be between 8 and 4096"),
+    (["model", "summary", "--image-size", "0"], "--image-size must be between 8 and 4096"),
+    (["model", "summary", "--n-out", "-3"], "--n-out must be at least 1"),
+    (["data", "summary", "nih-sample", "--split", "trian"], "--split must be train, valid or test, got 'trian' (did you mean train?)"),
+    (["data", "summary", "folder", "--root", "/"], "cannot list the images under /"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUT, ids=[" ".join(a[:4]) for a, _ in BAD_INPUT])
+def test_bad_values_are_one_line_before_anything_runs(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_files_are_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "bin.yaml").write_bytes(b"\x00\x01binary\xff\xfe")
+    (tmp_path / "latin.csv").write_bytes("path,Edema\nscan\xe9.png,1\n".encode("latin-1"))
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    (tmp_path / "text.pth").write_text("hello")
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "bomb.yaml").write_text('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+        f'{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n' for p, c in zip("abcdefg", "bcdefgh"))
+        + "train: {epochs: *h}\n")
+    monkeypatch.setenv("MEDCOLOR_CACHE_DIR", str(tmp_path / "afile"))
+    cases = [(["recipes", "validate", str(tmp_path / "bin.yaml")], "is not a text (UTF-8) YAML file"),
+             (["recipes", "cp", "demo", str(tmp_path / "afile" / "sub" / "x.yaml")], "Not a directory"),
+             (["data", "summary", "csv", "--root", str(tmp_path), "--csv", "latin.csv"], "is not UTF-8 text"),
+             (["data", "summary", "csv", "--root", str(tmp_path), "--csv", "empty.csv"], "is empty"),
+             (["data", "summary", "csv", "--root", str(tmp_path), "--csv", str(tmp_path)], "is a folder"),
+             (["run", "recipe", "demo", f"model.weights={tmp_path / 'empty.pth'}"], "the file is empty"),
+             (["run", "recipe", "demo", f"model.weights={tmp_path / 'text.pth'}"], "neither a PyTorch"),
+             (["data", "cache", "nih-sample", "--size", "16"], "cannot write the cache"),
+             (["recipes", "validate", str(tmp_path / "bomb.yaml")], "characters in all)"),
+             (["lr-find", "demo", "--num-it", "0", "--runs-dir", str(tmp_path / "runs")], "--num-it must be at least 2")]
+    for args, message in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert len(lines) == 1 and message in lines[0] and len(lines[0]) < 2200 and "Traceback" not in err, (args, err[-300:])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_compare_bounds_its_resamples_and_interpret_its_top_losses(demo_runs, capsys):
+    _, runs = demo_runs
+    assert main(["compare", str(runs[0]), str(runs[1]), "--n-boot", "1000000000"]) == 2
+    assert "--n-boot must be between 100" in capsys.readouterr().err
+    assert main(["interpret", str(runs[0]), "--top-losses", "0"]) == 2
+    assert "--top-losses must be at least 1" in capsys.readouterr().err
+    assert not any(p.name.startswith("interpret") and not any(p.iterdir()) for p in runs[0].iterdir())

@@ -31,3 +31,17 @@ def test_bad_images_are_found(tmp_path, sample_dir):
     good = str(next((sample_dir / "images").glob("*.png")))
     missing, bad = find_bad_images([good, str(tmp_path / "broken.png"), str(tmp_path / "gone.png")])
     assert missing == [str(tmp_path / "gone.png")] and bad == [str(tmp_path / "broken.png")]
+
+
+def test_float_tiffs_are_scaled_by_their_range(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from medcolor.data.images import open_gray
+
+    unit = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    Image.fromarray(unit, "F").save(tmp_path / "unit.tif")
+    Image.fromarray(unit * 3000 - 1000, "F").save(tmp_path / "hu.tif")
+    for name in ("unit.tif", "hu.tif"):
+        a = np.asarray(open_gray(tmp_path / name))
+        assert a.dtype == np.uint8 and a.min() == 0 and a.max() == 255, name  # not "almost black"

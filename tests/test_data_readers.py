@@ -200,3 +200,19 @@ def test_symlinks_inside_the_dataset_stay_fine(tmp_path, capsys):
     (root / "scans" / "0.png").unlink()
     (root / "scans" / "0.png").symlink_to(root / "scans" / "1.png")
     assert main(["data", "check", "csv", "--root", str(root)]) == 0
+
+
+@pytest.mark.parametrize("spec,make", [("folder", folders), ("chestxray14", nih), ("mura", mura), ("csv", None),
+                                       ("nih-sample", None)])
+def test_subset_samples_the_training_split_of_every_layout(tmp_path, spec, make):
+    from fixtures import csv_table
+
+    root = None if spec == "nih-sample" else str((make or csv_table)(tmp_path))
+    full = read_table(load_data_config(spec, root=root))
+    part = read_table(load_data_config(spec, ["subset.fraction=0.5", "subset.seed=8"], root=root))
+    train = full.split("train")
+    expected = train.sample(frac=0.5, random_state=8)["path"]  # CheXpert's own rule: pandas' seeded sample
+    assert sorted(part.split("train")["path"]) == sorted(expected)
+    assert part.split("valid")["path"].tolist() == full.split("valid")["path"].tolist()  # only training is sampled
+    s = summarize(load_data_config(spec, ["subset.fraction=0.5", "subset.seed=8"], root=root))
+    assert s["n_images"] == len(expected)

@@ -136,3 +136,16 @@ def test_a_recipe_name_cannot_put_its_runs_outside_the_runs_folder(tmp_path, cap
         assert main(["run", "recipe", "demo", f"name={bad}", "--runs-dir", str(tmp_path / "runs")]) == 2
         assert "must be one plain folder name" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("data,message", [("{spec: 5}", "data.spec must be the name of a data spec"),
+                                          ("{spec: [a, b]}", "data.spec must be the name of a data spec"),
+                                          ("{spec: nih-sample, subset: 0.1}", "data.subset is a mapping")])
+def test_recipe_files_with_misshapen_data_sections_are_one_line(tmp_path, capsys, data, message):
+    from medcolor.cli import main
+
+    path = tmp_path / "mine.yaml"
+    path.write_text(f"task: classification\ndata: {data}\n")
+    assert main(["recipes", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "TypeError" not in err

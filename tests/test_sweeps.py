@@ -91,3 +91,23 @@ def test_the_transfer_study_sweep():
     random = [j for j in jobs if "model.weights=null" in j.overrides]
     assert {o for j in random for o in j.overrides if o.startswith("model.colorizer")} == \
         {"model.colorizer=none", "model.colorizer=coloru"}
+
+
+def test_two_concurrent_sweeps_train_every_job_once(tmp_path):
+    """Two `run sweep demo` processes on one runs folder: each job claimed by one, every folder complete."""
+    import json
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "medcolor", "run", "sweep", "demo", "train.epochs=1", "train.image_size=32",
+           "train.lr_find=false", "--runs-dir", str(tmp_path), "--quiet", "--json"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1].decode()[-500:] for o in outs]
+    reports = [json.loads(o[0].decode().strip().splitlines()[-1]) for o in outs]
+    ran = [r["run_dir"] for rep in reports for r in rep if r["status"] == "ran"]
+    assert len(ran) == len(set(ran)) == 4  # 2 recipes x 2 colorizers, each trained by exactly one sweep
+    for recipe in ("demo", "demo-mode2"):
+        folders = [p for p in (tmp_path / recipe).iterdir()]
+        assert len(folders) == 2 and all(json.loads((p / "metrics.json").read_text())["finished"] for p in folders)
+    assert not list((tmp_path / ".claims").iterdir())  # every claim released

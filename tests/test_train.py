@@ -86,15 +86,20 @@ def test_sigterm_then_sigkill_then_resume_continue_the_same_run(tmp_path, capsys
     assert [p.name for p in (tmp_path / "demo").iterdir()] == [run.name]  # same folder, no new run
 
 
-def test_ctrl_c_before_the_first_epoch_removes_the_run_and_says_so(tmp_path):
-    cmd = [sys.executable, "-m", "medcolor", "run", "recipe", "demo", "train.epochs=2", "train.image_size=32",
-           "train.lr_find=false", "--runs-dir", str(tmp_path), "--quiet"]
+def _started_run(runs_dir: Path, overrides: list[str]):
+    """(process, run folder) of a `medcolor run recipe demo` subprocess, once it has said where its folder is."""
+    cmd = [sys.executable, "-m", "medcolor", "run", "recipe", "demo", *overrides, "--runs-dir", str(runs_dir),
+           "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     line = proc.stderr.readline().decode()
     while not line.startswith("run folder:"):
         assert line, "the run never started"
         line = proc.stderr.readline().decode()
-    run = Path(line.split(":", 1)[1].strip())
+    return proc, Path(line.split(":", 1)[1].strip())
+
+
+def test_ctrl_c_before_the_first_epoch_removes_the_run_and_says_so(tmp_path):
+    proc, run = _started_run(tmp_path, ["train.epochs=2", "train.image_size=32", "train.lr_find=false"])
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=120)[1].decode()
@@ -331,14 +336,7 @@ def test_resume_never_writes_a_finished_run_whose_metrics_are_unreadable(demo_ru
 
 
 def test_a_run_killed_in_its_first_epoch_is_named_and_restarts_in_place(tmp_path, capsys):
-    cmd = [sys.executable, "-m", "medcolor", "run", "recipe", "demo", "train.epochs=2", *TINY,
-           "--runs-dir", str(tmp_path), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    line = proc.stderr.readline().decode()
-    while not line.startswith("run folder:"):
-        assert line, "the run never started"
-        line = proc.stderr.readline().decode()
-    run = Path(line.split(":", 1)[1].strip())
+    proc, run = _started_run(tmp_path, ["train.epochs=2", *TINY])
     proc.kill()  # SIGKILL: no handler runs, as with the kernel's out-of-memory killer
     proc.wait()
     assert run.is_dir() and not (run / "last.pth").exists()
@@ -400,6 +398,15 @@ def test_broken_run_files_are_one_line(demo_runs, tmp_path, capsys):
     run = Path(shutil.copytree(runs[2], tmp_path / "no-data"))
     (run / "recipe.yaml").write_text("name: demo\ntask: classification\nmodel: {}\ntrain: {}\n")
     assert main(["evaluate", str(run)]) == 2
+    _one_line(capsys.readouterr().err, "error: ")
+    run = Path(shutil.copytree(runs[2], tmp_path / "no-predictions"))
+    (run / "predictions.csv").unlink()
+    assert main(["compare", str(run), str(runs[2])]) == 2
+    _one_line(capsys.readouterr().err, "error: ")
+    run = Path(shutil.copytree(runs[2], tmp_path / "edited"))
+    (run / "metrics.json").unlink()
+    (run / "recipe.yaml").write_text((run / "recipe.yaml").read_text().replace("efficientnet_lite0", "resnet18"))
+    assert main(["run", "recipe", "demo", "--resume", str(run)]) == 2
     _one_line(capsys.readouterr().err, "error: ")
     run = Path(shutil.copytree(runs[2], tmp_path / "no-path"))
     pd.read_csv(run / "predictions.csv").drop(columns="path").to_csv(run / "predictions.csv", index=False)

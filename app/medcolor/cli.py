@@ -47,11 +47,13 @@ def model_summary(
     from .config import ModelConfig
     from .summary import format_summary, summarize_arch, summarize_colornet
 
+    def given(value, default):
+        return default if value is None else value
     if model:
-        s = summarize_arch(model, n_out or 14, image_size or 256)
+        s = summarize_arch(model, given(n_out, 14), given(image_size, 256))
     else:
         s = summarize_colornet(ModelConfig(backbone=backbone, colorizer=colorizer, mode=mode, train_bn=train_bn,
-                                           train_stem=train_stem), n_out or 5, image_size or 320)
+                                           train_stem=train_stem), given(n_out, 5), given(image_size, 320))
     _print_json(s) if as_json else typer.echo(format_summary(s))
 
 

@@ -180,7 +180,7 @@ def claim(runs_dir: Path, key: str) -> Path | None:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            if owner_alive(path) or _just_made(path):  # alive, or still being written by its maker
+            if _claim_alive(path) or _just_made(path):  # alive, or still being written by its maker
                 return None
             path.unlink(missing_ok=True)  # its process died: take it over
             continue
@@ -188,6 +188,24 @@ def claim(runs_dir: Path, key: str) -> Path | None:
             json.dump(_owner(), f)
         return path
     return None
+
+
+CLAIM_HEARTBEAT = 60.0  # seconds between the touches of a held claim (train.train_shared)
+
+
+def _claim_alive(path: Path) -> bool:
+    """A claim of this host lives while its process does; one of another host while it is touched (heartbeat)."""
+    import socket
+    try:
+        host = json.loads(path.read_text()).get("host")
+    except (OSError, ValueError, AttributeError):
+        return False
+    if host == socket.gethostname():
+        return owner_alive(path)
+    try:
+        return time.time() - path.stat().st_mtime < 10 * CLAIM_HEARTBEAT
+    except OSError:
+        return False
 
 
 def _just_made(path: Path, seconds: float = 10.0) -> bool:

@@ -40,6 +40,28 @@ def run_recipe(name_or_path: str, overrides=(), seed: int | None = None, n_seeds
     return results
 
 
+@contextlib.contextmanager
+def heartbeat(claim: Path):
+    """Touch a held claim every CLAIM_HEARTBEAT seconds (sweeps on other hosts see it is alive); release it after."""
+    import os
+    import threading
+
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(runfolder.CLAIM_HEARTBEAT):
+            try:
+                os.utime(claim)
+            except OSError:
+                return
+    threading.Thread(target=beat, daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
+        claim.unlink(missing_ok=True)
+
+
 def train_shared(recipe: Recipe, runs_dir: Path, quiet: bool, existing, wait: bool = True) -> dict:
     """Train `recipe` unless another process does: the run is claimed in the runs folder (runfolder.claim); a run
     claimed by a live sweep is waited for and reused (`existing()` finds it once finished), or left to it."""
@@ -50,10 +72,8 @@ def train_shared(recipe: Recipe, runs_dir: Path, quiet: bool, existing, wait: bo
             return {**runfolder.read_metrics(run), "run_dir": str(run), "reused": True}
         claim = runfolder.claim(runs_dir, recipe_to_yaml(recipe))
         if claim is not None:
-            try:
+            with heartbeat(claim):
                 return train_new(recipe, runs_dir, quiet)
-            finally:
-                claim.unlink(missing_ok=True)
         if not wait:
             return {"run_dir": None, "deferred": True}
         if not said:

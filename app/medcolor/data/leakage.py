@@ -28,7 +28,10 @@ def overlaps(df: pd.DataFrame) -> tuple[dict, dict]:
 
 
 def describe_overlap(found: dict, what: str) -> str:
+    """'2 images are listed in two splits (test and train) (a.png, b.png)'; `what` is the plural wording."""
     pairs = sorted({" and ".join(v) for v in found.values()})
+    if len(found) == 1:
+        what = what.replace("images are", "image is").replace("patients (groups) have", "patient (group) has")
     return describe(sorted(found), f"{what} in two splits ({'; '.join(pairs)})")
 
 
