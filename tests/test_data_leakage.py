@@ -32,9 +32,9 @@ def test_an_image_on_both_chestxray14_lists_is_leakage_and_shared_patients_are_n
     names = (root / "train_val_list.txt").read_text().split()
     (root / "test_list.txt").write_text((root / "test_list.txt").read_text() + names[0] + "\n")
     assert main(["data", "check", "chestxray14", "--root", str(root)]) == 2
-    assert "images are listed in two splits (test and train)" in capsys.readouterr().err
+    assert "1 image is listed in two splits (test and train)" in capsys.readouterr().err
     (root / "test_list.txt").write_text(names[-1] + "\n")  # the test image's patient has a training image
     (root / "train_val_list.txt").write_text("\n".join(names[:-1]) + "\n")
     assert main(["data", "check", "chestxray14", "--root", str(root), "--json"]) == 0
     captured = capsys.readouterr()
-    assert "patients (groups) have images in two splits" in captured.err
+    assert "1 patient (group) has images in two splits (test and train) (10)" in captured.err

@@ -58,7 +58,7 @@ def resolve_one(ref: str, recipe: Recipe, overrides, runs_dir: Path, train_paren
         return ref
     from .recipes import load_recipe
 
-    parent = load_recipe(name, parent_overrides(overrides, recipe))
+    parent = load_recipe(name, parent_overrides(overrides, recipe), check_unused=False)
     same_dataset = parent.data.spec == recipe.data.spec
     run = find_parent_run(runs_dir, parent, recipe, same_data=same_dataset)
     if run is None and not same_dataset:

@@ -4,8 +4,8 @@ p_<label>, and the run's thresholds apply to it directly. A sidecar JSON holds t
 (model.json: labels, preprocessing), the thresholds and the parity check; `predict MODEL.onnx|MODEL.pt` reads both."""
 from __future__ import annotations
 
+import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from torch import nn
 from . import runfolder
 from .calibration import EPS
 from .errors import RunError, UsageError
-from .io import check_output_file, claim_new, write_json
+from .io import atomic_write, check_output_file, claim_new, removed_on_failure, write_json
 from .runfolder import ModelSpec
 from .runs import load_model, read_recipe, require_classifier
 
@@ -81,22 +81,11 @@ def export_run(run_dir, fmt: str = "onnx", out: str | None = None) -> dict:
     require_classifier(spec, run_dir, "export")
     cal = runfolder.read_calibration(run_dir)
     model, xb = deployed(learn, spec, cal), parity_batch(spec)
+    data = (_onnx if fmt == "onnx" else _torchscript)(model, xb)  # in memory: torch's own file writers abort the
+    diff = parity(model, xb, data, fmt)                            # process on a full disk instead of raising
+    if diff >= PARITY_LIMIT:
+        raise RunError(f"exported {fmt} model differs from the fastai model by {diff:.2e} (limit {PARITY_LIMIT:g})")
     path = Path(out) if out else claim_new(Path(run_dir) / f"model{FORMATS[fmt]}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        (_onnx if fmt == "onnx" else _torchscript)(model, xb, tmp)
-        diff = parity(model, xb, tmp, fmt)
-        if diff >= PARITY_LIMIT:
-            raise RunError(f"exported {fmt} model differs from the fastai model by {diff:.2e} (limit {PARITY_LIMIT:g})")
-        os.replace(tmp, path)
-    except BaseException as e:
-        if not out:
-            path.unlink(missing_ok=True)  # the name claim_new reserved
-        if isinstance(e, OSError) and not e.filename:  # torch.onnx's own writes name no file
-            raise OSError(e.errno, e.strerror, str(path)) from None
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
     sidecar = {"model": path.name, "format": fmt, "run": str(run_dir), "recipe": read_recipe(run_dir).name,
                "labels": list(spec.labels),
                "output": {"name": "probabilities", "activation": "softmax" if spec.single_label else "sigmoid",
@@ -105,7 +94,9 @@ def export_run(run_dir, fmt: str = "onnx", out: str | None = None) -> dict:
                "thresholds": cal["thresholds"] if cal else None, "preprocessing": preprocessing(spec),
                "model_spec": spec.to_dict(), "calibration": cal, "parity_max_abs_diff": diff,
                "parity_inputs": f"{len(xb)} seeded random inputs"}
-    write_json(sidecar_path(path), sidecar)
+    with removed_on_failure(path):  # the model and its sidecar, or neither
+        atomic_write(path, data)
+        write_json(sidecar_path(path), sidecar)
     return {"path": str(path), "sidecar": str(sidecar_path(path)), "parity_max_abs_diff": diff, "n_images": len(xb)}
 
 
@@ -121,25 +112,30 @@ def _require_onnx() -> None:
         raise UsageError(f"ONNX export needs {' and '.join(missing)}: pip install 'medcolor[export]'")
 
 
-def _onnx(model, xb, path: Path) -> None:
-    torch.onnx.export(model, (xb,), str(path), dynamo=False, input_names=["image"], output_names=["probabilities"],
+def _onnx(model, xb) -> bytes:
+    buffer = io.BytesIO()
+    torch.onnx.export(model, (xb,), buffer, dynamo=False, input_names=["image"], output_names=["probabilities"],
                       dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17)
+    return buffer.getvalue()
 
 
-def _torchscript(model, xb, path: Path) -> None:
+def _torchscript(model, xb) -> bytes:
+    buffer = io.BytesIO()
     with torch.no_grad():
-        torch.jit.trace(model, xb).save(str(path))
+        torch.jit.save(torch.jit.trace(model, xb), buffer)
+    return buffer.getvalue()
 
 
-def exported_runner(path: Path, fmt: str):
-    """A function from a batch to the exported file's outputs: onnxruntime for ONNX, torch.jit.load for
-    TorchScript; the file is loaded once."""
+def exported_runner(source, fmt: str):
+    """A function from a batch to an exported model's outputs (a file, or its bytes): onnxruntime for ONNX,
+    torch.jit.load for TorchScript; the model is loaded once."""
     if fmt == "onnx":
         import onnxruntime
 
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        model = source if isinstance(source, bytes) else str(source)
+        session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
         return lambda xb: session.run(None, {"image": xb.numpy()})[0]
-    module = torch.jit.load(str(path)).eval()
+    module = torch.jit.load(io.BytesIO(source) if isinstance(source, bytes) else str(source)).eval()
 
     def run(xb):
         with torch.no_grad():
@@ -147,14 +143,14 @@ def exported_runner(path: Path, fmt: str):
     return run
 
 
-def run_exported(path: Path, fmt: str, xb: torch.Tensor) -> np.ndarray:
-    return exported_runner(path, fmt)(xb)
+def run_exported(source, fmt: str, xb: torch.Tensor) -> np.ndarray:
+    return exported_runner(source, fmt)(xb)
 
 
-def parity(model, xb: torch.Tensor, path: Path, fmt: str) -> float:
+def parity(model, xb: torch.Tensor, source, fmt: str) -> float:
     with torch.no_grad():
         reference = model(xb).numpy()
-    return float(np.abs(run_exported(path, fmt, xb) - reference).max())
+    return float(np.abs(run_exported(source, fmt, xb) - reference).max())
 
 
 # ---- using an exported file ------------------------------------------------------------------------------------

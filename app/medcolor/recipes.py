@@ -27,14 +27,15 @@ def read_yaml(path: Path) -> dict:
     return io.read_yaml(path, "recipe")
 
 
-def load_recipe(name_or_path: str, overrides=()) -> Recipe:
-    """The validated recipe; every problem (unknown keys, wrong types, bad values) reported at once."""
+def load_recipe(name_or_path: str, overrides=(), check_unused: bool = True) -> Recipe:
+    """The validated recipe; every problem (unknown keys, wrong types, bad values) reported at once.
+    `check_unused=False` for overrides medcolor passes on itself (a chain's parent gets its child's)."""
     path = resolve_recipe_path(name_or_path)
     written = read_yaml(path)
     raw = apply_overrides(written, list(overrides), schema=Recipe)
     raw.setdefault("name", path.stem)
     recipe = recipe_from_dict(raw)
-    problems = unused_settings(recipe, written, list(overrides))
+    problems = unused_settings(recipe, written, list(overrides)) if check_unused else []
     if problems:
         raise UsageError("; ".join(problems))
     return recipe

@@ -13,7 +13,7 @@ from .images import describe, find_bad_images, require_existing
 from .leakage import refuse_leakage
 from .items import Fit, GrayItems, fitted, gray_dataloaders, inference_dataloaders, split_fits
 from .memory import load_all, use_memory
-from .readers import Table, read_table
+from .readers import Table, images_inside, read_table
 
 
 def batch_transforms(cfg: DataConfig) -> list:
@@ -56,6 +56,7 @@ def screen_images(cfg: DataConfig, df: pd.DataFrame, checked: bool, errors: dict
 def read_existing(cfg: DataConfig, image_size: int, splits=("train", "valid", "test")) -> tuple[Table, bool]:
     """The table with `data cache` copies swapped in (and whether they were), every listed file existing."""
     table = read_table(cfg, splits)
+    images_inside(cfg, table.df["path"])
     table.df, cached = use_cache(cfg, table.df, image_size)
     require_existing(table.df["path"])
     return table, cached
@@ -118,7 +119,7 @@ def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers
     fits = split_fits(cfg, image_size)
     images, errors = decode_into_memory(cfg, table.df, fits)
     table.df = screen_images(cfg, table.df, cached, errors).reset_index(drop=True)
-    refuse_leakage(table.df)
+    refuse_leakage(table)
     check_classes(table)
     splits = {split: split_items(table, split, fit, images.get(split, {}))
               for split, fit in zip(("train", "valid"), fits)}
@@ -142,6 +143,7 @@ def split_items(table: Table, split: str, fit, images: dict) -> GrayItems:
 def evaluation_rows(cfg: DataConfig, rows: pd.DataFrame) -> pd.DataFrame:
     """Rows a finished model is evaluated on: every listed image must exist; undecodable ones are skipped (or an
     error), as for training. Only these images are looked at."""
+    images_inside(cfg, rows["path"])
     require_existing(rows["path"])
     return screen_images(cfg, rows, checked=False).reset_index(drop=True)
 

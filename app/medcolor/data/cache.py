@@ -5,6 +5,7 @@ used automatically by the DataLoaders when it holds every image at a size >= tra
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ from PIL import Image
 
 from ..config import DataConfig
 from ..errors import UsageError
-from ..io import atomic_write
+from ..io import atomic_write, removed_on_failure
 from .images import open_gray, short_side_size
 from .memory import stream
 from .readers import data_root
@@ -51,15 +52,18 @@ def build_cache(cfg: DataConfig, paths: list[str], size: int, workers: int | Non
     """Resized copies of `paths`, streamed (memory does not grow with the number of images); a full or read-only
     disk stops it with one line and no half-written file."""
     base = cache_base(cfg)
+    folder = base / str(size)
     todo = [p for p in paths if not os.path.exists(cached_path(p, base, size))]
+    new = next((p for p in (base.parent, base, folder) if not p.exists()), None)  # what this call creates
     try:
-        (base / str(size)).mkdir(parents=True, exist_ok=True)
-        for path, (_, error) in zip(todo, stream(lambda p: _write_or_raise(p, cached_path(p, base, size), size),
-                                                 todo, workers)):
-            if error:
-                raise UsageError(error if error.startswith("cannot write") else f"cannot cache {path}: {error}")
-        atomic_write(base / str(size) / MANIFEST, json.dumps({"size": size, "n_images": len(paths),
-                                                               "root": str(data_root(cfg).resolve())}))
+        folder.mkdir(parents=True, exist_ok=True)
+        with removed_on_failure(new) if new else contextlib.nullcontext():  # a cache started earlier keeps its
+            for path, (_, error) in zip(todo, stream(lambda p: _write_or_raise(p, cached_path(p, base, size), size),
+                                                     todo, workers)):  # finished images (a later call resumes)
+                if error:
+                    raise UsageError(error if error.startswith("cannot write") else f"cannot cache {path}: {error}")
+            atomic_write(folder / MANIFEST, json.dumps({"size": size, "n_images": len(paths),
+                                                        "root": str(data_root(cfg).resolve())}))
     except OSError as e:
         raise UsageError(f"cannot write the cache in {base / str(size)}: {e.strerror}; free some space or set "
                          f"MEDCOLOR_CACHE_DIR to a writable folder") from None

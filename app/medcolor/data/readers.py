@@ -37,6 +37,7 @@ class Table:
     single_label: bool = False
     unsplit_reason: str = ""  # set when the split files are missing: every row has split "unsplit"
     split_counts: dict = field(default_factory=dict)  # images per split the reader found, before read_table keeps some
+    test_is_valid: bool = False  # the test split is the valid split again (CheXpert's and MURA's tests are hidden)
 
     def split(self, name: str) -> pd.DataFrame:
         return self.df[self.df["split"] == name]
@@ -151,8 +152,14 @@ def join_paths(base: Path, rel: pd.Series, cfg: DataConfig, inside: Path, table:
         first = rel[escapes].iloc[0]
         raise UsageError(f"{table}: {int(escapes.sum())} image paths point outside {inside} (first: {first!r}); "
                          f"use paths relative to the dataset, or set data.allow_absolute_paths=true for absolute ones")
-    require_inside(out[~absolute] if cfg.allow_absolute_paths else out, inside)
     return out
+
+
+def images_inside(cfg: DataConfig, paths) -> None:
+    """Before any image of a table is opened: every path, resolved, lies inside data.root (unless the user allowed
+    absolute paths). `data summary` reads only the table and does not need this."""
+    if not cfg.allow_absolute_paths:
+        require_inside(paths, data_root(cfg))
 
 
 def require_inside(paths, root: Path) -> None:
@@ -169,8 +176,11 @@ def require_inside(paths, root: Path) -> None:
             outside.append((path, real))
     if outside:
         (path, real), n = outside[0], len(outside)
-        raise UsageError(f"{n} image path{'s' * (n > 1)} lead{'s' * (n == 1)} outside {root} through symbolic links "
-                         f"(first: {path} -> {real}); medcolor reads only inside the dataset folder")
+        how = f"through symbolic links (first: {path} -> {real})" if real != os.path.normpath(path) else \
+            f"(first: {path}; CheXpert and MURA paths start with the dataset folder's own name - is data.root that " \
+            f"folder?)"
+        raise UsageError(f"{n} image path{'s' * (n > 1)} lead{'s' * (n == 1)} outside {root} {how}; medcolor reads "
+                         f"only inside the dataset folder")
 
 
 def patient_split(groups: pd.Series, valid_pct: float, seed: int) -> pd.Series:
@@ -205,7 +215,7 @@ def read_chexpert(cfg: DataConfig, splits: set) -> Table:
     if splits & {"valid", "test"}:
         valid = _chexpert_csv(root, table_path(root, cfg.valid_csv, "valid.csv"), labels, cfg, "valid")
         parts += [valid, valid.assign(split="test")]  # the official test set is not public: test = valid
-    return Table(pd.concat(parts, ignore_index=True), labels)
+    return Table(pd.concat(parts, ignore_index=True), labels, test_is_valid=True)
 
 
 CHEXPERT_LABELS = ["No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion",
@@ -273,7 +283,7 @@ def read_mura(cfg: DataConfig, splits: set) -> Table:
     if splits & {"valid", "test"}:
         valid = _mura_csv(root, table_path(root, cfg.valid_csv, "valid_image_paths.csv"), cfg, "valid")
         parts += [valid, valid.assign(split="test")]  # MURA's test set is hidden: test = official valid
-    return Table(pd.concat(parts, ignore_index=True), ["Abnormal"])
+    return Table(pd.concat(parts, ignore_index=True), ["Abnormal"], test_is_valid=True)
 
 
 def _mura_csv(root: Path, path: Path, cfg: DataConfig, split: str) -> pd.DataFrame:

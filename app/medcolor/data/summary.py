@@ -6,7 +6,7 @@ from ..errors import UsageError, closest
 from ..io import warn
 from .images import describe, find_bad_images
 from .leakage import describe_overlap, overlaps
-from .readers import read_table
+from .readers import images_inside, read_table
 
 
 def summarize(cfg: DataConfig, split: str = "train") -> dict:
@@ -43,8 +43,9 @@ def check(cfg: DataConfig) -> dict:
     """Every listed image exists and decodes; raises with counts and the first few paths otherwise."""
     table = read_table(cfg)
     paths = table.df["path"].drop_duplicates().tolist()
+    images_inside(cfg, paths)
     missing, bad = find_bad_images(paths)
-    images, groups = overlaps(table.df)
+    images, groups = overlaps(table)
     if missing or bad or images:
         problems = [describe(x, what) for x, what in ((missing, "missing"), (bad, "undecodable")) if x]
         problems += [describe_overlap(images, "images are listed")] if images else []
@@ -62,6 +63,7 @@ def cache(cfg: DataConfig, size: int) -> dict:
         raise UsageError(f"--size must be at least 8 pixels, got {size}")
     table = read_table(cfg)
     paths = table.df["path"].drop_duplicates().tolist()
+    images_inside(cfg, paths)
     missing, bad = find_bad_images(paths)
     if missing or bad:
         raise UsageError(f"cannot cache: {describe(missing + bad, 'images are missing or undecodable')}; "
