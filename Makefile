@@ -8,10 +8,12 @@ BIN := $(VENV)/bin
 install: $(BIN)/medcolor
 
 $(BIN)/medcolor: pyproject.toml
+	@echo "medcolor: creating $(VENV) and installing torch (a 5.5 GB CUDA build that also runs on CPU), about 1.5 min here"
 	$(PY) -m venv $(VENV)
 	# torch/torchvision come from this machine's local builds; a plain `pip install torch` downloads GBs.
-	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install --progress-bar on torch==2.14.1 torchvision==0.29.1
+	@echo "medcolor: installing medcolor and its dev extras (fastai, timm, onnxruntime, pydicom, ...)"
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
 	@touch $@
 
 demo: install

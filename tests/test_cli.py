@@ -173,3 +173,14 @@ def test_compare_bounds_its_resamples_and_interpret_its_top_losses(demo_runs, ca
     assert main(["interpret", str(runs[0]), "--top-losses", "0"]) == 2
     assert "--top-losses must be at least 1" in capsys.readouterr().err
     assert not any(p.name.startswith("interpret") and not any(p.iterdir()) for p in runs[0].iterdir())
+
+
+def test_summaries_of_a_recipe_report_what_it_trains_on_and_trains(capsys):
+    assert main(["data", "summary", "--recipe", "demo", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["splits"]["train"] == s["n_images"] == 570 and s["splits"]["valid"] == 230  # valid_pct 0.35
+    assert main(["model", "summary", "--recipe", "demo", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert (m["trainable_params"], m["n_out"], m["image_size"], m["mode"]) == (200_345, 6, 64, 1)
+    assert main(["model", "summary", "--recipe", "demo", "model.mode=2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trainable_params"] == 3_571_353 - 0  # everything trains

@@ -90,7 +90,9 @@ def _started_run(runs_dir: Path, overrides: list[str]):
     """(process, run folder) of a `medcolor run recipe demo` subprocess, once it has said where its folder is."""
     cmd = [sys.executable, "-m", "medcolor", "run", "recipe", "demo", *overrides, "--runs-dir", str(runs_dir),
            "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # a shell that runs the suite in the background makes its children ignore SIGINT; Ctrl-C is what is tested here
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     line = proc.stderr.readline().decode()
     while not line.startswith("run folder:"):
         assert line, "the run never started"
@@ -196,8 +198,13 @@ def test_any_recipe_runs_on_class_folders(tmp_path, capsys):
 
 def test_lr_find_saves_plot_and_suggestion(tmp_path, capsys):
     assert main(["lr-find", "demo", *TINY, "--num-it", "8", "--runs-dir", str(tmp_path), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
     assert out["valley"] > 0 and (Path(out["run_dir"]) / "plots" / "lr_find.png").is_file()
+    assert "lr-find: 8 mini-batches" in captured.err  # said before the minutes it takes
+    assert main(["lr-find", "demo", *TINY, "--num-it", "8", "--runs-dir", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "the recipe uses 5.00e-02" in text and "medcolor run recipe demo train.max_lr=" in text
 
 
 @pytest.mark.parametrize("args,match", [

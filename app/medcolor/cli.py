@@ -31,6 +31,14 @@ def _print_json(obj) -> None:
     typer.echo(json.dumps(obj))
 
 
+def _required(value, what: str):
+    from .errors import UsageError
+
+    if value is None:
+        raise UsageError(f"give {what}")
+    return value
+
+
 @model_app.command("summary")
 def model_summary(
     backbone: str = typer.Option("resnet18", help="any timm model name"),
@@ -41,15 +49,21 @@ def model_summary(
     model: Optional[str] = typer.Option(None, "--model", help="a section-6 model: ae-small, ae-big, ae-resnet50, aecnn"),
     train_bn: bool = typer.Option(False, "--train-bn", help="frozen parts' BatchNorm affine parameters train too"),
     train_stem: bool = typer.Option(False, "--train-stem", help="the backbone's stem trains in mode 1"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="the network this recipe trains (its backbone, "
+                                         "colorizer, mode, image size and labels; key=value arguments override it)"),
+    overrides: Optional[List[str]] = typer.Argument(None, help="with --recipe: key=value overrides"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ):
     """Trainable / total parameters per part, MACs and output shape."""
     from .config import ModelConfig
+    from .recipes import load_recipe, recipe_model_summary
     from .summary import format_summary, summarize_arch, summarize_colornet
 
     def given(value, default):
         return default if value is None else value
-    if model:
+    if recipe:
+        s = recipe_model_summary(load_recipe(recipe, overrides or []))
+    elif model:
         s = summarize_arch(model, given(n_out, 14), given(image_size, 256))
     else:
         s = summarize_colornet(ModelConfig(backbone=backbone, colorizer=colorizer, mode=mode, train_bn=train_bn,
@@ -209,11 +223,10 @@ def lr_find(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OV
             as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """fastai's LR finder on the recipe's model, mode and data; saves the plot, prints the suggestion."""
     from .recipes import load_recipe
-    from .train import lr_find as find
+    from .train import format_lr_find, lr_find as find
 
     r = find(load_recipe(recipe, overrides or []), runs_dir=Path(runs_dir), num_it=num_it)
-    _print_json(r) if as_json else typer.echo(f"valley suggestion: train.max_lr={r['valley']:.2e}  "
-                                              f"(plot: {r['run_dir']}/plots/lr_find.png)")
+    _print_json(r) if as_json else typer.echo(format_lr_find(r))
 
 
 @app.command("evaluate")
@@ -279,15 +292,23 @@ def export(run_dir: str = typer.Argument(..., help="a finished run folder"),
 
 
 @data_app.command("summary")
-def data_summary(spec: str = DATASET_ARG, overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
+def data_summary(spec: Optional[str] = typer.Argument(None, help="data spec name (chexpert, chestxray14, mura, folder, "
+                                                       "csv, nih-sample); omit it with --recipe"),
+                 overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
                  csv: Optional[str] = typer.Option(None, "--csv", help="label table (data.csv)"),
+                 recipe: Optional[str] = typer.Option(None, "--recipe", help="count what this recipe trains on "
+                                                      "(key=value arguments override the recipe)"),
                  split: str = typer.Option("train", help="train, valid or test"),
                  as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """Images and per-label positives after label policy and subset (reads only the label table)."""
     from .data import load_data_config
     from .data.summary import format_summary, summarize
+    from .recipes import load_recipe, recipe_data_summary
 
-    s = summarize(load_data_config(spec, overrides or [], root=root, csv=csv), split=split)
+    words = ([spec] if spec else []) + list(overrides or [])
+    s = recipe_data_summary(load_recipe(recipe, words), split) if recipe else \
+        summarize(load_data_config(_required(spec, "a data spec (or --recipe NAME)"), overrides or [], root=root,
+                                   csv=csv), split=split)
     _print_json(s) if as_json else typer.echo(format_summary(s))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from functools import partial
 
 import torch
@@ -132,7 +133,8 @@ def _learner(recipe: Recipe, dls, model_cfg):
     model = build_model(model_cfg, n_out=n_out, stats=(recipe.data.mean, recipe.data.std))
     m = model_cfg
     learn = Learner(dls, model, loss_func=loss, opt_func=optimizer(recipe), splitter=splitter_for(m.mode, m.train_stem),
-                    train_bn=m.train_bn, wd=recipe.train.wd, metrics=metrics, cbs=recipe_callbacks(recipe))
+                    train_bn=m.train_bn, wd=recipe.train.wd, metrics=metrics, cbs=recipe_callbacks(recipe),
+                    model_dir=tempfile.gettempdir())  # lr_find's temporary weights: no stray models/ folder
     apply_mode(learn, m.mode, m.train_stem)
     speed_up(learn, recipe.train)
     return learn

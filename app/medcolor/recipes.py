@@ -181,3 +181,28 @@ def validate(name_or_path: str, overrides=()) -> Recipe:
     if ARCHS[r.model.arch].backbone:
         check_backbone_name(r.model.backbone, r.model.pretrained_tag if r.model.pretrained else None)
     return r
+
+
+# ---- what a recipe will train on, and train ----------------------------------------------------------------------
+
+def recipe_data_summary(recipe: Recipe, split: str = "train") -> dict:
+    """`data summary --recipe`: the counts of the recipe's own data section (its valid_pct, labels, subset)."""
+    from .data.summary import summarize
+
+    return {**summarize(recipe.data, split=split), "recipe": recipe.name}
+
+
+def recipe_model_summary(recipe: Recipe) -> dict:
+    """`model summary --recipe`: the recipe's network at its image size, with as many outputs as its data has
+    labels (read from the label table), trainable in its mode. Starting weights do not change counts: none load."""
+    from dataclasses import replace
+
+    from .data.readers import read_table
+    from .summary import summarize_arch, summarize_colornet
+
+    n_out = len(read_table(recipe.data, splits=("train",), allow_unsplit=True).labels) \
+        if recipe.task == "classification" else 1
+    m = replace(recipe.model, pretrained=False, weights=None, init_from=None)
+    if m.arch != "colornet":
+        return {**summarize_arch(m.arch, n_out, recipe.train.image_size, m.backbone), "recipe": recipe.name}
+    return {**summarize_colornet(m, n_out, recipe.train.image_size), "recipe": recipe.name}

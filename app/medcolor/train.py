@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -319,13 +320,13 @@ def write_card(learn, recipe: Recipe, run_dir: Path, result: dict, table) -> Non
     runfolder.write_card(run_dir, card)
 
 
-def find_lr(learn, run_dir: Path, num_it: int = 50) -> dict:
-    """fastai's LR finder (it restores the weights afterwards); plot in plots/lr_find.png, suggestion in lr_find.json."""
-    import tempfile
+def find_lr(learn, run_dir: Path, num_it: int = 50, progress: bool = False) -> dict:
+    """fastai's LR finder (it restores the weights afterwards); plot in plots/lr_find.png, suggestion in lr_find.json.
+    `progress`: fastai's progress bar (the command line shows it on a terminal)."""
     from .plots import current_figure
 
-    learn.path, learn.model_dir = run_dir, tempfile.mkdtemp(prefix="medcolor-lrfind-")  # fastai's temporary save
-    with learn.no_bar():
+    learn.path = run_dir  # its temporary weights go to learn.model_dir, the system's temporary folder
+    with contextlib.nullcontext() if progress else learn.no_bar():
         suggestion = learn.lr_find(num_it=num_it, show_plot=True)
     current_figure(runfolder.plot_path(run_dir, "lr_find.png"))
     result = {"run_dir": str(run_dir), "valley": float(suggestion.valley), "num_it": num_it}
@@ -340,9 +341,11 @@ def lr_find(recipe: Recipe, runs_dir: Path, num_it: int = 50) -> dict:
     learn = build_learner(recipe)
     check_forward(learn)
     run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed, suffix="-lrfind")
+    info(f"lr-find: {num_it} mini-batches at learning rates from 1e-7 to 10 (fastai's LR finder), then the plot")
     try:
         write_run_start(run_dir, recipe, learn.dls)
-        return find_lr(learn, run_dir, num_it)
+        return {**find_lr(learn, run_dir, num_it, progress=sys.stderr.isatty()), "recipe_max_lr": recipe.train.max_lr,
+                "recipe": recipe.name}
     except BaseException as e:  # Ctrl-C, SIGTERM or an error: no half-written -lrfind folder
         shutil.rmtree(run_dir, ignore_errors=True)
         if isinstance(e, KeyboardInterrupt):
@@ -381,3 +384,16 @@ def sweep_job(job, runs_dir: Path, quiet: bool, results: dict, wait: bool) -> bo
     results[job] = {"job": job.label, "status": "done by another sweep" if run.get("reused") else "ran",
                     "run_dir": run["run_dir"], "score": run.get("mean_auc", run.get("ssim"))}
     return True
+
+
+def format_lr_find(r: dict) -> str:
+    """The suggestion, and what it means next to the recipe's own max_lr."""
+    valley, used = r["valley"], r["recipe_max_lr"]
+    ratio = used / valley
+    relation = f"{ratio:.0f}x the valley" if ratio >= 1.5 else f"1/{1 / ratio:.0f} of the valley" if ratio <= 0.67 \
+        else "about the valley"
+    return (f"valley suggestion: train.max_lr={valley:.2e}; the recipe uses {used:.2e} ({relation}).\n"
+            f"The valley is where the loss still falls steadily, a safe start for fit_one_cycle; its warm-up often "
+            f"tolerates a few times more, and recipes tuned by trial (like the thesis's) may sit above it.\n"
+            f"Compare: medcolor run recipe {r['recipe']} train.max_lr={valley:.2e}   (plot: {r['run_dir']}/plots/"
+            f"lr_find.png)")

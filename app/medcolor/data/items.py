@@ -92,6 +92,16 @@ class GrayItems(torch.utils.data.Dataset):
             raise RunError(f"image {self.paths[i]} does not decode ({type(e).__name__}); run `medcolor data check` "
                            f"and remove it from the table") from None
 
+    def decode(self, sample, full: bool = True):
+        """fastai's show_batch hook (TfmdDL asks its dataset to decode each sample): the target row becomes the
+        names of its positive labels, a fastai MultiCategory, which knows how to show itself as a title."""
+        from fastai.data.transforms import MultiCategory
+
+        if len(sample) < 2:
+            return sample
+        x, y = sample
+        return x, MultiCategory([lab for lab, v in zip(self.vocab, y.tolist()) if v == 1] or ["no label"])
+
     def __getitem__(self, i: int):
         x = GrayTensor(torch.from_numpy(crop(self.image(i), self.fit.crop, self.split_idx == 0))[None])
         return (x,) if self.targets is None else (x, TensorMultiCategory(torch.from_numpy(self.targets[i])))
