@@ -49,3 +49,16 @@ def test_compare_needs_finished_runs(demo_runs, tmp_path, capsys):
     _, runs = demo_runs
     assert main(["compare", str(runs[0]), str(tmp_path)]) == 2
     assert "is not a finished run folder" in capsys.readouterr().err
+
+
+def test_titles_name_the_recipe_colorizer_mode_and_seed(demo_runs, capsys, monkeypatch):
+    import medcolor.evaluate as evaluate
+
+    _, runs = demo_runs
+    titles = []
+    monkeypatch.setattr(evaluate, "plot_roc", lambda path, curves, title: titles.append(title))
+    assert main(["evaluate", str(runs[1]), "--split", "valid"]) == 0
+    assert titles and titles[0].startswith("demo: efficientnet_lite0 + coloru colorizer, mode 1, seed 1")
+    assert main(["compare", str(runs[0]), str(runs[1])]) == 0
+    out = capsys.readouterr().out
+    assert "A = demo: efficientnet_lite0 + coloru colorizer, mode 1, seed 0" in out and "seed 1" in out

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from . import calibration, losses, runfolder
-from .config import Recipe
+from .config import Recipe, run_title
 from .metrics import auc_metrics, group_auc, label_aucs, mean_auc, mean_of, roc_inputs
 from .plots import plot_colorizer, plot_roc
 from .stats import auc_intervals
@@ -86,7 +86,7 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> d
     probs, targets, rows = valid if split == "valid" else predict_split(learn, table, split)
     runfolder.write_predictions(run_dir, predictions_frame(probs, targets, rows, labels))
     plot_roc(runfolder.plot_path(run_dir, "roc.png"), roc_inputs(probs, targets, labels),
-             title=f"{recipe.name} ({split})")
+             title=f"{run_title(recipe)} ({split}, {len(rows)} images)")
     colorizer_figure(runfolder.plot_path(run_dir, "colorizer.png"), learn.model, learn.dls.valid.one_batch()[0][:4])
     return scores(probs, targets, rows, labels, recipe.data.reader)
 

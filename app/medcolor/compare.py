@@ -40,13 +40,29 @@ def compare_runs(run_a, run_b, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     targets, p_a, p_b, groups = aligned(frame_a, frame_b, labels_a, (str(run_a), str(run_b)))
     result = paired_comparison(targets, p_a, p_b, labels_a, groups, n_boot, seed)
     n_groups = len(set(map(str, groups)))
-    return {"run_a": str(run_a), "run_b": str(run_b), "n_images": len(targets), "n_groups": n_groups,
+    return {"run_a": str(run_a), "run_b": str(run_b), "title_a": title_of(run_a), "title_b": title_of(run_b),
+            "n_images": len(targets), "n_groups": n_groups,
             "n_boot": n_boot, **result}
+
+
+def title_of(folder) -> str:
+    """'demo: efficientnet_lite0 + coloru colorizer, mode 1, seed 0' for a run, or for a run's eval-* folder."""
+    from pathlib import Path
+
+    from .config import run_title
+    from .runs import read_recipe
+
+    folder = Path(folder)
+    run = folder if (folder / "recipe.yaml").is_file() else folder.parent
+    try:
+        return run_title(read_recipe(run)) + ("" if run == folder else f" [{folder.name}]")
+    except UsageError:
+        return folder.name
 
 
 def format_comparison(r: dict) -> str:
     head = f"{'label':<28} {'AUC A':>7} {'AUC B':>7} {'A - B':>8} {'95% CI':>18} {'DeLong p':>9}"
-    lines = [f"A = {r['run_a']}", f"B = {r['run_b']}", head]
+    lines = [f"A = {r.get('title_a', '')} ({r['run_a']})", f"B = {r.get('title_b', '')} ({r['run_b']})", head]
     for label, v in r["labels"].items():
         lines.append(_line(label, v) + f" {v['p_delong']:>9.4f}")
     lines.append(_line("mean", r["mean"]) + f" {'':>9}")

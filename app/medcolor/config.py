@@ -208,6 +208,18 @@ def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
 
 
+def run_title(recipe: Recipe) -> str:
+    """What tells runs apart in figure titles, legends and headers: 'demo: efficientnet_lite0 + coloru colorizer,
+    mode 1, seed 0'."""
+    m = recipe.model
+    if m.arch == "colornet":
+        colorizer = "no colorizer" if m.colorizer.lower() in ("none", "gray") else f"{m.colorizer} colorizer"
+        what = f"{m.backbone} + {colorizer}, mode {m.mode}"
+    else:
+        what = m.arch + (f" ({m.backbone})" if m.arch in ("aecnn", "ae-resnet50") else "")
+    return f"{recipe.name}: {what}, seed {recipe.train.seed}"
+
+
 # ---- key=value overrides -----------------------------------------------------------------------------
 
 _SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")

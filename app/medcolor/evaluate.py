@@ -11,6 +11,7 @@ import pandas as pd
 
 from . import calibration, runfolder
 from .classification import predict_rows, predictions_frame, scores
+from .config import run_title
 from .errors import UsageError
 from .io import check_output_file, info, warn, write_csv, write_json
 from .metrics import roc_inputs
@@ -111,7 +112,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, data: DataReques
         if len(labels) < len(spec.labels):
             result["labels_left_out"] = [lab for lab in spec.labels if lab not in labels]
         runfolder.write_predictions(out, predictions_frame(probs, targets, images.rows, labels))
-        title = f"{read_recipe(run_dir).name} on {images.source}"
+        title = f"{run_title(read_recipe(run_dir))}\non {images.source} ({len(images.rows)} images)"
         plot_roc(out / "roc.png", roc_inputs(probs, targets, labels), title=title)
         shown = calibrated if calibrated is not None else probs
         plot_reliability(out / "reliability.png", calibration.reliability_curves(shown, targets, labels),

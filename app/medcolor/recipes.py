@@ -200,8 +200,10 @@ def recipe_model_summary(recipe: Recipe) -> dict:
     from .data.readers import read_table
     from .summary import summarize_arch, summarize_colornet
 
+    from .tasks import task_of
+
     n_out = len(read_table(recipe.data, splits=("train",), allow_unsplit=True).labels) \
-        if recipe.task == "classification" else 1
+        if task_of(recipe).predicts_labels else 1
     m = replace(recipe.model, pretrained=False, weights=None, init_from=None)
     if m.arch != "colornet":
         return {**summarize_arch(m.arch, n_out, recipe.train.image_size, m.backbone), "recipe": recipe.name}
