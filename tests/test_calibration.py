@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, logit
 
-from medcolor.calibration import (assess, calibrate, check_rule, choose_thresholds, expected_calibration_error, fit,
+from medcolor.calibration import (reliability_curves, assess, calibrate, check_rule, choose_thresholds, expected_calibration_error, fit,
                                   operating_points)
 from medcolor.errors import UsageError
 
@@ -65,3 +65,13 @@ def test_rule_checks():
         check_rule(0.9, 0.8)
     with pytest.raises(UsageError, match=r"in \(0, 1\]"):
         check_rule(1.5, None)
+
+
+def test_reliability_curves_count_the_images_of_each_bin():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, 500)
+    t = (rng.uniform(0, 1, 500) < p).astype(float)
+    mean_p, rate, ece, counts = reliability_curves(p[:, None], t[:, None], ["A"])["A"]
+    assert len(counts) == len(mean_p) == len(rate) and counts.sum() == 500
+    edges = np.linspace(0, 1, 11)
+    assert counts[0] == ((p >= edges[0]) & (p < edges[1])).sum()

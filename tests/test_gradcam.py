@@ -52,3 +52,25 @@ def test_the_heat_map_peaks_where_the_model_looks():
         assert (inside == 1).all() and (outside < 0.05).all()
     rgb = colorized(model, x)
     assert rgb.shape == (3, 64, 64, 3) and float(rgb.min()) == 0.0
+
+
+def test_at_the_demos_size_grad_cam_moves_to_the_deepest_stage_at_least_7_wide(real_batch):
+    """At 64 px EfficientNet-Lite0's last map is 2 x 2 (every overlay read 'no positive evidence'): the layer
+    chosen is the deepest timm stage whose map is at least 7 x 7, and its maps show evidence."""
+    import pytest
+
+    from medcolor.config import ModelConfig
+    from medcolor.errors import UsageError
+    from medcolor.gradcam import MIN_SIDE, cam_layer
+    from medcolor.models import build_model
+
+    model = build_model(ModelConfig(backbone="efficientnet_lite0", colorizer="conv1x1"), n_out=5).eval()
+    assert cam_layer(model, 320) is None  # 10 x 10 at 320 px: the last map is kept
+    layer = cam_layer(model, 64)
+    reduction = {f["module"]: f["reduction"] for f in model.backbone.feature_info}[layer]
+    assert 64 // reduction >= MIN_SIDE and 64 // (2 * reduction) < MIN_SIDE  # the deepest that is wide enough
+    cams = grad_cam(model, real_batch[0], 0, layer)
+    assert cams.shape == (8, 64, 64) and (cams.flatten(1).amax(1) > 0).sum() >= 6
+    assert cam_layer(model, 64, "blocks.1") == "blocks.1"
+    with pytest.raises(UsageError, match="--layer 'nope' is not a module of the backbone; its stages are blocks.0"):
+        cam_layer(model, 64, "nope")

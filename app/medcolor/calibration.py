@@ -27,14 +27,16 @@ def calibration_errors(probs, targets, labels) -> dict[str, float]:
     return {label: expected_calibration_error(t, p) for _, label, t, p in per_label(probs, targets, labels, False)}
 
 
-def reliability_curves(probs, targets, labels) -> dict:
-    """label -> (mean probability, observed rate, ECE) per bin, for the reliability diagram."""
+def reliability_curves(probs, targets, labels, n_bins: int = 10) -> dict:
+    """label -> (mean probability, observed rate, ECE, images) per non-empty bin, for the reliability diagram.
+    The counts bin as scikit-learn's calibration_curve does (it does not return them)."""
     from sklearn.calibration import calibration_curve
 
     out = {}
     for _, label, t, p in per_label(probs, targets, labels, both_classes=False):
-        rate, mean_p = calibration_curve(t, p, n_bins=10, strategy="uniform")
-        out[label] = (mean_p, rate, expected_calibration_error(t, p))
+        rate, mean_p = calibration_curve(t, p, n_bins=n_bins, strategy="uniform")
+        counts = np.bincount(np.searchsorted(np.linspace(0, 1, n_bins + 1)[1:-1], p), minlength=n_bins)
+        out[label] = (mean_p, rate, expected_calibration_error(t, p), counts[counts > 0])
     return out
 
 

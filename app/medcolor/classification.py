@@ -72,7 +72,12 @@ def colorizer_figure(path: Path, model, xb: torch.Tensor) -> None:
         rgb = model.colorizer(xb).float().cpu()
     if rgb.shape[-2:] != xb.shape[-2:]:  # AECNN's front end compresses: shown at the input's size
         rgb = torch.nn.functional.interpolate(rgb, size=tuple(xb.shape[-2:]), mode="nearest")
-    plot_colorizer(path, xb.float().cpu(), rgb.expand(-1, 3, -1, -1))  # stemsum passes the gray channel on
+    from .colorizers import Replicate, StemSum
+
+    if isinstance(model.colorizer, (Replicate, StemSum)):  # none / gray / stemsum: nothing to show
+        plot_colorizer(path, xb.float().cpu(), None, title="no colorizer: the gray input goes to the backbone as it is")
+    else:
+        plot_colorizer(path, xb.float().cpu(), rgb.expand(-1, 3, -1, -1), title="what the colorizer makes of the input")
 
 
 def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> dict:

@@ -252,6 +252,8 @@ def interpret(run_dir: str = typer.Argument(..., help="a finished run folder"),
               split: Optional[str] = typer.Option(None, "--split", help="valid or test (default: test when there is one)"),
               threshold: Optional[float] = typer.Option(None, "--threshold", help="fixed threshold on raw probabilities "
                                                         "(default: the run's thresholds on calibrated ones)"),
+              layer: Optional[str] = typer.Option(None, "--layer", help="backbone module for Grad-CAM (default: the "
+                                                  "last feature map, or the deepest stage at least 7 x 7 wide)"),
               data: Optional[str] = DATA_OPT, labels_map: Optional[List[str]] = LABELS_MAP_OPT,
               as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """Top losses with images, per-label confusion matrices, the colorizer gallery and Grad-CAM
@@ -260,7 +262,7 @@ def interpret(run_dir: str = typer.Argument(..., help="a finished run folder"),
 
     request = _data_request(data, words, labels_map) if data else None
     r = interpret_run(run_dir, split=split, top_k=top_losses, threshold=threshold, data=request,
-                      images=None if data else words)
+                      images=None if data else words, layer=layer)
     _print_json(r) if as_json else typer.echo(f"{', '.join(r['files'])} in {r['out_dir']}")
 
 

@@ -1,4 +1,5 @@
-"""Grad-CAM (Selvaraju et al. 2017) on the backbone's last convolutional feature map, per label.
+"""Grad-CAM (Selvaraju et al. 2017) on a backbone feature map, per label: the last one, or at small inputs the
+deepest stage whose map is at least 7 x 7 (timm's `feature_info` names the stages).
 
 By hand, with torch autograd on timm's own split of a model (`forward_features` -> `forward_head`): the
 `grad-cam` package would add OpenCV as a dependency for these few lines, and fastai's hooks are not needed
@@ -13,14 +14,44 @@ def has_feature_map(model) -> bool:
     return hasattr(model, "colorizer") and hasattr(getattr(model, "backbone", None), "forward_features")
 
 
-def grad_cam(model, xb: torch.Tensor, label: int) -> torch.Tensor:
-    """(n, h, w) heat maps in [0, 1] at the input's size: ReLU of the feature maps weighted by the mean gradient
-    of `label`'s logit."""
+MIN_SIDE = 7  # a map smaller than this says little about where: at 64 px the last one of most backbones is 2 x 2
+
+
+def cam_layer(model, side: int, layer: str | None = None) -> str | None:
+    """The backbone module whose output Grad-CAM uses: `layer` when given (checked), else None (the last feature
+    map) when that map is at least MIN_SIDE wide, else the deepest of timm's `feature_info` stages that is."""
+    from .errors import UsageError
+
+    modules = dict(model.backbone.named_modules())
+    if layer is not None:
+        if layer not in modules:
+            stages = [f["module"] for f in getattr(model.backbone, "feature_info", [])]
+            raise UsageError(f"--layer {layer!r} is not a module of the backbone; its stages are {', '.join(stages)}")
+        return layer
+    stages = list(getattr(model.backbone, "feature_info", []) or [])
+    if not stages or side / stages[-1]["reduction"] >= MIN_SIDE:
+        return None
+    wide = [f for f in stages if side / f["reduction"] >= MIN_SIDE and f["module"] in modules]
+    return (wide or stages[:1])[-1]["module"]
+
+
+def grad_cam(model, xb: torch.Tensor, label: int, layer: str | None = None) -> torch.Tensor:
+    """(n, h, w) heat maps in [0, 1] at the input's size: ReLU of the feature maps (the last ones, or those of
+    the backbone module `layer`) weighted by the mean gradient of `label`'s logit."""
     model.eval()
     with torch.enable_grad():
         x = xb.detach().clone().requires_grad_(True)  # a graph even when every parameter is frozen
-        feats = model.backbone.forward_features(model.colorizer(x))
-        logits = model.backbone.forward_head(feats)
+        if layer is None:
+            feats = model.backbone.forward_features(model.colorizer(x))
+            logits = model.backbone.forward_head(feats)
+        else:
+            seen = []
+            hook = dict(model.backbone.named_modules())[layer].register_forward_hook(lambda m, i, o: seen.append(o))
+            try:
+                logits = model(x)
+            finally:
+                hook.remove()
+            feats = seen[0]
         grads, = torch.autograd.grad(logits[:, label].sum(), feats)
     cam = F.relu((grads.mean((2, 3), keepdim=True) * feats).sum(1, keepdim=True)).detach()
     cam = F.interpolate(cam.float(), size=xb.shape[-2:], mode="bilinear", align_corners=False)[:, 0]

@@ -51,26 +51,30 @@ def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k
     return pd.DataFrame(table)
 
 
-def gradcam_figures(learn, out: Path, groups: list[tuple[str, list[str]]], labels: list[str], outputs: list[int]):
-    """Grad-CAM per label (model output `outputs[j]` for `labels[j]`) for each named group of images."""
-    from .gradcam import colorized, grad_cam, has_feature_map
+def gradcam_figures(learn, out: Path, groups: list[tuple[str, list[str]]], labels: list[str], outputs: list[int],
+                    layer: str | None = None):
+    """Grad-CAM per label (model output `outputs[j]` for `labels[j]`) for each named group of images, on `layer`
+    or the layer `cam_layer` picks for the input size. Returns (figures written, layer used)."""
+    from .gradcam import cam_layer, colorized, grad_cam, has_feature_map
     from .plots import plot_gradcam
 
     if not has_feature_map(learn.model):
         warn("no Grad-CAM: this model does not expose a backbone feature map")
-        return []
+        return [], None
     written = []
     for name, paths in groups:
         xb = learn.dls.test_dl(pd.DataFrame({"path": paths}), with_labels=False, bs=len(paths)).one_batch()[0]
-        cams = {lab: grad_cam(learn.model, xb, j).cpu().numpy() for lab, j in zip(labels, outputs)}
+        layer = cam_layer(learn.model, xb.shape[-1], layer)
+        cams = {lab: grad_cam(learn.model, xb, j, layer).cpu().numpy() for lab, j in zip(labels, outputs)}
         images = xb[:, 0].float().cpu().numpy()
-        plot_gradcam(out / name, images, colorized(learn.model, xb), cams, [Path(p).name for p in paths])
+        plot_gradcam(out / name, images, colorized(learn.model, xb), cams, [Path(p).name for p in paths],
+                     title=f"Grad-CAM on {layer or 'the last feature map'} of the backbone")
         written.append(name)
-    return written
+    return written, layer or "last feature map"
 
 
 def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9, threshold: float | None = None,
-                  data=None, images: list[str] | None = None) -> dict:
+                  data=None, images: list[str] | None = None, layer: str | None = None) -> dict:
     """Top losses, confusion matrices at the run's operating thresholds (on calibrated probabilities, as predict
     decides), the colorizer gallery and Grad-CAM - on a split of the run's own data, on another dataset (`data`),
     or on given image files (no labels: only the gallery and Grad-CAM)."""
@@ -82,7 +86,7 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
     spec, learn = load_model(run_dir)
     require_classifier(spec, run_dir, "interpret")
     if images:
-        return _interpret_images(run_dir, learn, spec, image_files(images))
+        return _interpret_images(run_dir, learn, spec, image_files(images), layer)
     li = labelled_images(run_dir, spec, data, split)
     cal = runfolder.read_calibration(run_dir)
     probs, calibrated = scored_predictions(learn, spec, li, cal)
@@ -99,11 +103,13 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
         xb = learn.dls.test_dl(rows.head(8), with_labels=False).one_batch()[0]
         colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
         outputs = [list(spec.labels).index(lab) for lab in labels]
-        figures = gradcam_figures(learn, out, [("gradcam_top_losses.png", list(top["path"])),
-                                               ("gradcam_gallery.png", list(rows["path"][:8]))], labels, outputs)
+        figures, used = gradcam_figures(learn, out, [("gradcam_top_losses.png", list(top["path"])),
+                                                     ("gradcam_gallery.png", list(rows["path"][:8]))], labels,
+                                        outputs, layer)
         result = {"out_dir": str(out), "split": li.split, "data": li.source, "thresholds": thresholds,
                   "threshold_scale": "calibrated" if calibrated is not None and threshold is None else "raw",
                   "confusion": matrices, "top_losses": top[["path", "loss"]].to_dict("records"), "gradcam": figures,
+                  "gradcam_layer": used,
                   "files": ["top_losses.png", "top_losses.csv", "confusion.png", "colorizer_gallery.png", *figures,
                             "interpretation.json"]}
         write_json(out / "interpretation.json", result)
@@ -121,14 +127,16 @@ def operating_thresholds(probs, calibrated, cal: dict | None, labels: list[str],
     return calibrated, {lab: cal["thresholds"][lab] for lab in labels}
 
 
-def _interpret_images(run_dir, learn, spec, paths: list[str]) -> dict:
+def _interpret_images(run_dir, learn, spec, paths: list[str], layer: str | None = None) -> dict:
     """Unlabelled images: the colorizer gallery and Grad-CAM of the first eight (no losses without labels)."""
     shown, labels = paths[:8], list(spec.labels)
     xb = learn.dls.test_dl(pd.DataFrame({"path": shown}), with_labels=False, bs=len(shown)).one_batch()[0]
     with runfolder.result_dir(run_dir, "interpret-images") as out:
         colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
-        figures = gradcam_figures(learn, out, [("gradcam_gallery.png", shown)], labels, list(range(len(labels))))
+        figures, used = gradcam_figures(learn, out, [("gradcam_gallery.png", shown)], labels,
+                                        list(range(len(labels))), layer)
         result = {"out_dir": str(out), "split": "images", "data": f"{len(paths)} given images", "gradcam": figures,
+                  "gradcam_layer": used,
                   "files": ["colorizer_gallery.png", *figures, "interpretation.json"]}
         write_json(out / "interpretation.json", result)
         return result

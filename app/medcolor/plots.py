@@ -28,39 +28,46 @@ def plot_roc(path: Path, curves: dict, title: str = "") -> None:
     save_figure(fig, path)
 
 
-def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc") -> None:
+def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc", title: str = "") -> None:
+    """Losses (left axis) and the monitored score (right axis) per whole epoch; one legend, below the axes, so it
+    covers no point."""
+    from matplotlib.ticker import MaxNLocator
+
     h = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for col in ("train_loss", "valid_loss"):
-        if col in h:
-            ax.plot(h["epoch"], h[col], marker="o", label=col)
-    ax.set(xlabel="epoch", ylabel="loss")
+    fig, ax = plt.subplots(figsize=(6, 4.4))
+    lines = [ax.plot(h["epoch"], h[col], marker="o", label=col)[0] for col in ("train_loss", "valid_loss") if col in h]
+    ax.set(xlabel="epoch", ylabel="loss", title=title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if monitor in h:
         ax2 = ax.twinx()
-        ax2.plot(h["epoch"], h[monitor], color="tab:green", marker="s", label=monitor)
+        lines += ax2.plot(h["epoch"], h[monitor], color="tab:green", marker="s", label=f"{monitor} (valid)")
         ax2.set_ylabel(monitor)
-        ax2.legend(loc="upper right")
-    ax.legend(loc="upper left")
+    ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3,
+              fontsize=8, frameon=False)
     save_figure(fig, path)
 
 
-def plot_colorizer(path: Path, x, rgb) -> None:
+def plot_colorizer(path: Path, x, rgb, title: str = "") -> None:
     """Input | each output channel | RGB composite per image (thesis figure 5.1); x (n, 1, h, w), rgb (n, 3, h, w).
-    One mosaic on one axes, each panel scaled to its own range: a 20-axes grid took 1.3 s of every run."""
+    One mosaic on one axes, each panel scaled to its own range: a 20-axes grid took 1.3 s of every run. With
+    `rgb` None (no colorizer) only the inputs, and the title says so."""
     def scaled(a):
         lo, hi = a.min(axis=(-2, -1), keepdims=True), a.max(axis=(-2, -1), keepdims=True)
         return (a - lo) / (hi - lo + 1e-8)
 
-    x, rgb = np.asarray(x, dtype=np.float32), np.asarray(rgb, dtype=np.float32)
-    gray = [scaled(x[:, 0])] + [scaled(rgb[:, c]) for c in range(3)]
-    panels = [np.repeat(g[..., None], 3, axis=-1) for g in gray] + [scaled(rgb).transpose(0, 2, 3, 1)]
+    x = np.asarray(x, dtype=np.float32)
+    gray = [scaled(x[:, 0])] + ([] if rgb is None else [scaled(np.asarray(rgb, np.float32)[:, c]) for c in range(3)])
+    panels = [np.repeat(g[..., None], 3, axis=-1) for g in gray] + \
+        ([] if rgb is None else [scaled(np.asarray(rgb, np.float32)).transpose(0, 2, 3, 1)])
     n, w, gap = x.shape[0], x.shape[-1], max(1, x.shape[-1] // 32)
     framed = [np.pad(p, ((0, 0), (0, gap), (0, gap), (0, 0)), constant_values=1.0) for p in panels]  # white gaps
     mosaic = np.concatenate([np.concatenate([p[r] for p in framed], axis=1) for r in range(n)], axis=0)
-    fig, ax = plt.subplots(figsize=(10, 2.1 * n))
+    names = ["input", "channel 0", "channel 1", "channel 2", "RGB"][:len(panels)]
+    fig, ax = plt.subplots(figsize=(2 * len(panels), 2.1 * n))
     ax.imshow(mosaic)
-    ax.set_xticks([(w + gap) * k + w / 2 for k in range(5)], ["input", "channel 0", "channel 1", "channel 2", "RGB"],
-                  fontsize=8)
+    ax.set_xticks([(w + gap) * k + w / 2 for k in range(len(panels))], names, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9, pad=18)
     ax.xaxis.tick_top()
     ax.set_yticks([])
     ax.tick_params(length=0)
@@ -126,10 +133,14 @@ def plot_auc_vs_size(path: Path, curves: dict, title: str = "AUC vs training-set
 
 
 def plot_reliability(path: Path, curves: dict, title: str = "") -> None:
-    """curves: label -> (mean probability, observed rate, ECE) per bin (calibration.reliability_curves)."""
+    """curves: label -> (mean probability, observed rate, ECE, images) per non-empty bin
+    (calibration.reliability_curves); each point says how many images its bin holds."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    for label, (mean_p, rate, ece) in curves.items():
-        ax.plot(mean_p, rate, marker="o", label=f"{label} (ECE {ece:.3f})")
+    for label, (mean_p, rate, ece, counts) in curves.items():
+        line, = ax.plot(mean_p, rate, marker="o", label=f"{label} (ECE {ece:.3f})")
+        for px, py, n in zip(mean_p, rate, counts):
+            ax.annotate(str(int(n)), (px, py), textcoords="offset points", xytext=(3, 3), fontsize=6,
+                        color=line.get_color())
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.set(xlabel="mean predicted probability", ylabel="observed rate", title=title or "reliability")
     ax.legend(loc="upper left", fontsize=8)
@@ -150,7 +161,7 @@ def plot_intervals(path: Path, rows: list[tuple[str, float, float, float]], xlab
     save_figure(fig, path)
 
 
-def plot_gradcam(path: Path, images, colorized, cams: dict, titles: list[str]) -> None:
+def plot_gradcam(path: Path, images, colorized, cams: dict, titles: list[str], title: str = "") -> None:
     """One row per image: input | colorizer output | Grad-CAM of each label over the input.
     images (n, h, w), colorized (n, h, w, 3), cams: label -> (n, h, w) in [0, 1]."""
     n, cols = len(images), 2 + len(cams)
@@ -166,6 +177,8 @@ def plot_gradcam(path: Path, images, colorized, cams: dict, titles: list[str]) -
             ax.set_title(f"Grad-CAM {label}" + ("" if cam[r].max() > 0 else "\n(no positive evidence)"), fontsize=6)
     for ax in axes.flat:
         ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=8)
     save_figure(fig, path)
 
 

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Recipe, to_dict
+from .config import Recipe, run_title, to_dict
 from .errors import Interrupted, RunError, Terminated, UsageError
 from .io import info
 from . import runfolder
@@ -286,7 +286,7 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, seconds: float, valid_
     load_weights(learn.model, runfolder.best_weights(run_dir))
     split = table.eval_split()
     scores = task.finalize(learn, recipe, run_dir, table, valid_preds)
-    plot_history(runfolder.plot_path(run_dir, "loss.png"), last["rows"], monitor=task.monitor)
+    plot_history(runfolder.plot_path(run_dir, "loss.png"), last["rows"], monitor=task.monitor, title=run_title(recipe))
     result = {"run_dir": str(run_dir), **scores, "best_epoch": last["best_epoch"],
               f"best_valid_{task.monitor}": last["best"], "split": split, "seconds": round(seconds, 1)}
     # metrics.json holds only what the data and seed determine, so equal runs give equal files
