@@ -144,6 +144,8 @@ def test_bad_files_are_one_line(tmp_path, capsys, monkeypatch):
     (tmp_path / "empty.pth").write_bytes(b"")
     (tmp_path / "text.pth").write_text("hello")
     (tmp_path / "afile").write_text("x")
+    (tmp_path / "random.pth").write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "random.safetensors").write_bytes(bytes(range(256)) * 8)
     (tmp_path / "bomb.yaml").write_text('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
         f'{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n' for p, c in zip("abcdefg", "bcdefgh"))
         + "train: {epochs: *h}\n")
@@ -157,7 +159,9 @@ def test_bad_files_are_one_line(tmp_path, capsys, monkeypatch):
              (["run", "recipe", "demo", f"model.weights={tmp_path / 'text.pth'}"], "neither a PyTorch"),
              (["data", "cache", "nih-sample", "--size", "16"], "cannot write the cache"),
              (["recipes", "validate", str(tmp_path / "bomb.yaml")], "characters in all)"),
-             (["lr-find", "demo", "--num-it", "0", "--runs-dir", str(tmp_path / "runs")], "--num-it must be at least 2")]
+             (["lr-find", "demo", "--num-it", "0", "--runs-dir", str(tmp_path / "runs")], "--num-it must be at least 2"),
+             (["run", "recipe", "demo", f"model.weights={tmp_path / 'random.pth'}"], "cannot read weights file"),
+             (["run", "recipe", "demo", f"model.weights={tmp_path / 'random.safetensors'}"], "not a safetensors file")]
     for args, message in cases:
         assert main(args) == 2, args
         err = capsys.readouterr().err
@@ -170,6 +174,8 @@ def test_compare_bounds_its_resamples_and_interpret_its_top_losses(demo_runs, ca
     _, runs = demo_runs
     assert main(["compare", str(runs[0]), str(runs[1]), "--n-boot", "1000000000"]) == 2
     assert "--n-boot must be between 100" in capsys.readouterr().err
+    assert main(["report", str(runs[0]), "--vs", "1", "--vs-plot", str(runs[0].parent / "missing" / "x.png")]) == 2
+    assert "cannot create" in capsys.readouterr().err and not (runs[0].parent / "missing").exists()
     assert main(["interpret", str(runs[0]), "--top-losses", "0"]) == 2
     assert "--top-losses must be at least 1" in capsys.readouterr().err
     assert not any(p.name.startswith("interpret") and not any(p.iterdir()) for p in runs[0].iterdir())
