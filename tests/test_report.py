@@ -183,3 +183,17 @@ def test_an_autoencoder_row_names_its_architecture(demo_runs, tmp_path):
     (copy / "recipe.yaml").write_text(yaml.safe_dump(r))
     row = report([tmp_path]).splitlines()[2]
     assert row.startswith("| ixi-ae-small-mse | ae-small | - | - |")
+
+
+def test_report_plots_go_next_to_the_runs_not_into_the_current_folder(demo_runs, tmp_path, monkeypatch, capsys):
+    from medcolor.cli import main
+
+    runs_dir, runs = demo_runs
+    here = tmp_path / "empty"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["report", str(runs_dir / "demo"), "--vs", "1"]) == 0
+    assert not list(here.iterdir())
+    written = runs_dir / "demo" / "auc_vs_reference.png"
+    assert written.is_file() and f"wrote {written}" in capsys.readouterr().err
+    written.unlink()

@@ -156,10 +156,12 @@ def run_sweep(sweep: str = typer.Argument(..., help="sweep name (recipes/sweeps/
 @app.command("report")
 def report(run_dirs: List[str] = typer.Argument(..., help="run folders, or folders that hold them"),
            fmt: str = typer.Option("markdown", "--format", help="markdown, csv or json"),
-           plot: str = typer.Option("auc_vs_size.png", "--plot", help="AUC vs training size plot (when subsets differ)"),
+           plot: str = typer.Option("auc_vs_size.png", "--plot", help="AUC vs training size plot (when subsets differ; "
+                                    "a bare file name goes next to the runs)"),
            vs: Optional[str] = typer.Option(None, "--vs", help="reference row: a row number, or key=value[,key=value] "
                                             "(e.g. colorizer=none: the no-colorizer row that agrees on the rest)"),
-           vs_plot: str = typer.Option("auc_vs_reference.png", "--vs-plot", help="with --vs: AUC with 95% CI per row")):
+           vs_plot: str = typer.Option("auc_vs_reference.png", "--vs-plot", help="with --vs: AUC with 95% CI per row "
+                                       "(a bare file name goes next to the runs)")):
     """Mean ± std over seeds per label and mean, grouped by recipe, backbone, mode and subset (thesis tables);
     with --vs, each row's paired difference to a reference row with a 95% CI and Holm-corrected p."""
     from .report import report as make

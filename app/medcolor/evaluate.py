@@ -107,6 +107,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, data: DataReques
     targets, labels = images.targets, images.labels
     with runfolder.result_dir(run_dir, f"eval-{images.folder}") as out:
         result = {"run_dir": str(run_dir), "split": images.split, "data": images.source, "out_dir": str(out),
+                  "files": ["predictions.csv", "roc.png", "reliability.png", runfolder.METRICS],
                   **scores(probs, targets, images.rows, labels, images.reader),
                   **calibration.assess(probs, targets, labels, cal, calibrated)}
         if len(labels) < len(spec.labels):
@@ -133,7 +134,8 @@ def format_scores(r: dict) -> str:
     if "study_auc" in r:
         lines.append(f"{'study-level (MURA)':<28} {r['study_auc']:>7.4f}")
     note = "ECE after the run's temperature scaling" if points else "ECE of raw probabilities (no calibration.json)"
-    return "\n".join(lines + [f"{r['n_images']} images, {r['data']}; {note}; files in {r['out_dir']}"])
+    return "\n".join(lines + [f"{r['n_images']} images, {r['data']}; {note}",
+                               f"wrote {', '.join(r['files'])} in {r['out_dir']}"])
 
 
 def _interval(ci) -> str:
@@ -217,5 +219,5 @@ def calibrate_run(run_dir, sensitivity: float | None = None, specificity: float 
     probs, _ = scored_predictions(learn, spec, images, None)
     cal = calibration.fit(probs, images.targets, list(spec.labels), spec.single_label, rule)
     runfolder.write_calibration(run_dir, cal)
-    info(f"calibration.json written: temperatures and {rule} thresholds from {cal['n_images']} validation images")
+    info(f"wrote {path}: temperatures and {rule} thresholds from {cal['n_images']} validation images")
     return cal

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .compare import aligned
 from .errors import UsageError
-from .io import claim_new, removed_on_failure
+from .io import claim_new, info, removed_on_failure
 from .runfolder import METRICS, is_finished, read_metrics, read_predictions, saved_recipe
 from .runs import starting_point
 from .stats import auc_intervals, holm, mean_over_labels, paired_comparison, rank_aucs
@@ -218,6 +218,16 @@ def auc_vs_size(table: pd.DataFrame, path: Path) -> None:
     plot_auc_vs_size(path, curves)
 
 
+def beside_runs(paths, name: str) -> Path:
+    """A plot's file: as given when it names a folder, else next to the runs (in the first folder reported), never
+    in whatever folder the command happens to run from."""
+    given = Path(name)
+    if given.parent != Path("."):
+        return given
+    first = Path(paths[0])
+    return (first.parent if (first / "recipe.yaml").is_file() else first) / given
+
+
 def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", vs: str | None = None,
            vs_plot: str | None = "auc_vs_reference.png") -> str:
     if fmt not in ("markdown", "csv", "json"):
@@ -228,11 +238,13 @@ def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", v
     if vs:
         table = add_versus(df, table, vs)
         if vs_plot:
-            with removed_on_failure(claim_new(Path(vs_plot))) as path:
+            with removed_on_failure(claim_new(beside_runs(paths, vs_plot))) as path:
                 plot_versus(table, path)
+            info(f"wrote {path}")
     if plot and table["subset_fraction"].nunique() > 1:
-        with removed_on_failure(claim_new(Path(plot))) as path:
+        with removed_on_failure(claim_new(beside_runs(paths, plot))) as path:
             auc_vs_size(table, path)
+        info(f"wrote {path}")
     if fmt == "csv":
         return table.to_csv(index=False)
     if fmt == "json":
