@@ -61,7 +61,7 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
     subprocess.run([EXE, "run", "recipe", "demo", "data.spec=folder", f"data.root={moved}", "train.epochs=1",
                     "train.image_size=32", "train.lr_find=false", "--runs-dir", str(tmp / "fr")], capture_output=True,
                    check=True)
-    folder_run = next((tmp / "fr" / "demo").iterdir())
+    folder_run = next((tmp / "fr").glob("demo@*/*"))
     moved.rename(tmp / "fd" / "moved-away")
     linked = folders(tmp / "ln")
     (linked / "train" / "elsewhere").symlink_to(tmp / "fo")

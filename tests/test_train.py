@@ -194,6 +194,9 @@ def test_any_recipe_runs_on_class_folders(tmp_path, capsys):
     result = run_json(capsys, "demo", "data.spec=folder", f"data.root={root}", "train.epochs=1", "train.image_size=32",
                       "train.bs=4", "--runs-dir", str(tmp_path / "runs"))
     assert set(result["auc"]) == {"normal", "pneumonia"} and result["split"] == "valid"
+    assert Path(result["run_dir"]).parent.name == "demo@folder-xrays"  # kept apart from the demo's NIH runs
+    card = (Path(result["run_dir"]) / "model_card.md").read_text()
+    assert "policy" not in card and "spec `folder`" in card  # a folder dataset has no label policy
 
 
 def test_lr_find_saves_plot_and_suggestion(tmp_path, capsys):

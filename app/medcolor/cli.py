@@ -88,9 +88,9 @@ def recipes_ls(as_json: bool = typer.Option(False, "--json", help="print JSON"))
 @recipes_app.command("show")
 def recipes_show(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERRIDES):
     """The fully resolved recipe (overrides applied and checked) as YAML."""
-    from .recipes import load_recipe, recipe_to_yaml
+    from .recipes import load_recipe, shown_recipe
 
-    typer.echo(recipe_to_yaml(load_recipe(recipe, overrides or [])), nl=False)
+    typer.echo(shown_recipe(load_recipe(recipe, overrides or [])), nl=False)
 
 
 @recipes_app.command("cp")

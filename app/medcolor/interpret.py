@@ -16,7 +16,8 @@ from .errors import UsageError
 from .io import warn, write_csv, write_json
 from .metrics import per_label
 from .plots import plot_confusions, plot_gallery
-from .runs import load_model, require_classifier
+from .config import run_title
+from .runs import load_model, read_recipe, require_classifier
 
 
 def per_image_loss(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -92,14 +93,15 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
     probs, calibrated = scored_predictions(learn, spec, li, cal)
     labels, targets, rows = li.labels, li.targets, li.rows
     decided, thresholds = operating_thresholds(probs, calibrated, cal, labels, threshold)
+    title = run_title(read_recipe(run_dir))
     with runfolder.result_dir(run_dir, f"interpret-{li.folder}") as out:
         top = top_losses(out / "top_losses.png", rows, probs, targets, per_image_loss(probs, targets), labels,
-                         min(top_k, len(rows)), f"{Path(run_dir).parent.name}, {li.source}")
+                         min(top_k, len(rows)), f"{title}\n{li.source}")
         write_csv(out / "top_losses.csv", top)
         matrices = confusion(decided, targets, labels, thresholds)
         scale = "calibrated probabilities (predict's decisions)" if decided is calibrated else "raw probabilities"
         plot_confusions(out / "confusion.png", matrices, thresholds,
-                        title=f"{Path(run_dir).parent.name}, {li.source} ({len(rows)} images): thresholds on {scale}")
+                        title=f"{title}\n{li.source} ({len(rows)} images): thresholds on {scale}")
         xb = learn.dls.test_dl(rows.head(8), with_labels=False).one_batch()[0]
         colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
         outputs = [list(spec.labels).index(lab) for lab in labels]

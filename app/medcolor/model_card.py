@@ -43,7 +43,8 @@ def render(recipe: Recipe, result: dict, split_sizes: dict, labels: list[str], p
              f"- parameters: {params[0]:,} trained of {params[1]:,}",
              "", "## Data", "",
              f"- spec `{d.spec}`, root `{d.root or '(bundled)'}`" + (f", table `{d.csv}`" if d.csv else ""),
-             f"- labels: {', '.join(labels)} (policy `{d.policy}`)" if labels else "- target: the input image itself",
+             (f"- labels: {', '.join(labels)}" + (f" (policy `{d.policy}`)" if d.reader in ("chexpert", "csv") else "")
+              if labels else "- target: the input image itself"),
              f"- images per split: {sizes}" + (f" (subset fraction {d.subset.fraction:g})" if d.subset.fraction < 1 else ""),
              "", f"## Results on the {result['split']} split ({result.get('n_images', '?')} images, best epoch "
              f"{result['best_epoch']})", ""]

@@ -34,11 +34,25 @@ def load_recipe(name_or_path: str, overrides=(), check_unused: bool = True) -> R
     written = read_yaml(path)
     raw = apply_overrides(written, list(overrides), schema=Recipe)
     raw.setdefault("name", path.stem)
+    raw["name"] = name_for_data(raw, written)
     recipe = recipe_from_dict(raw)
     problems = unused_settings(recipe, written, list(overrides)) if check_unused else []
     if problems:
         raise UsageError("; ".join(problems))
     return recipe
+
+
+def name_for_data(raw: dict, written: dict) -> str:
+    """A recipe run on another data spec than its own is another experiment: 'demo@folder-xrays' (the spec and
+    the dataset folder's name), so its runs get their own folder and report row instead of mixing with the
+    recipe's own runs."""
+    own = (written.get("data") or {}).get("spec") if isinstance(written.get("data"), dict) else None
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    spec, name = data.get("spec"), str(raw.get("name", ""))
+    if not isinstance(spec, str) or spec == (own or "nih-sample") or "@" in name:
+        return name
+    root = Path(str(data["root"])).name if data.get("root") else ""
+    return f"{name}@{spec}" + (f"-{root}" if root else "")
 
 
 def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list[str]:
@@ -133,6 +147,39 @@ def check_values(r: Recipe) -> list[str]:
 
 def recipe_to_yaml(r: Recipe) -> str:
     return yaml.safe_dump(to_dict(r), sort_keys=False)
+
+
+RECONSTRUCTION_ONLY = ("crop", "denoise", "vflip")
+
+
+def shown_recipe(r: Recipe) -> str:
+    """`recipes show`: the resolved recipe without the fields its data spec, task and architecture do not use
+    (run folders keep the complete recipe.yaml), after a line that says where the starting weights come from."""
+    from .data.specs import USED_BY
+    from .models import ARCHS
+    from .tasks import task_of
+
+    d = to_dict(r)
+    d["data"] = {k: v for k, v in d["data"].items() if r.data.reader in USED_BY.get(k, [r.data.reader])
+                 and not (k in RECONSTRUCTION_ONLY and task_of(r).predicts_labels)}
+    arch = ARCHS.get(r.model.arch)
+    drop = {"pretrained_tag"} if not r.model.pretrained else set()
+    drop |= {"colorizer"} if arch and not arch.colorizer else set()
+    drop |= {"init_parts"} if not r.model.init_from else set()
+    d["model"] = {k: v for k, v in d["model"].items() if k not in drop}
+    return f"# starting weights: {weights_source(r.model)}\n" + yaml.safe_dump(d, sort_keys=False)
+
+
+def weights_source(m: ModelConfig) -> str:
+    if m.weights and str(m.weights).startswith("package:"):
+        where = f"ImageNet weights from the installed package {m.weights[len('package:'):]} (model.weights)"
+    elif m.weights:
+        where = f"the weights file {m.weights} (model.weights)"
+    elif m.pretrained:
+        where = f"ImageNet weights through timm ({m.backbone}{'.' + m.pretrained_tag if m.pretrained_tag else ''})"
+    else:
+        where = "random (no ImageNet weights)"
+    return where + (f", then parts of {m.init_from} (model.init_from)" if m.init_from else "")
 
 
 def list_recipes() -> list[dict]:

@@ -124,5 +124,7 @@ def plan(name_or_path: str, extra=(), shard_text: str | None = None) -> list[Job
 
 def done_run(job: Job, runs_dir: Path) -> Path | None:
     """The finished run of the job's recipe whose saved recipe.yaml has every value the job sets, if any."""
+    from .recipes import load_recipe
+
     wanted = {".".join(path): value for path, value in map(parse_override, job.overrides)}
-    return matching_run(runs_dir, resolve_recipe_path(job.recipe).stem, wanted)
+    return matching_run(runs_dir, load_recipe(job.recipe, list(job.overrides), check_unused=False).name, wanted)
