@@ -129,6 +129,7 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
     for r in results:
         typer.echo(f"{r['run_dir']}: {r['summary']} on {r['split']} (best epoch {r['best_epoch']}, "
                    f"{r['seconds']:.0f} s)")
+        typer.echo(f"  wrote {', '.join(r['files'])}", err=True) if r.get("files") else None
     if as_json and results:
         _print_json(results[0] if len(results) == 1 else {"runs": results})
 

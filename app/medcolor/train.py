@@ -301,7 +301,8 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, seconds: float, valid_
                                           "n_train": int((table.df["split"] == "train").sum()), "finished": True,
                                           "history_rows": len(last["rows"])})
     write_card(learn, recipe, run_dir, result, table)
-    return {**result, "summary": task.summary_line(result)}
+    files = sorted(p.name + ("/" if p.is_dir() else "") for p in run_dir.iterdir() if not p.name.startswith("."))
+    return {**result, "summary": task.summary_line(result), "files": files}
 
 
 def write_card(learn, recipe: Recipe, run_dir: Path, result: dict, table) -> None:
