@@ -396,5 +396,5 @@ def format_lr_find(r: dict) -> str:
     return (f"valley suggestion: train.max_lr={valley:.2e}; the recipe uses {used:.2e} ({relation}).\n"
             f"The valley is where the loss still falls steadily, a safe start for fit_one_cycle; its warm-up often "
             f"tolerates a few times more, and recipes tuned by trial (like the thesis's) may sit above it.\n"
-            f"Compare: medcolor run recipe {r['recipe']} train.max_lr={valley:.2e}   (plot: {r['run_dir']}/plots/"
-            f"lr_find.png)")
+            f"Compare: medcolor run recipe {r['recipe']} train.max_lr={valley:.2e}\n"
+            f"wrote plots/lr_find.png, lr_find.json, recipe.yaml, env.json, model.json in {r['run_dir']}")
