@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import TrackerCallback
@@ -150,7 +149,7 @@ class BestValidPredictions(Callback):
 
     def after_epoch(self):
         best = self.learn.save_best
-        if best.best_at == ("epoch", self.epoch) and getattr(best, "new_best", False):
+        if best.best_at == ("epoch", self.epoch):  # saved at this epoch's end (a skipped epoch saw no batches)
             whole = self._batches and num_distrib() == 0
             self.kept = tuple(torch.cat(p).numpy() for p in zip(*self._batches)) if whole else None
         elif best.best_at[0] == "iteration":

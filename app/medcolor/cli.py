@@ -129,7 +129,8 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
     for r in results:
         typer.echo(f"{r['run_dir']}: {r['summary']} on {r['split']} (best epoch {r['best_epoch']}, "
                    f"{r['seconds']:.0f} s)")
-        typer.echo(f"  wrote {', '.join(r['files'])}", err=True) if r.get("files") else None
+        if r.get("files"):  # a finished run folder read back (--resume) lists nothing new
+            typer.echo(f"  wrote {', '.join(r['files'])}", err=True)
     if as_json and results:
         _print_json(results[0] if len(results) == 1 else {"runs": results})
 
@@ -376,9 +377,9 @@ def _capped(message: str, limit: int = 2000) -> str:
 
 def _interrupted(e) -> int:
     """Ctrl-C (130) or SIGTERM (143) outside a run's own handling: one line; nothing was left half-written."""
-    from .errors import Terminated
+    from .errors import stop_signal
 
-    name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("Ctrl-C", 130)
+    name, code = stop_signal(e) if isinstance(e, KeyboardInterrupt) else ("Ctrl-C", 130)  # click's Abort: Ctrl-C
     typer.echo(f"error: {name}: stopped; files are written whole or not at all", err=True)
     return code
 
@@ -386,7 +387,7 @@ def _interrupted(e) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: every failure becomes one `error: ...` line on stderr (a traceback only with --debug)."""
     from typer.exceptions import Abort, Exit, TyperException
-    from .errors import MedcolorError, Terminated
+    from .errors import MedcolorError
 
     _quiet_warnings()
     _sigterm_stops_like_ctrl_c()

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UsageError
-from .runfolder import read_predictions
+from .runfolder import RECIPE, read_predictions
 from .stats import N_BOOT, paired_comparison
 
 MAX_BOOT = 100_000
@@ -53,7 +53,7 @@ def title_of(folder) -> str:
     from .runs import read_recipe
 
     folder = Path(folder)
-    run = folder if (folder / "recipe.yaml").is_file() else folder.parent
+    run = folder if (folder / RECIPE).is_file() else folder.parent
     try:
         return run_title(read_recipe(run)) + ("" if run == folder else f" [{folder.name}]")
     except UsageError:

@@ -32,6 +32,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread by the command line's handler so runs stop the way Ctrl-C stops them."""
 
 
+def stop_signal(e: KeyboardInterrupt) -> tuple[str, int]:
+    """('SIGTERM', 143) or ('Ctrl-C', 130): how an interruption is named and the exit code it ends with."""
+    return ("SIGTERM", 143) if isinstance(e, Terminated) else ("Ctrl-C", 130)
+
+
 def closest(word: str, choices, n: int = 3) -> str:
     """' (did you mean X?)' for the closest valid names, or '' when nothing is close."""
     import difflib

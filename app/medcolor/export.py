@@ -174,15 +174,12 @@ def read_sidecar(path: Path) -> dict:
 def predict_exported(path: Path, rows) -> tuple[np.ndarray, list[str], dict | None]:
     """(the exported model's outputs for `rows`, labels, calibration) with the preprocessing its sidecar gives."""
     from .data.block import inference_dls
-    from .data.items import Fit
 
     sidecar = read_sidecar(path)
     spec = ModelSpec(**sidecar["model_spec"])
     if sidecar["format"] == "onnx":
         _require_onnx()
     run = exported_runner(path, sidecar["format"])
-    i = spec.input
-    dls = inference_dls(Fit(i["size"], i["squish"], i["crop"]), spec.labels, spec.single_label, i["mean"], i["std"],
-                        bs=64, device=torch.device("cpu"))
+    dls = inference_dls(spec, bs=64, device=torch.device("cpu"))
     outputs = [run(xb.as_subclass(torch.Tensor).float().cpu()) for xb, in dls.test_dl(rows, with_labels=False)]
     return np.concatenate(outputs), list(spec.labels), sidecar.get("calibration")

@@ -112,15 +112,12 @@ def inference_learner(spec, bs: int = 64):
     from .callbacks import PlainTensors
     from .config import ModelConfig, from_dict
     from .data.block import inference_dls
-    from .data.items import Fit
     from .losses import loss_for
     from .models import build_model
 
-    inp = spec.input
-    fit = Fit(inp["size"], inp["squish"], inp["crop"])
-    dls = inference_dls(fit, spec.labels, spec.single_label, inp["mean"], inp["std"], bs, default_device())
+    dls = inference_dls(spec, bs, default_device())
     model = build_model(from_dict(ModelConfig, spec.model, "model"), n_out=max(1, len(spec.labels)),
-                        stats=(inp["mean"], inp["std"]))
+                        stats=(spec.input["mean"], spec.input["std"]))
     return Learner(dls, model.eval(), loss_func=loss_for(spec.single_label), cbs=[PlainTensors()])
 
 

@@ -3,7 +3,6 @@ torchtune way), `load_recipe` applies `key=value` overrides and validates everyt
 Listing stays light (no torch): `medcolor recipes ls` answers in a fraction of a second."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import yaml
@@ -12,6 +11,7 @@ from . import io
 from ._resources import resolve_named, shipped_yaml
 from .config import ModelConfig, Recipe, apply_overrides, from_dict, to_dict
 from .errors import UsageError
+from .runfolder import is_plain_name
 
 
 def recipe_files() -> dict[str, Path]:
@@ -107,7 +107,7 @@ def check_values(r: Recipe) -> list[str]:
 
     problems = []
     t, m = r.train, r.model
-    if r.name and not re.fullmatch(r"[^/\\~]+", r.name) or r.name in (".", ".."):  # it names the run's folder
+    if r.name and not is_plain_name(r.name):  # it names the run's folder
         problems.append(f"name {r.name!r} must be one plain folder name (no '/', '..' or absolute paths)")
     for name, value in (("train.epochs", t.epochs), ("train.bs", t.bs), ("train.image_size", t.image_size)):
         if value < 1:

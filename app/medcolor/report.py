@@ -11,7 +11,7 @@ import pandas as pd
 from .compare import aligned
 from .errors import UsageError
 from .io import claim_new, info, removed_on_failure
-from .runfolder import METRICS, is_finished, read_metrics, read_predictions, saved_recipe
+from .runfolder import METRICS, RECIPE, is_finished, read_metrics, read_predictions, saved_recipe
 from .runs import starting_point
 from .stats import auc_intervals, holm, mean_over_labels, paired_comparison, rank_aucs
 
@@ -225,7 +225,7 @@ def beside_runs(paths, name: str) -> Path:
     if given.parent != Path("."):
         return given
     first = Path(paths[0])
-    return (first.parent if (first / "recipe.yaml").is_file() else first) / given
+    return (first.parent if (first / RECIPE).is_file() else first) / given
 
 
 def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", vs: str | None = None,

@@ -64,9 +64,13 @@ class ModelSpec:
 
 # ---- naming and making folders -------------------------------------------------------------------------------
 
+def is_plain_name(name: str) -> bool:
+    """A run-folder component: one plain name, never a path (not empty, not '.' or '..', no '/', '\\' or '~')."""
+    return bool(name) and name not in (".", "..") and re.fullmatch(r"[^/\\~]+", name) is not None
+
+
 def check_name(name: str, what: str = "recipe name") -> str:
-    """A run-folder component: one plain name, never a path (no '/', no '..', not absolute)."""
-    if not name or name in (".", "..") or re.search(r"[/\\]", name) or name.startswith("~"):
+    if not is_plain_name(name):
         raise UsageError(f"{what} {name!r} must be one plain name (no '/', '..' or absolute paths)")
     return name
 
@@ -90,10 +94,7 @@ def new_run_dir(runs_dir: Path, recipe: str, backbone: str, seed: int, suffix: s
 def result_dir(run_dir: Path, name: str):
     """A new result folder inside a run (eval-test, interpret-valid, eval-chexpert-valid-2 ...), never reused, and
     removed again when what fills it fails (a full disk, Ctrl-C): no half-written result folder is left."""
-    try:
-        path = claim_new(Path(run_dir) / name, is_dir=True)
-    except OSError as e:
-        raise UsageError(f"cannot write in {run_dir}: {e.strerror}; results go inside the run folder") from None
+    path = claim_new(Path(run_dir) / name, is_dir=True)  # a folder it cannot make is one line (UsageError)
     with removed_on_failure(path):
         yield path
 
@@ -249,8 +250,7 @@ def saved_recipe(run_dir: Path) -> dict:
 
 
 def write_start(run_dir: Path, recipe_yaml: str, env: dict, spec: ModelSpec | None) -> None:
-    """What a run writes before training: recipe.yaml, env.json and (classifiers) model.json."""
-    write_owner(run_dir)
+    """What a run writes before training (new_run_dir has stamped its owner): recipe.yaml, env.json, model.json."""
     atomic_write(Path(run_dir) / RECIPE, recipe_yaml)
     write_json(Path(run_dir) / ENV, env)
     if spec is not None:

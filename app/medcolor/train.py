@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from .config import Recipe, run_title, to_dict
-from .errors import Interrupted, RunError, Terminated, UsageError
+from .errors import Interrupted, RunError, UsageError, stop_signal
 from .io import info
 from . import runfolder
 from .learner import (build_data, build_learner, check_forward, checkpoint_learner, distributed, logger_callbacks,
@@ -150,7 +150,7 @@ def stopping_cleanly(run_dir: Path, recipe: Recipe):
 
 def interrupted(run_dir: Path, recipe: Recipe, signal: KeyboardInterrupt) -> Interrupted:
     """Ctrl-C / SIGTERM: keep a folder that holds a finished epoch (resumable), remove one that does not."""
-    name, code = ("SIGTERM", 143) if isinstance(signal, Terminated) else ("Ctrl-C", 130)
+    name, code = stop_signal(signal)
     again = f"`medcolor run recipe {recipe.name} --resume {run_dir}`"
     if runfolder.has_last(run_dir):
         epoch = runfolder.read_last(run_dir)["epoch"]
@@ -231,7 +231,7 @@ def fit(learn, recipe: Recipe, run_dir: Path | None, quiet: bool, state: dict | 
     learn.path, t = run_dir or Path("."), recipe.train
     if quiet or run_dir is None:
         learn.remove_cb(ProgressCallback)
-        learn.logger = lambda *_: None  # RunState logs one line per epoch instead of fastai's raw lists
+        learn.logger = lambda *_: None  # RunHistory logs one line per epoch instead of fastai's raw lists
     stop, kept = StopOnNaN(), BestValidPredictions()
     cbs = (run_callbacks(recipe, run_dir, quiet, state or {}) + [kept] if run_dir else []) + [stop]
     start = (state or {}).get("start_epoch", 0)
@@ -266,7 +266,7 @@ def run_callbacks(recipe: Recipe, run_dir: Path, quiet: bool, state: dict) -> li
     return cbs + logger_callbacks(recipe, run_dir)
 
 
-def write_run_start(run_dir: Path, recipe: Recipe, dls=None) -> None:
+def write_run_start(run_dir: Path, recipe: Recipe, dls) -> None:
     """recipe.yaml, env.json and model.json (the network and preprocessing that inference needs)."""
     spec = spec_for(recipe, list(dls.vocab), dls.valid_ds.single_label) if task_of(recipe).predicts_labels \
         else spec_for(recipe, [], False)
@@ -290,16 +290,13 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, seconds: float, valid_
     result = {"run_dir": str(run_dir), **scores, "best_epoch": last["best_epoch"],
               f"best_valid_{task.monitor}": last["best"], "split": split, "seconds": round(seconds, 1)}
     # metrics.json holds only what the data and seed determine, so equal runs give equal files
-    runfolder.write_final(run_dir, seconds=result["seconds"], metrics={
-                                          **{k: v for k, v in result.items() if k not in ("run_dir", "seconds")},
-                                          "recipe": recipe.name, "task": recipe.task,
-                                          "backbone": recipe.model.backbone, "colorizer": recipe.model.colorizer,
-                                          "mode": recipe.model.mode, "seed": recipe.train.seed,
-                                          "start": starting_point(to_dict(recipe.model)),
-                                          "subset_fraction": recipe.data.subset.fraction,
-                                          "subset_seed": recipe.data.subset.seed,
-                                          "n_train": int((table.df["split"] == "train").sum()), "finished": True,
-                                          "history_rows": len(last["rows"])})
+    metrics = {**{k: v for k, v in result.items() if k not in ("run_dir", "seconds")},
+               "recipe": recipe.name, "task": recipe.task, "backbone": recipe.model.backbone,
+               "colorizer": recipe.model.colorizer, "mode": recipe.model.mode, "seed": recipe.train.seed,
+               "start": starting_point(to_dict(recipe.model)), "subset_fraction": recipe.data.subset.fraction,
+               "subset_seed": recipe.data.subset.seed, "n_train": int((table.df["split"] == "train").sum()),
+               "finished": True, "history_rows": len(last["rows"])}
+    runfolder.write_final(run_dir, metrics, seconds=result["seconds"])
     write_card(learn, recipe, run_dir, result, table)
     files = sorted(p.name + ("/" if p.is_dir() else "") for p in run_dir.iterdir() if not p.name.startswith("."))
     return {**result, "summary": task.summary_line(result), "files": files}
@@ -350,7 +347,7 @@ def lr_find(recipe: Recipe, runs_dir: Path, num_it: int = 50) -> dict:
     except BaseException as e:  # Ctrl-C, SIGTERM or an error: no half-written -lrfind folder
         shutil.rmtree(run_dir, ignore_errors=True)
         if isinstance(e, KeyboardInterrupt):
-            name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("Ctrl-C", 130)
+            name, code = stop_signal(e)
             raise Interrupted(f"{name}: lr-find stopped; {run_dir} removed", code) from None
         raise
 

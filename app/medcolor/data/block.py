@@ -129,9 +129,12 @@ def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers
     return dls, table
 
 
-def inference_dls(fit: Fit, labels: list[str], single_label: bool, mean: float, std: float, bs: int, device=None):
-    """DataLoaders that only preprocess (validation crop and normalisation): for a model loaded from a run."""
-    return inference_dataloaders(fit, labels, single_label, normalisation(mean, std), bs, device)
+def inference_dls(spec, bs: int, device=None):
+    """DataLoaders that only preprocess, as a run's ModelSpec (model.json, or an export's sidecar) says: its
+    validation crop and normalisation, for its labels. No data of their own: `test_dl(rows)` feeds given images."""
+    i = spec.input
+    return inference_dataloaders(Fit(i["size"], i["squish"], i["crop"]), spec.labels, spec.single_label,
+                                 normalisation(i["mean"], i["std"]), bs, device)
 
 
 def split_items(table: Table, split: str, fit, images: dict) -> GrayItems:

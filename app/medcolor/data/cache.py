@@ -65,8 +65,7 @@ def build_cache(cfg: DataConfig, paths: list[str], size: int, workers: int | Non
             atomic_write(folder / MANIFEST, json.dumps({"size": size, "n_images": len(paths),
                                                         "root": str(data_root(cfg).resolve())}))
     except OSError as e:
-        raise UsageError(f"cannot write the cache in {base / str(size)}: {e.strerror}; free some space or set "
-                         f"MEDCOLOR_CACHE_DIR to a writable folder") from None
+        raise unwritable(folder, e) from None
     return {"cache_dir": str(base / str(size)), "n_images": len(paths), "written": len(todo)}
 
 
@@ -76,9 +75,13 @@ def _write_or_raise(src: str, dst: str, size: int) -> None:
         _resize_one(src, dst, size)
     except OSError as e:
         if e.errno is not None:  # writing failed (ENOSPC, EROFS, EACCES); decoding errors carry no errno
-            raise UsageError(f"cannot write the cache in {Path(dst).parent}: {e.strerror}; free some space or "
-                             f"set MEDCOLOR_CACHE_DIR to a writable folder") from None
+            raise unwritable(Path(dst).parent, e) from None
         raise
+
+
+def unwritable(folder: Path, e: OSError) -> UsageError:
+    return UsageError(f"cannot write the cache in {folder}: {e.strerror}; free some space or set MEDCOLOR_CACHE_DIR "
+                      f"to a writable folder")
 
 
 def use_cache(cfg: DataConfig, df: pd.DataFrame, image_size: int) -> tuple[pd.DataFrame, bool]:

@@ -42,7 +42,7 @@ def match_labels(run_labels: list[str], data_labels: list[str], labels_map: dict
     unknown = [k for k in labels_map if k not in run_labels]
     missing = [v for v in labels_map.values() if v not in data_labels]
     if unknown or missing:
-        raise UsageError(f"--labels-map: " + "; ".join(
+        raise UsageError("--labels-map: " + "; ".join(
             ([f"{unknown} are not labels of the run ({', '.join(run_labels)})"] if unknown else []) +
             ([f"{missing} are not labels of {where} ({', '.join(data_labels)})"] if missing else [])))
     matched = {}
