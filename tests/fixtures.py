@@ -142,3 +142,35 @@ def write_dicom(path: Path, stored: np.ndarray, bits: int = 8, photometric: str 
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+# ---- MedMNIST: np.savez_compressed of uint8 arrays, as the medmnist package writes them ----
+
+MEDMNIST_COUNTS = {"train": 48, "val": 16, "test": 16}
+
+
+def write_npz(root: Path, name: str, size: int = 28, n_classes: int = 2, multi_label: int = 0, rgb: bool = False,
+              compressed: bool = True, drop: str | None = None, **wrong) -> Path:
+    """`<name>.npz` (28 px) or `<name>_<size>.npz`: images whose brightness follows their first class, so a model
+    can learn something in one epoch. `drop` leaves out one array; `wrong` replaces arrays by name."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for prefix, n in MEDMNIST_COUNTS.items():
+        if multi_label:
+            y = (rng.random((n, multi_label)) < 0.3).astype(np.uint8)
+            y[0], y[1] = 1, 0  # both classes of every label in every split
+            level = y[:, 0]
+        else:
+            y = (np.arange(n) % n_classes).astype(np.uint8)[:, None]
+            level = y[:, 0] / max(1, n_classes - 1)
+        shape = (n, size, size, 3) if rgb else (n, size, size)
+        noise = rng.integers(0, 60, shape)
+        base = (60 + 120 * level).reshape((n,) + (1,) * (len(shape) - 1))
+        arrays[f"{prefix}_images"] = np.clip(base + noise, 0, 255).astype(np.uint8)
+        arrays[f"{prefix}_labels"] = y
+    arrays.update(wrong)
+    arrays.pop(drop, None)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / (f"{name}.npz" if size == 28 else f"{name}_{size}.npz")
+    (np.savez_compressed if compressed else np.savez)(path, **arrays)
+    return path

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from medcolor.cli import main
+from medcolor.evaluate import format_scores
 from medcolor.metrics import label_aucs, mean_of
 
 
@@ -15,6 +16,7 @@ def test_evaluate_reproduces_the_run_metrics(demo_runs, capsys):
     out = json.loads(capsys.readouterr().out)
     saved = json.loads((run / "metrics.json").read_text())
     assert out["split"] == "test" and out["auc"] == pytest.approx(saved["auc"])
+    assert out["acc"] == pytest.approx(saved["acc"]) and "ACC (each label at 0.5)" in format_scores(out)
     assert all((run / "eval-test" / f).is_file() for f in ("predictions.csv", "roc.png", "reliability.png",
                                                           "metrics.json"))
     assert all(out["auc_ci95"][k] == pytest.approx(saved["auc_ci95"][k]) for k in saved["auc_ci95"])

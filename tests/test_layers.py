@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "app" / "medcolor"
 LAYERS = [
     {"errors", "_resources", "config", "io", "plots", "runfolder"},
     {"data", "data.specs", "data.policies", "data.images", "data.readers", "data.cache", "data.block", "data.items",
-     "data.memory", "data.summary", "data.volumes", "data.dicom", "data.labels", "data.leakage", "colorizers", "backbones", "autoencoders", "losses", "metrics", "stats",
+     "data.memory", "data.summary", "data.volumes", "data.dicom", "data.labels", "data.leakage", "data.medmnist", "colorizers", "backbones", "autoencoders", "losses", "metrics", "stats",
      "calibration"},
     {"models", "modes", "summary", "gradcam"},
     {"classification", "reconstruction", "tasks"},

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 import medcolor
@@ -44,3 +45,60 @@ def test_speed_options_reach_the_learner():
     assert not hasattr(plain, "channels_last") and plain.model._compiled_call_impl is None
     with pytest.raises(UsageError, match="choose one"):
         medcolor.build_learner(load_recipe("demo", ["train.image_size=32", "train.fp16=true", "train.bf16=true"]))
+
+
+class GroupSpy:
+    """Per epoch: the highest learning rate each optimiser group reached, and whether any body parameter changed."""
+
+    def __new__(cls):
+        from fastai.callback.core import Callback
+
+        class Spy(Callback):
+            order = 100  # after the schedulers have set this batch's rates
+
+            def before_fit(self):
+                self.peak, self.body_changed = [], []
+
+            def before_epoch(self):
+                self.peak.append([0.0] * len(self.opt.param_groups))
+                from medcolor.models import part_parameters
+
+                self.params = part_parameters(self.learn.model, "body")
+                self.body = [p.detach().clone() for p in self.params]
+
+            def before_step(self):
+                self.peak[-1] = [max(a, h["lr"]) for a, h in zip(self.peak[-1], self.opt.hypers)]
+
+            def after_epoch(self):
+                self.body_changed.append(any(not torch.equal(a, b) for a, b in zip(self.body, self.params)))
+        return Spy()
+
+
+def _fine_tuned(overrides):
+    from medcolor.learner import build_learner
+    from medcolor.modes import named_groups
+    from medcolor.train import fit
+
+    recipe = load_recipe("demo-mode2", ["model.init_from=null", "train.image_size=32", "train.bs=64",
+                                        "data.subset.fraction=0.3", *overrides])
+    learn = build_learner(recipe)
+    spy = GroupSpy()
+    learn.add_cb(spy)
+    fit(learn, recipe, None, quiet=True)
+    frozen, trainable = named_groups(learn.model, recipe.model.mode)
+    return recipe, [part for part, _ in frozen + trainable], spy
+
+
+def test_lr_mult_gives_the_body_max_lr_over_lr_mult_and_the_new_parts_max_lr():
+    recipe, parts, spy = _fine_tuned(["train.lr_mult=100", "train.epochs=2"])
+    assert parts == ["body", "colorizer", "head"]
+    peaks = dict(zip(parts, (max(epoch[i] for epoch in spy.peak) for i in range(len(parts)))))
+    max_lr = recipe.train.max_lr
+    assert peaks == pytest.approx({"body": max_lr / 100, "colorizer": max_lr, "head": max_lr})
+
+
+def test_freeze_epochs_trains_no_body_parameter_first_then_all_of_them():
+    _, _, spy = _fine_tuned(["train.freeze_epochs=1", "train.epochs=2"])  # fastai's fine_tune: 1 frozen + 2
+    assert spy.body_changed == [False, True, True]
+    _, _, plain = _fine_tuned(["train.epochs=1"])
+    assert plain.body_changed == [True]

@@ -4,7 +4,8 @@ from torch import nn
 
 from medcolor.config import ModelConfig
 from medcolor.models import build_model, part_parameters
-from medcolor.modes import MODES, apply_mode, bn_callbacks, splitter_for
+from medcolor.callbacks import bn_callbacks
+from medcolor.modes import MODES, apply_mode, splitter_for
 
 
 def one_step_learner(model, mode, batch, freeze_bn_stats=False, train_bn=False, train_stem=False):
@@ -62,15 +63,20 @@ def _bn_buffers(model, part):
             if model.part_of(k) == part and k.endswith("running_mean")}
 
 
-@pytest.mark.parametrize("freeze_bn_stats", [False, True])
-def test_bn_running_statistics_follow_freeze_bn_stats(freeze_bn_stats, real_batch):
-    model = build_model(ModelConfig(colorizer="coloru"), n_out=5)
+@pytest.mark.parametrize("mode,freeze_bn_stats,body_kept", [(1, False, False), (1, None, True), (1, True, True),
+                                                             (2, False, False), (2, None, False), (2, True, True)])
+def test_bn_running_statistics_follow_freeze_bn_stats(mode, freeze_bn_stats, body_kept, real_batch):
+    """null keeps frozen parts' statistics (fastai's BnFreeze); true keeps the body's in mode 2 too, where its
+    weights train; a trainable colorizer always updates its own."""
+    model = pretrained_like(build_model(ModelConfig(colorizer="coloru"), n_out=5))
     body, colorizer = _bn_buffers(model, "body"), _bn_buffers(model, "colorizer")
-    one_step_learner(model, 1, real_batch, freeze_bn_stats=freeze_bn_stats)
+    weights = {k: v.detach().clone() for k, v in model.named_parameters() if model.part_of(k) == "body"}
+    one_step_learner(model, mode, real_batch, freeze_bn_stats=freeze_bn_stats)
     body_after, colorizer_after = _bn_buffers(model, "body"), _bn_buffers(model, "colorizer")
-    body_same = all(torch.equal(body[k], body_after[k]) for k in body)
-    assert body_same == freeze_bn_stats
-    assert all(not torch.equal(colorizer[k], colorizer_after[k]) for k in colorizer)  # trainable part: always updates
+    assert all(torch.equal(body[k], body_after[k]) for k in body) == body_kept
+    assert all(not torch.equal(colorizer[k], colorizer_after[k]) for k in colorizer)
+    trained = any(not torch.equal(v, dict(model.named_parameters())[k]) for k, v in weights.items())
+    assert trained == (mode == 2)
 
 
 def test_mode_without_colorizer_parameters_still_freezes_body(real_batch):
@@ -111,5 +117,8 @@ def test_frozen_batchnorm_keeps_imagenet_statistics_by_default(real_batch):
     sees the features a linear probe would; thesis recipes set freeze_bn_stats: false, as the thesis had it."""
     from medcolor.recipes import load_recipe
 
-    assert ModelConfig().freeze_bn_stats and load_recipe("demo").model.freeze_bn_stats
-    assert not load_recipe("chexpert-deconv-mode1").model.freeze_bn_stats
+    from fastai.callback.training import BnFreeze
+
+    assert ModelConfig().freeze_bn_stats is None and load_recipe("demo").model.freeze_bn_stats is None
+    assert [type(cb) for cb in bn_callbacks(None)] == [BnFreeze]
+    assert load_recipe("chexpert-deconv-mode1").model.freeze_bn_stats is False

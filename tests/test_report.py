@@ -26,6 +26,22 @@ def test_mean_and_std_over_seeds_match_the_predictions(demo_runs):
         assert table[0][f"{col}_std"] == pytest.approx(recomputed[col].std(ddof=1))
 
 
+def test_acc_per_row_is_sklearn_accuracy_at_half_averaged_over_labels_then_seeds(demo_runs, capsys):
+    from sklearn.metrics import accuracy_score
+
+    runs_dir, runs = demo_runs
+    table = json.loads(report([runs_dir], fmt="json"))
+    per_run = []
+    for run in runs:
+        preds = pd.read_csv(run / "predictions.csv")
+        per_run.append(sum(accuracy_score(preds[lab], preds[f"p_{lab}"] > 0.5) for lab in LABELS) / len(LABELS))
+        assert json.loads((run / "metrics.json").read_text())["acc"] == pytest.approx(per_run[-1])
+    assert table[0]["ACC_mean"] == pytest.approx(pd.Series(per_run).mean())
+    assert main(["report", str(runs_dir)]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "| AUC | ACC |" in header
+
+
 def test_markdown_has_thesis_layout(demo_runs, capsys):
     runs_dir, runs = demo_runs
     assert main(["report", str(runs_dir)]) == 0

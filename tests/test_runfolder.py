@@ -21,7 +21,7 @@ def legacy(tmp_path):
 
 def test_new_runs_are_stamped_and_old_ones_read_as_version_1(demo_runs, legacy):
     _, runs = demo_runs
-    assert runfolder.format_version(runs[0]) == runfolder.FORMAT_VERSION == 2
+    assert runfolder.format_version(runs[0]) == runfolder.FORMAT_VERSION == 3
     assert runfolder.format_version(legacy) == 1 and not (legacy / runfolder.MODEL).exists()
     from medcolor.runs import model_spec
     new, old = model_spec(runs[0]), model_spec(legacy)

@@ -186,6 +186,44 @@ def plain_opt_state(opt) -> dict:
     return _plain(opt.state_dict())
 
 
+def bn_callbacks(freeze_bn_stats: bool | None) -> list:
+    """model.freeze_bn_stats: null keeps the BatchNorm statistics of frozen parts (fastai's BnFreeze), true those of
+    the body even while it trains (mode 2), false none."""
+    from fastai.callback.training import BnFreeze
+
+    if freeze_bn_stats is False:
+        return []
+    return [BnFreeze()] + ([BodyBnStatsFrozen()] if freeze_bn_stats else [])
+
+
+class BodyBnStatsFrozen(Callback):
+    """The body's BatchNorm layers in eval mode while their weights train: fine-tuning on a few hundred images then
+    keeps the statistics the body was trained with (ImageNet's, or mode 1's) instead of re-estimating them from
+    small, augmented batches. fastai's BnFreeze does this only for layers whose parameters are frozen."""
+
+    order = 1  # after fastai's TrainEvalCallback (order -10), which puts the model in train mode
+
+    def before_train(self):
+        from .models import part_of
+
+        model = bare(self.model)
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and part_of(model, f"{name}.weight") == "body":
+                module.eval()
+
+
+class UnfreezeBody(Callback):
+    """fastai's fine_tune inside one schedule: the body, frozen since the Learner was built (train.freeze_epochs),
+    joins the training at epoch `at`; fastai's unfreeze clears the optimiser's state, as fine_tune's does."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def before_epoch(self):
+        if self.epoch == self.at and self.opt.frozen_idx > 0:
+            self.learn.unfreeze()
+
+
 def load_opt_state(opt, state: dict) -> None:
     from fastcore.foundation import L
 

@@ -9,7 +9,7 @@ import torch
 
 from . import calibration, losses, runfolder
 from .config import Recipe, run_title
-from .metrics import auc_metrics, group_auc, label_aucs, mean_auc, mean_of, roc_inputs
+from .metrics import accuracy, auc_metrics, group_auc, label_aucs, mean_auc, mean_of, roc_inputs
 from .plots import plot_colorizer, plot_roc
 from .stats import auc_intervals
 
@@ -45,12 +45,13 @@ def predict_split(learn, table, split: str):
     return (*predict_rows(learn, rows), rows)
 
 
-def scores(probs, targets, rows: pd.DataFrame, labels: list[str], reader: str) -> dict:
-    """AUC per label and mean, each with a bootstrap 95 % CI that resamples the table's groups (patients)."""
+def scores(probs, targets, rows: pd.DataFrame, labels: list[str], reader: str, single_label: bool) -> dict:
+    """AUC per label and mean, each with a bootstrap 95 % CI that resamples the table's groups (patients), and ACC
+    as MedMNIST reports it (arg-max, or 0.5 per label)."""
     aucs = label_aucs(probs, targets, labels)
     ci = auc_intervals(targets, probs, labels, rows["group"].to_numpy())
     out = {"mean_auc": mean_of(aucs), "auc": aucs, "mean_auc_ci95": ci["mean"], "auc_ci95": ci["labels"],
-           "n_images": int(len(rows))}
+           "acc": accuracy(probs, targets, labels, single_label), "n_images": int(len(rows))}
     if reader == "mura":
         out["study_auc"] = group_auc(probs[:, 0], targets[:, 0], rows["group"])
     return out
@@ -93,7 +94,7 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> d
     plot_roc(runfolder.plot_path(run_dir, "roc.png"), roc_inputs(probs, targets, labels),
              title=f"{run_title(recipe)} ({split}, {len(rows)} images)")
     colorizer_figure(runfolder.plot_path(run_dir, "colorizer.png"), learn.model, learn.dls.valid.one_batch()[0][:4])
-    return scores(probs, targets, rows, labels, recipe.data.reader)
+    return scores(probs, targets, rows, labels, recipe.data.reader, table.single_label)
 
 
 def mid_epoch_score(learn) -> float:

@@ -22,7 +22,7 @@ app.add_typer(run_app, name="run")
 data_app = typer.Typer(help="Inspect, check and cache datasets described by data specs.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-DATASET_ARG = typer.Argument(..., help="data spec name (chexpert, chestxray14, mura, folder, csv, nih-sample)")
+DATASET_ARG = typer.Argument(..., help="data spec name (chexpert, chestxray14, mura, folder, csv, medmnist, nih-sample)")
 OVERRIDES_ARG = typer.Argument(None, help="key=value overrides of data fields, e.g. subset.fraction=0.1")
 ROOT_OPT = typer.Option(None, "--root", help="dataset folder (data.root)")
 
@@ -185,7 +185,7 @@ def compare(run_a: str = typer.Argument(..., help="a finished run folder (A)"),
 
 
 DATA_OPT = typer.Option(None, "--data", help="another dataset: a data spec (chexpert, chestxray14, mura, folder, csv, "
-                         "nih-sample); key=value arguments after the run set its fields, e.g. data.root=DIR")
+                         "medmnist, nih-sample); key=value arguments after the run set its fields, e.g. data.root=DIR")
 LABELS_MAP_OPT = typer.Option(None, "--labels-map", help="RUN_LABEL=DATA_LABEL for labels named differently "
                               "(repeatable; known synonyms such as Effusion = Pleural Effusion are built in)")
 
@@ -299,7 +299,7 @@ def export(run_dir: str = typer.Argument(..., help="a finished run folder"),
 
 @data_app.command("summary")
 def data_summary(spec: Optional[str] = typer.Argument(None, help="data spec name (chexpert, chestxray14, mura, folder, "
-                                                       "csv, nih-sample); omit it with --recipe"),
+                                                       "csv, medmnist, nih-sample); omit it with --recipe"),
                  overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
                  csv: Optional[str] = typer.Option(None, "--csv", help="label table (data.csv)"),
                  recipe: Optional[str] = typer.Option(None, "--recipe", help="count what this recipe trains on "

@@ -28,7 +28,9 @@ class ModelConfig:
     weights: Optional[str] = None
     init_from: Union[str, list[str], None] = None
     init_parts: list[Any] = field(default_factory=lambda: ["colorizer", "body"])  # one list per init_from entry
-    freeze_bn_stats: bool = True   # frozen parts' BatchNorm layers keep their statistics (eval mode, fastai BnFreeze)
+    # BatchNorm statistics kept (layers in eval mode while training): null - those of frozen parts (fastai's
+    # BnFreeze); true - also the body's while it trains (mode 2); false - none, every BatchNorm layer updates them
+    freeze_bn_stats: Optional[bool] = None
     train_bn: bool = False     # frozen parts' BatchNorm affine parameters train too (fastai's train_bn)
     train_stem: bool = False   # the backbone's stem trains in a mode that freezes the body
 
@@ -77,6 +79,8 @@ class DataConfig:
     denoise: bool = False         # reconstruction: blur / cut-out / dropout on the input only
     test_pct: float = 0.0         # share of subjects held out for testing (ixi)
     slices: str = "50:110"
+    name: Optional[str] = None    # medmnist: the dataset (pneumoniamnist, chestmnist, organamnist, ...)
+    size: int = 28                # medmnist: which of its files, 28, 64, 128 or 224 px
     description: str = ""
 
 
@@ -84,6 +88,8 @@ class DataConfig:
 class TrainConfig:
     epochs: int = 1
     max_lr: float = 2e-3
+    lr_mult: float = 1.0          # discriminative rates: the body's groups train at max_lr / lr_mult (fastai's slice)
+    freeze_epochs: int = 0        # mode 2: epochs with the body frozen before train.epochs of all (fastai's fine_tune)
     opt: Literal["sgd", "adam", "rmsprop"] = "sgd"
     mom: float = 0.9
     bs: int = 16
@@ -109,6 +115,11 @@ class TrainConfig:
     loss: Literal["auto", "mse", "dssim"] = "auto"
     mix: Literal["none", "mixup", "cutmix", "fmix"] = "none"
     aux_weight: float = 0.1   # AECNN: loss = (1 - w) * BCE + w * MSE of the reconstruction
+
+    @property
+    def total_epochs(self) -> int:
+        """The schedule's length: the frozen-body epochs first (train.freeze_epochs), then train.epochs."""
+        return self.freeze_epochs + self.epochs
 
 
 @dataclass

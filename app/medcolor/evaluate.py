@@ -107,8 +107,9 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, data: DataReques
     targets, labels = images.targets, images.labels
     with runfolder.result_dir(run_dir, f"eval-{images.folder}") as out:
         result = {"run_dir": str(run_dir), "split": images.split, "data": images.source, "out_dir": str(out),
+                  "single_label": spec.single_label,
                   "files": ["predictions.csv", "roc.png", "reliability.png", runfolder.METRICS],
-                  **scores(probs, targets, images.rows, labels, images.reader),
+                  **scores(probs, targets, images.rows, labels, images.reader, spec.single_label),
                   **calibration.assess(probs, targets, labels, cal, calibrated)}
         if len(labels) < len(spec.labels):
             result["labels_left_out"] = [lab for lab in spec.labels if lab not in labels]
@@ -131,6 +132,8 @@ def format_scores(r: dict) -> str:
         lines.append(f"{lab:<28} {auc:>7.4f} {_interval(r['auc_ci95'][lab]):>16} {ece:>6.3f}" +
                      (f"  {op['sensitivity']:.2f} / {op['specificity']:.2f} at {op['threshold']:.3f}" if op else ""))
     lines.append(f"{'mean':<28} {r['mean_auc']:>7.4f} {_interval(r['mean_auc_ci95']):>16}")
+    rule = "arg-max" if r.get("single_label") else "each label at 0.5"
+    lines.append(f"{'ACC (' + rule + ')':<28} {r['acc']:>7.4f}")
     if "study_auc" in r:
         lines.append(f"{'study-level (MURA)':<28} {r['study_auc']:>7.4f}")
     note = "ECE after the run's temperature scaling" if points else "ECE of raw probabilities (no calibration.json)"
@@ -144,14 +147,14 @@ def _interval(ci) -> str:
 
 def image_files(inputs) -> list[str]:
     """The image files among `inputs` (files, and folders searched recursively), each checked to decode."""
-    from .data.images import require_decodable
+    from .data.images import image_exists, require_decodable
     from .data.readers import is_image_file
 
     files = []
     for item in map(Path, inputs):
         if item.is_dir():
             files += sorted(str(p) for p in item.rglob("*") if p.is_file() and is_image_file(p))
-        elif item.is_file():
+        elif item.is_file() or image_exists(str(item)):  # a file, or an image inside one (MedMNIST: x.npz/test/7)
             files.append(str(item))
         else:
             raise UsageError(f"{item} does not exist; give image files or folders of images")

@@ -59,15 +59,17 @@ def preprocessing(spec: ModelSpec) -> dict:
         resize, side = f"squish to {i['size']} x {i['size']}, centre crop {i['crop']} x {i['crop']}", i["crop"]
     else:
         resize, side = f"resize the shorter side to {i['size']}, centre crop {i['crop']} x {i['crop']}", i["crop"]
-    return {"input_shape": [None, 1, side, side], "decode": "8-bit gray (16-bit and DICOM scaled by bit depth)",
+    rgb = i.get("channels", 1) == 3
+    return {"input_shape": [None, 3 if rgb else 1, side, side],
+            "decode": "8-bit RGB, channels first" if rgb else "8-bit gray (16-bit and DICOM scaled by bit depth)",
             "resize": resize, "normalise": f"(pixel / 255 - {i['mean']}) / {i['std']}", "mean": i["mean"],
             "std": i["std"]}
 
 
 def parity_batch(spec: ModelSpec) -> torch.Tensor:
     """Seeded inputs in the normalised range: parity needs no image of the training data."""
-    side = preprocessing(spec)["input_shape"][-1]
-    return torch.randn(PARITY_IMAGES, 1, side, side, generator=torch.Generator().manual_seed(0))
+    _, channels, side, _ = preprocessing(spec)["input_shape"]
+    return torch.randn(PARITY_IMAGES, channels, side, side, generator=torch.Generator().manual_seed(0))
 
 
 def export_run(run_dir, fmt: str = "onnx", out: str | None = None) -> dict:

@@ -57,8 +57,7 @@ def keras_rmsprop(params, lr, sqr_mom: float = 0.9, eps: float = 1e-7, wd: float
 def recipe_callbacks(recipe: Recipe) -> list:
     """Callbacks every Learner of this recipe carries: plain tensors for the model, BatchNorm statistics frozen,
     mixed-sample augmentation, AECNN's auxiliary reconstruction loss."""
-    from .callbacks import AuxReconstruction, PlainTensors, mix_callback
-    from .modes import bn_callbacks
+    from .callbacks import AuxReconstruction, PlainTensors, bn_callbacks, mix_callback
 
     cbs = [PlainTensors()] + bn_callbacks(recipe.model.freeze_bn_stats) + mix_callback(recipe.train.mix)
     if recipe.model.arch == "aecnn":
@@ -132,9 +131,35 @@ def _learner(recipe: Recipe, dls, model_cfg):
     learn = Learner(dls, model, loss_func=loss, opt_func=optimizer(recipe), splitter=splitter_for(m.mode, m.train_stem),
                     train_bn=m.train_bn, wd=recipe.train.wd, metrics=metrics, cbs=recipe_callbacks(recipe),
                     model_dir=tempfile.gettempdir())  # lr_find's temporary weights: no stray models/ folder
-    apply_mode(learn, m.mode, m.train_stem)
+    apply_mode(learn, m.mode, m.train_stem, body_frozen=recipe.train.freeze_epochs > 0)
     speed_up(learn, recipe.train)
     return learn
+
+
+def learning_rates(learn, recipe: Recipe):
+    """What fit_one_cycle gets: train.max_lr, or with train.lr_mult one rate per parameter group (the body's
+    max_lr / lr_mult; fastai takes a list wherever it takes a slice)."""
+    from .modes import group_lrs
+
+    t, m = recipe.train, recipe.model
+    if t.lr_mult == 1:
+        return t.max_lr
+    return group_lrs(learn.model, m.mode, m.train_stem, t.max_lr, t.lr_mult)
+
+
+def fine_tune_callbacks(recipe: Recipe) -> list:
+    """train.freeze_epochs: the body, frozen when the Learner is built, trains from that epoch on (the schedule runs
+    freeze_epochs + epochs, as fastai's fine_tune)."""
+    from .callbacks import UnfreezeBody
+
+    return [UnfreezeBody(recipe.train.freeze_epochs)] if recipe.train.freeze_epochs else []
+
+
+def frozen_as_at(learn, recipe: Recipe, epoch: int) -> None:
+    """The freezing a run had when `epoch` began, for resuming (before the optimiser state is loaded): the body is
+    unfrozen once epoch freeze_epochs has begun (UnfreezeBody unfreezes it at that epoch itself)."""
+    if recipe.train.freeze_epochs and epoch > recipe.train.freeze_epochs:
+        learn.unfreeze()
 
 
 def speed_up(learn, t) -> None:

@@ -36,6 +36,20 @@ def label_aucs(probs: np.ndarray, targets: np.ndarray, labels: list[str], warn_s
     return out
 
 
+def accuracy(probs: np.ndarray, targets: np.ndarray, labels: list[str], single_label: bool) -> float:
+    """ACC as MedMNIST reports it (scikit-learn's accuracy_score): the arg-max class for single-label data, else
+    each label thresholded at 0.5 and the accuracies averaged over labels (unknown targets left out)."""
+    from sklearn.metrics import accuracy_score
+
+    if single_label:
+        known = ~np.isnan(targets).any(axis=1)
+        if not known.any():
+            return float("nan")
+        return float(accuracy_score(targets[known].argmax(1), probs[known].argmax(1)))
+    per = [accuracy_score(t, p > 0.5) for _, _, t, p in per_label(probs, targets, labels, both_classes=False) if len(t)]
+    return float(np.mean(per)) if per else float("nan")
+
+
 def mean_of(aucs: dict[str, float]) -> float:
     values = [v for v in aucs.values() if not np.isnan(v)]
     return float(np.mean(values)) if values else float("nan")

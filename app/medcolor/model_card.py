@@ -20,6 +20,9 @@ def results_section(result: dict, calibration: dict | None) -> list[str]:
     lines = ["| label | AUC | 95% CI (bootstrap over patients) |", "|---|---|---|"]
     lines += [f"| {lab} | {auc:.4f} | {_ci(ci.get(lab))} |" for lab, auc in result["auc"].items()]
     lines.append(f"| **mean** | **{result['mean_auc']:.4f}** | {_ci(result.get('mean_auc_ci95'))} |")
+    if "acc" in result:
+        lines += ["", f"ACC (accuracy as MedMNIST reports it: arg-max for one class per image, else each label at "
+                      f"0.5): {result['acc']:.4f}"]
     if calibration:
         lines += ["", f"Calibration and operating points, fitted on the validation split ({calibration['n_images']} "
                   f"images; thresholds: {calibration['threshold_rule']}):", "",
@@ -50,7 +53,9 @@ def render(recipe: Recipe, result: dict, split_sizes: dict, labels: list[str], p
              f"{result['best_epoch']})", ""]
     lines += results_section(result, calibration)
     lines += ["", "## Training", "",
-              f"- epochs {t.epochs}, {t.opt} one-cycle, max_lr {t.max_lr:g}, batch {t.bs}, {t.image_size} px, seed {t.seed}",
+              f"- epochs {t.epochs}, {t.opt} one-cycle, max_lr {t.max_lr:g}, batch {t.bs}, {t.image_size} px, seed {t.seed}"
+              + (f"; body at max_lr / {t.lr_mult:g}" if t.lr_mult != 1 else "")
+              + (f"; after {t.freeze_epochs} epoch(s) with the body frozen" if t.freeze_epochs else ""),
               f"- {result['seconds']:.0f} s on {env.get('device', '?')} ({env.get('cpu_count', '?')} CPU cores, "
               f"{env.get('torch_threads', '?')} torch threads); torch {env.get('torch')}, fastai {env.get('fastai')}, "
               f"timm {env.get('timm')}, medcolor {env.get('medcolor')}",

@@ -3,7 +3,9 @@
 The splitter puts the frozen parts first, so fastai's own `freeze_to(n_frozen)` freezes exactly them
 (requires_grad False, so fastai's optimiser skips them). Two mode-1 options loosen it: fastai's own train_bn
 (`model.train_bn`) keeps the frozen parts' BatchNorm affine parameters trainable, and `model.train_stem` moves
-the backbone's stem into a trainable group.
+the backbone's stem into a trainable group. Fine-tuning (mode 2) takes fastai's small-data tools: discriminative
+learning rates per group (`train.lr_mult`), the body frozen for the first epochs (`train.freeze_epochs`, as
+fastai's `fine_tune`) and BatchNorm statistics kept (`model.freeze_bn_stats`).
 """
 from __future__ import annotations
 
@@ -50,15 +52,25 @@ def stem_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for k, p in backbone.named_parameters() if stem.match(k)]
 
 
-def _frozen_and_trainable(model: nn.Module, mode: int, train_stem: bool):
-    """(frozen groups, trainable groups), empty ones (colorizer `none`) left out. With train_stem the backbone's
-    stem leaves the frozen body for a trainable group of its own."""
+BODY = ("stem", "body")  # the backbone's pretrained layers: what discriminative rates slow and fine-tuning freezes
+
+
+def named_groups(model: nn.Module, mode: int, train_stem: bool = False):
+    """(frozen, trainable) parameter groups as (part, parameters), empty ones (colorizer `none`) left out; the
+    trainable ones start with the body, which fine-tuning (train.freeze_epochs) freezes first. With train_stem the
+    backbone's stem leaves the frozen body for a trainable group of its own."""
     m = get_mode(mode)
     stem = stem_parameters(model) if train_stem and "body" in m.frozen else []
     in_stem = {id(p) for p in stem}
-    frozen = [[p for p in part_parameters(model, part) if id(p) not in in_stem] for part in m.frozen]
-    trainable = [stem] + [part_parameters(model, part) for part in m.trainable]
-    return [g for g in frozen if g], [g for g in trainable if g]
+    frozen = [(part, [p for p in part_parameters(model, part) if id(p) not in in_stem]) for part in m.frozen]
+    trainable = [("stem", stem)] + [(part, part_parameters(model, part))
+                                    for part in sorted(m.trainable, key=lambda part: part != "body")]
+    return [g for g in frozen if g[1]], [g for g in trainable if g[1]]
+
+
+def _frozen_and_trainable(model: nn.Module, mode: int, train_stem: bool):
+    frozen, trainable = named_groups(model, mode, train_stem)
+    return [g for _, g in frozen], [g for _, g in trainable]
 
 
 def param_groups(model: nn.Module, mode: int, train_stem: bool = False) -> list[list[nn.Parameter]]:
@@ -71,6 +83,18 @@ def n_frozen_groups(model: nn.Module, mode: int, train_stem: bool = False) -> in
     return len(_frozen_and_trainable(model, mode, train_stem)[0])
 
 
+def group_lrs(model: nn.Module, mode: int, train_stem: bool, max_lr: float, lr_mult: float) -> list[float]:
+    """Discriminative learning rates, one per parameter group: the body's (and stem's) max_lr / lr_mult, a new
+    colorizer's and the head's max_lr - fastai's slice(max_lr / lr_mult, max_lr) with the colorizer beside the head."""
+    frozen, trainable = named_groups(model, mode, train_stem)
+    return [max_lr / lr_mult if part in BODY else max_lr for part, _ in frozen + trainable]
+
+
+def n_body_groups(model: nn.Module, mode: int) -> int:
+    """Leading groups that freezing the body for fine-tuning freezes (mode 2: the body's one)."""
+    return 1 if get_mode(mode).number == 2 and part_parameters(model, "body") else 0
+
+
 def splitter_for(mode: int, train_stem: bool = False):
     """A fastai splitter (model -> parameter groups) for this mode."""
     def splitter(model):
@@ -78,10 +102,11 @@ def splitter_for(mode: int, train_stem: bool = False):
     return splitter
 
 
-def apply_mode(learn, mode: int, train_stem: bool = False) -> None:
-    """Freeze the mode's frozen parts on a fastai Learner built with `splitter_for(mode)`; BatchNorm affine
-    parameters of frozen parts stay frozen unless the Learner has fastai's train_bn=True (model.train_bn)."""
-    n = n_frozen_groups(learn.model, mode, train_stem)
+def apply_mode(learn, mode: int, train_stem: bool = False, body_frozen: bool = False) -> None:
+    """Freeze the mode's frozen parts on a fastai Learner built with `splitter_for(mode)` (with body_frozen, the
+    body too: fine-tuning's first epochs); BatchNorm affine parameters of frozen parts stay frozen unless the
+    Learner has fastai's train_bn=True (model.train_bn)."""
+    n = n_frozen_groups(learn.model, mode, train_stem) or (n_body_groups(learn.model, mode) if body_frozen else 0)
     if n:
         learn.freeze_to(n)
     else:
@@ -98,9 +123,20 @@ def trainable_parameters(model: nn.Module, mode: int, train_bn: bool = False, tr
     return ids | ({id(p) for p in norm_bias_params(model, with_bias=False)} & frozen if train_bn else set())
 
 
-def bn_callbacks(freeze_bn_stats: bool) -> list:
-    """fastai's BnFreeze keeps the running statistics of frozen BatchNorm layers fixed (eval mode in training)."""
-    if not freeze_bn_stats:
-        return []
-    from fastai.callback.training import BnFreeze
-    return [BnFreeze()]
+def rate_plan(model_cfg, train_cfg) -> dict[str, str]:
+    """In words, what each part with parameters trains at (the one-cycle peak): 'frozen', '5.0e-02', or the body's
+    '5.0e-04 (max_lr / 100) after 1 epoch frozen' - what `recipes show` and `model summary` print."""
+    from .colorizers import create_colorizer
+
+    m, t = get_mode(model_cfg.mode), train_cfg
+    has_colorizer = model_cfg.arch == "aecnn" or any(True for _ in create_colorizer(model_cfg.colorizer).parameters())
+    plan = {}
+    for part in (p for p in PARTS if p != "colorizer" or has_colorizer):
+        body = part == "body"
+        rate = f"{t.max_lr / (t.lr_mult if body else 1):.1e}" + \
+            (f" (max_lr / {t.lr_mult:g})" if body and t.lr_mult != 1 else "")
+        if part in m.frozen:
+            plan[part] = "frozen" + (f" (its stem: {rate})" if body and model_cfg.train_stem else "")
+        else:
+            plan[part] = rate + (f" after {t.freeze_epochs} epoch(s) frozen" if body and t.freeze_epochs else "")
+    return plan

@@ -49,10 +49,20 @@ def name_for_data(raw: dict, written: dict) -> str:
     own = (written.get("data") or {}).get("spec") if isinstance(written.get("data"), dict) else None
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     spec, name = data.get("spec"), str(raw.get("name", ""))
+    if "@" not in name and isinstance(spec, str) and medmnist_spec(spec):  # one file per dataset and size
+        defaults = medmnist_spec(spec)
+        return f"{name}@{data.get('name') or defaults.get('name')}-{data.get('size') or defaults.get('size')}"
     if not isinstance(spec, str) or spec == (own or "nih-sample") or "@" in name:
         return name
     root = Path(str(data["root"])).name if data.get("root") else ""
     return f"{name}@{spec}" + (f"-{root}" if root else "")
+
+
+def medmnist_spec(spec: str) -> dict:
+    """The defaults of `spec` when it reads MedMNIST files, else {} (unknown specs are reported later)."""
+    from .data.specs import spec_defaults, spec_files
+
+    return spec_defaults(spec) if spec in spec_files() and spec_defaults(spec).get("reader") == "medmnist" else {}
 
 
 def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list[str]:
@@ -91,10 +101,22 @@ def recipe_from_dict(raw: dict) -> Recipe:
         recipe = None
     if recipe is not None:
         errors += check_values(recipe)
+    if recipe is not None and data is not None:
+        errors += color_problems(recipe.model, data)
     if errors:
         raise UsageError("; ".join(errors))
     recipe.data = data
     return recipe
+
+
+def color_problems(m: ModelConfig, data) -> list[str]:
+    """RGB data (MedMNIST's color sets) goes straight to the backbone: a colorizer would have nothing to do."""
+    from .data.medmnist import image_channels
+
+    if image_channels(data) == 3 and m.arch == "colornet" and m.colorizer.lower() not in ("none", "gray"):
+        return [f"{data.name} is RGB: its images go straight to the backbone, so model.colorizer must be none "
+                f"(got {m.colorizer}); colorizers are for gray datasets"]
+    return []
 
 
 MAX_IMAGE_SIZE = 4096
@@ -128,8 +150,17 @@ def check_values(r: Recipe) -> list[str]:
                                                             f"automatic), got {t.num_workers}"),
               (t.eval_every_iters >= 0, f"train.eval_every_iters must be at least 0, got {t.eval_every_iters}"),
               (0 < t.plateau_factor < 1 or t.schedule != "plateau", f"train.plateau_factor must be in (0, 1), got "
-                                                                    f"{t.plateau_factor}")]
+                                                                    f"{t.plateau_factor}"),
+              (t.lr_mult >= 1, f"train.lr_mult (max_lr / the body's learning rate) must be at least 1, got "
+                               f"{t.lr_mult}"),
+              (t.freeze_epochs >= 0, f"train.freeze_epochs must be at least 0, got {t.freeze_epochs}"),
+              (not t.freeze_epochs or m.mode == 2, f"train.freeze_epochs freezes the body for the first epochs of "
+                                                   f"mode 2; model.mode {m.mode} never trains the body"),
+              (not t.freeze_epochs or t.schedule == "one_cycle", "train.freeze_epochs needs train.schedule=one_cycle")]
     problems += [message for ok, message in checks if not ok]
+    if (t.lr_mult != 1 or t.freeze_epochs) and m.arch in ARCHS and ARCHS[m.arch].task != "classification":
+        problems.append(f"train.lr_mult and train.freeze_epochs need a classifier's parts (body, colorizer, head); "
+                        f"model.arch {m.arch!r} has none")
     if m.mode not in (1, 2, 3):
         problems.append(f"model.mode must be 1, 2 or 3, got {m.mode}")
     if m.arch not in ARCHS:
@@ -167,7 +198,13 @@ def shown_recipe(r: Recipe) -> str:
     drop |= {"colorizer"} if arch and not arch.colorizer else set()
     drop |= {"init_parts"} if not r.model.init_from else set()
     d["model"] = {k: v for k, v in d["model"].items() if k not in drop}
-    return f"# starting weights: {weights_source(r.model)}\n" + yaml.safe_dump(d, sort_keys=False)
+    rates = ""
+    if arch and arch.task == "classification":
+        from .modes import rate_plan
+
+        rates = "# learning rates (one-cycle peak): " + \
+            ", ".join(f"{part} {rate}" for part, rate in rate_plan(r.model, r.train).items()) + "\n"
+    return f"# starting weights: {weights_source(r.model)}\n{rates}" + yaml.safe_dump(d, sort_keys=False)
 
 
 def weights_source(m: ModelConfig) -> str:
@@ -254,4 +291,4 @@ def recipe_model_summary(recipe: Recipe) -> dict:
     m = replace(recipe.model, pretrained=False, weights=None, init_from=None)
     if m.arch != "colornet":
         return {**summarize_arch(m.arch, n_out, recipe.train.image_size, m.backbone), "recipe": recipe.name}
-    return {**summarize_colornet(m, n_out, recipe.train.image_size), "recipe": recipe.name}
+    return {**summarize_colornet(m, n_out, recipe.train.image_size, recipe.train), "recipe": recipe.name}

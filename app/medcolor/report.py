@@ -16,8 +16,10 @@ from .runs import starting_point
 from .stats import auc_intervals, holm, mean_over_labels, paired_comparison, rank_aucs
 
 # Everything that makes two runs different experiments; seeds of one group are averaged.
-GROUP = ["recipe", "arch", "backbone", "colorizer", "mode", "start", "data", "labels", "policy", "subset_fraction"]
-SHOWN_WHEN_THEY_DIFFER = {"start": "starts from", "data": "data", "labels": "labels", "policy": "policy"}
+GROUP = ["recipe", "arch", "backbone", "colorizer", "mode", "start", "data", "labels", "policy", "subset_fraction",
+         "image_size"]
+SHOWN_WHEN_THEY_DIFFER = {"start": "starts from", "data": "data", "labels": "labels", "policy": "policy",
+                          "image_size": "px"}
 
 
 def find_runs(paths) -> list[Path]:
@@ -42,11 +44,13 @@ def run_rows(runs: list[Path]) -> pd.DataFrame:
         keys = {"recipe": r["name"], "arch": model.get("arch", "colornet"), "backbone": model["backbone"],
                 "colorizer": model.get("colorizer"), "mode": model.get("mode"),
                 "start": m.get("start") or starting_point(model),
-                "data": f"{d['spec']}:{d.get('root') or ''}" + (f":{d['csv']}" if d.get("csv") else ""),
+                "data": f"{d['spec']}:{d.get('root') or ''}" + (f":{d['csv']}" if d.get("csv") else "")
+                        + (f":{d['name']}@{d['size']}" if d.get("name") else ""),
                 "labels": _text(d.get("labels")) + (" + any finding" if d.get("any_finding") else ""),
                 "policy": _text(d.get("policy")), "subset_fraction": d["subset"]["fraction"],
-                "n_train": m.get("n_train"), "seed": r["train"]["seed"]}
-        scores = {"mean": m["mean_auc"], **m.get("auc", {})} if "mean_auc" in m else {}
+                "image_size": r["train"]["image_size"], "n_train": m.get("n_train"), "seed": r["train"]["seed"]}
+        scores = {"mean": m["mean_auc"], **({"ACC": m["acc"]} if "acc" in m else {}), **m.get("auc", {})} \
+            if "mean_auc" in m else {}
         scores.update({k: m[k]["mean"] if isinstance(m[k], dict) else m[k] for k in ("psnr", "ssim", "study_auc")
                        if k in m})
         rows.append({"run_dir": str(run), **keys, **scores})

@@ -26,7 +26,7 @@ from .errors import UsageError
 from .io import (atomic_torch_save, atomic_write, claim_new, load_tensors, read_yaml, removed_on_failure, write_csv,
                  write_json)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: model.freeze_bn_stats true also keeps the body's statistics in mode 2
 
 MODEL = "model.json"
 RECIPE = "recipe.yaml"

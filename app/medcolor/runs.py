@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .config import Recipe, to_dict
 from .errors import UsageError
-from .runfolder import (ModelSpec, finished_runs, is_run_dir, predicted_labels, read_model_spec, saved_recipe)
+from .runfolder import (ModelSpec, finished_runs, format_version, is_run_dir, predicted_labels, read_model_spec,
+                        saved_recipe)
 
 
 def environment() -> dict:
@@ -95,6 +96,9 @@ def read_recipe(run_dir: Path) -> Recipe:
     if missing:
         raise UsageError(f"{run_dir}/recipe.yaml lacks {', '.join(missing)}; it is not the recipe medcolor wrote for "
                          f"this run (restore it from a copy)")
+    model = saved["model"] if isinstance(saved["model"], dict) else {}
+    if model.get("freeze_bn_stats") is True and format_version(run_dir) < 3:
+        model["freeze_bn_stats"] = None  # before format 3, true meant what null means now: frozen parts only
     return recipe_from_dict(saved)
 
 
@@ -103,13 +107,15 @@ def read_recipe(run_dir: Path) -> Recipe:
 def spec_for(recipe: Recipe, labels: list[str], single_label: bool) -> ModelSpec:
     """A new run's model.json: the network without its starting weights (best.pth holds them) and the validation
     preprocessing."""
+    from .data.block import input_stats
     from .data.items import split_fits
 
     fit = split_fits(recipe.data, recipe.train.image_size)[1]
+    mean, std = input_stats(recipe.data)
     network = replace(recipe.model, pretrained=False, weights=None, init_from=None)
     return ModelSpec(task=recipe.task, labels=list(labels), single_label=bool(single_label), model=to_dict(network),
-                     input={"size": fit.size, "squish": fit.squish, "crop": fit.crop, "mean": recipe.data.mean,
-                            "std": recipe.data.std})
+                     input={"size": fit.size, "squish": fit.squish, "crop": fit.crop, "mean": mean, "std": std,
+                            **({"channels": 3} if fit.channels == 3 else {})})
 
 
 def model_spec(run_dir: Path) -> ModelSpec:

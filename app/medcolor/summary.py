@@ -26,12 +26,16 @@ def check_sizes(n_out: int, image_size: int) -> None:
         raise UsageError(f"--image-size must be between 8 and 4096 pixels, got {image_size}")
 
 
-def summarize_colornet(cfg: ModelConfig, n_out: int, image_size: int) -> dict:
+def summarize_colornet(cfg: ModelConfig, n_out: int, image_size: int, train=None) -> dict:
+    """Counts and MACs; with a recipe's `train` section, the learning rate of each part too."""
+    from .modes import rate_plan
+
     check_sizes(n_out, image_size)
     model = build_model(cfg, n_out).eval()
     return {"backbone": cfg.backbone, "colorizer": cfg.colorizer, "mode": cfg.mode, "n_out": n_out,
             "image_size": image_size, "train_bn": cfg.train_bn, "train_stem": cfg.train_stem,
-            **_counts(model, cfg.mode, cfg.train_bn, cfg.train_stem), **_macs(model, image_size)}
+            **_counts(model, cfg.mode, cfg.train_bn, cfg.train_stem), **_macs(model, image_size),
+            **({"learning_rates": rate_plan(cfg, train)} if train is not None else {})}
 
 
 def summarize_arch(arch: str, n_out: int, image_size: int, backbone: str = "densenet121") -> dict:
@@ -75,11 +79,12 @@ def format_summary(s: dict) -> str:
                 f"running statistics, as Keras does); {s['macs']['total'] / 1e9:.2f} G MACs at "
                 f"{s['image_size']} px; output {tuple(s['output_shape'])}")
     options = "".join(f", {o}" for o in ("train_bn", "train_stem") if s.get(o))
+    rates = s.get("learning_rates", {})
     lines = [f"{s['backbone']} + {s['colorizer']} colorizer, mode {s['mode']}{options}, {s['n_out']} outputs, "
              f"{s['image_size']}x{s['image_size']} input",
-             f"{'part':<10} {'trainable':>12} {'total':>12}"]
+             f"{'part':<10} {'trainable':>12} {'total':>12}" + ("  learning rate (one-cycle peak)" if rates else "")]
     for part, c in s["parts"].items():
-        lines.append(f"{part:<10} {c['trainable']:>12,} {c['total']:>12,}")
+        lines.append(f"{part:<10} {c['trainable']:>12,} {c['total']:>12,}" + (f"  {rates.get(part, '-')}" if rates else ""))
     lines.append(f"{'all':<10} {s['trainable_params']:>12,} {s['total_params']:>12,}")
     m = s["macs"]
     share = m["colorizer"] / max(m["backbone"], 1)

@@ -12,8 +12,9 @@ from .config import Recipe, run_title, to_dict
 from .errors import Interrupted, RunError, UsageError, stop_signal
 from .io import info
 from . import runfolder
-from .learner import (build_data, build_learner, check_forward, checkpoint_learner, distributed, logger_callbacks,
-                      rank, this_process_only, weights_fingerprint, world_size)
+from .learner import (build_data, build_learner, check_forward, checkpoint_learner, distributed, fine_tune_callbacks,
+                      frozen_as_at, learning_rates, logger_callbacks, rank, this_process_only, weights_fingerprint,
+                      world_size)
 from .recipes import load_recipe, recipe_to_yaml
 from .runfolder import is_finished, new_run_dir
 from .runs import check_free_space, environment, read_recipe, spec_for, starting_point
@@ -154,10 +155,10 @@ def interrupted(run_dir: Path, recipe: Recipe, signal: KeyboardInterrupt) -> Int
     again = f"`medcolor run recipe {recipe.name} --resume {run_dir}`"
     if runfolder.has_last(run_dir):
         epoch = runfolder.read_last(run_dir)["epoch"]
-        if epoch + 1 >= recipe.train.epochs:
+        if epoch + 1 >= recipe.train.total_epochs:
             return Interrupted(f"{name}: stopped while evaluating the best model after the last epoch; {run_dir} is "
                                f"kept - finish it with {again}", code)
-        return Interrupted(f"{name}: stopped after epoch {epoch} of {recipe.train.epochs}; {run_dir} is kept - "
+        return Interrupted(f"{name}: stopped after epoch {epoch} of {recipe.train.total_epochs}; {run_dir} is kept - "
                            f"continue with {again}", code)
     shutil.rmtree(run_dir, ignore_errors=True)
     return Interrupted(f"{name} before the first epoch finished: {run_dir} removed (nothing to resume)", code)
@@ -195,14 +196,15 @@ def resume(run_dir: Path, quiet: bool = False, overrides=()) -> dict:
     except RuntimeError:
         raise UsageError(f"{run_dir}/last.pth does not fit the network its recipe.yaml describes (was recipe.yaml "
                          f"edited?); resume needs both as the run wrote them") from None
-    load_opt_state(learn.opt, last["opt"])
     start_epoch = last["epoch"] + 1
-    info(f"resuming {run_dir} at epoch {start_epoch} of {recipe.train.epochs}")
+    frozen_as_at(learn, recipe, start_epoch)
+    load_opt_state(learn.opt, last["opt"])
+    info(f"resuming {run_dir} at epoch {start_epoch} of {recipe.train.total_epochs}")
     set_seed(recipe.train.seed + start_epoch, reproducible=True)
     runfolder.write_owner(run_dir)
     with stopping_cleanly(run_dir, recipe):
         kept = None
-        if start_epoch < recipe.train.epochs:
+        if start_epoch < recipe.train.total_epochs:
             kept = fit(learn, recipe, run_dir, quiet, state={"rows": last["rows"], "best": last["best"],
                                                              "best_epoch": last["best_epoch"],
                                                              "start_epoch": start_epoch})
@@ -234,16 +236,17 @@ def fit(learn, recipe: Recipe, run_dir: Path | None, quiet: bool, state: dict | 
         learn.logger = lambda *_: None  # RunHistory logs one line per epoch instead of fastai's raw lists
     stop, kept = StopOnNaN(), BestValidPredictions()
     cbs = (run_callbacks(recipe, run_dir, quiet, state or {}) + [kept] if run_dir else []) + [stop]
-    start = (state or {}).get("start_epoch", 0)
+    cbs += fine_tune_callbacks(recipe)
+    start, lr = (state or {}).get("start_epoch", 0), learning_rates(learn, recipe)
     with distributed(learn):
         if t.schedule == "plateau":
             from fastai.callback.tracker import ReduceLROnPlateau
 
             plateau = ReduceLROnPlateau(monitor="valid_loss", factor=1 / t.plateau_factor,
                                         patience=t.plateau_patience, min_lr=t.min_lr)
-            learn.fit(t.epochs, t.max_lr, wd=t.wd, cbs=cbs + [plateau], start_epoch=start)
+            learn.fit(t.total_epochs, lr, wd=t.wd, cbs=cbs + [plateau], start_epoch=start)
         else:
-            learn.fit_one_cycle(t.epochs, t.max_lr, div=t.div, div_final=t.div_final, pct_start=t.pct_start,
+            learn.fit_one_cycle(t.total_epochs, lr, div=t.div, div_final=t.div_final, pct_start=t.pct_start,
                                 wd=t.wd, cbs=cbs, start_epoch=start)
     if stop.nan_epoch is not None:
         raise RunError(f"the loss became NaN in epoch {stop.nan_epoch} (train.max_lr={t.max_lr}); lower "

@@ -7,7 +7,7 @@ from fastai.vision.all import Contrast, Flip, Normalize, Rotate, Zoom
 
 from ..config import DataConfig
 from ..errors import UsageError
-from ..io import warn
+from ..io import info, warn
 from .cache import use_cache
 from .images import describe, find_bad_images, require_existing
 from .leakage import refuse_leakage
@@ -28,11 +28,21 @@ def batch_transforms(cfg: DataConfig) -> list:
             tfms.append(Flip(p=0.5))
         if cfg.contrast:
             tfms.append(Contrast(max_lighting=cfg.contrast, p=0.75))
-    return tfms + normalisation(cfg.mean, cfg.std)
+    return tfms + normalisation(*input_stats(cfg))
 
 
-def normalisation(mean: float, std: float) -> list:
-    return [Normalize.from_stats([mean], [std])]
+def input_stats(cfg: DataConfig) -> tuple:
+    """(mean, std) of the normalisation: data.mean / data.std for gray images, ImageNet's per channel for RGB ones
+    (they go straight to the ImageNet backbone)."""
+    from fastai.vision.all import imagenet_stats
+
+    from .medmnist import image_channels
+
+    return (list(imagenet_stats[0]), list(imagenet_stats[1])) if image_channels(cfg) == 3 else (cfg.mean, cfg.std)
+
+
+def normalisation(mean, std) -> list:
+    return [Normalize.from_stats(mean if isinstance(mean, list) else [mean], std if isinstance(std, list) else [std])]
 
 
 VERIFY_LIMIT = 20_000  # decoding every image of a larger table would cost minutes at each start
@@ -117,6 +127,8 @@ def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers
     """(fastai DataLoaders for train/valid, the full table with its test split)."""
     table, cached = read_existing(cfg, image_size)
     fits = split_fits(cfg, image_size)
+    if fits[0].channels == 3:
+        info(f"{table.about}: its images go straight to the backbone in color, no colorizer")
     images, errors = decode_into_memory(cfg, table.df, fits)
     table.df = screen_images(cfg, table.df, cached, errors).reset_index(drop=True)
     refuse_leakage(table)
@@ -133,8 +145,8 @@ def inference_dls(spec, bs: int, device=None):
     """DataLoaders that only preprocess, as a run's ModelSpec (model.json, or an export's sidecar) says: its
     validation crop and normalisation, for its labels. No data of their own: `test_dl(rows)` feeds given images."""
     i = spec.input
-    return inference_dataloaders(Fit(i["size"], i["squish"], i["crop"]), spec.labels, spec.single_label,
-                                 normalisation(i["mean"], i["std"]), bs, device)
+    fit = Fit(i["size"], i["squish"], i["crop"], i.get("channels", 1))
+    return inference_dataloaders(fit, spec.labels, spec.single_label, normalisation(i["mean"], i["std"]), bs, device)
 
 
 def split_items(table: Table, split: str, fit, images: dict) -> GrayItems:

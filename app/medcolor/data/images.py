@@ -17,7 +17,10 @@ def open_gray(fn) -> Image.Image:
     from their minimum to their maximum (PIL's own conversion would clip them near black). RGB(A) is converted to
     luminance. DICOM goes through data.dicom."""
     from .dicom import is_dicom, read_dicom
+    from .medmnist import is_member, read_image
 
+    if is_member(fn):  # <file>.npz/<split>/<index>: an image inside a MedMNIST file
+        return Image.fromarray(read_image(fn)).convert("L")
     if is_dicom(fn):
         return read_dicom(fn)
     im = Image.open(fn)
@@ -32,6 +35,13 @@ def open_gray(fn) -> Image.Image:
     if im.mode in ("RGBA", "LA", "PA", "P"):
         im = im.convert("RGB")
     return im.convert("L")
+
+
+def open_rgb(fn) -> Image.Image:
+    """A PIL 'RGB' image, for data read in color (MedMNIST's RGB datasets)."""
+    from .medmnist import is_member, read_image
+
+    return Image.fromarray(read_image(fn)).convert("RGB") if is_member(fn) else Image.open(fn).convert("RGB")
 
 
 def decodes(path) -> None:
@@ -58,7 +68,7 @@ def require_decodable(paths) -> None:
 def find_bad_images(paths, workers: int | None = None) -> tuple[list[str], list[str]]:
     """(missing, undecodable) among `paths`."""
     paths = list(paths)
-    exists = [os.path.exists(p) for p in paths]
+    exists = [image_exists(p) for p in paths]
     missing = [p for p, here in zip(paths, exists) if not here]
     present = [p for p, here in zip(paths, exists) if here]
     return missing, [p for p, e in zip(present, decode_errors(present, workers)) if e]
@@ -75,8 +85,14 @@ def describe(paths: list[str], what: str, n: int = 3) -> str:
     return f"{len(paths)} {what} ({shown})"
 
 
+def image_exists(path) -> bool:
+    from .medmnist import is_member, member_exists
+
+    return member_exists(path) if is_member(path) else os.path.exists(path)
+
+
 def require_existing(paths) -> None:
-    missing = [p for p in paths if not os.path.exists(p)]
+    missing = [p for p in paths if not image_exists(p)]
     if missing:
         raise UsageError(f"{describe(missing, 'listed images do not exist')}; check data.root, or run "
                          f"`medcolor data check` for a full report")

@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.data.core import DataLoaders, TfmdDL
-from fastai.torch_core import TensorImageBW, TensorMultiCategory
+from fastai.torch_core import TensorImage, TensorImageBW, TensorMultiCategory
 from PIL import Image
 
 from ..config import DataConfig
 from ..errors import RunError
-from .images import open_gray, short_side_size
+from .images import open_gray, open_rgb, short_side_size
+from .medmnist import image_channels
 
 
 class GrayTensor(TensorImageBW):
@@ -34,24 +35,27 @@ class Fit:
     size: int
     squish: bool = False
     crop: int | None = None
+    channels: int = 1  # 3: RGB images, which go straight to the backbone
 
     def bytes_per_image(self) -> int:
-        return self.size * self.size * (4 if self.squish else 5) // 4  # the long side of a radiograph: ~5:4
+        return self.channels * self.size * self.size * (4 if self.squish else 5) // 4  # a radiograph's long side: ~5:4
 
 
 def split_fits(cfg: DataConfig, image_size: int) -> tuple[Fit, Fit]:
     """(training, validation) fits. With resize_to (AECNN: 256 -> random 224 crops) validation is resized to
     valid_resize without a crop when given, else centre-cropped like training."""
+    c = image_channels(cfg)
     if cfg.resize_to and cfg.valid_resize:
-        return Fit(cfg.resize_to, True, image_size), Fit(cfg.valid_resize, True, None)
+        return Fit(cfg.resize_to, True, image_size, c), Fit(cfg.valid_resize, True, None, c)
     if cfg.resize_to:
-        return (Fit(cfg.resize_to, True, image_size),) * 2
-    return (Fit(image_size, False, image_size),) * 2
+        return (Fit(cfg.resize_to, True, image_size, c),) * 2
+    return (Fit(image_size, False, image_size, c),) * 2
 
 
 def fitted(path: str, fit: Fit) -> np.ndarray:
-    """The image at `path`, decoded to gray and resized by `fit`, as a writable (H, W) uint8 array."""
-    im = open_gray(path)
+    """The image at `path`, decoded to gray (or RGB) and resized by `fit`, as a writable (H, W) or (H, W, 3) uint8
+    array."""
+    im = open_rgb(path) if fit.channels == 3 else open_gray(path)
     size = (fit.size, fit.size) if fit.squish else short_side_size(im.size, fit.size)
     return np.array(im.resize(size, Image.BILINEAR) if im.size != size else im)
 
@@ -59,7 +63,7 @@ def fitted(path: str, fit: Fit) -> np.ndarray:
 def crop(a: np.ndarray, size: int | None, at_random: bool) -> np.ndarray:
     if size is None:
         return a
-    h, w = a.shape
+    h, w = a.shape[:2]
     top = random.randint(0, h - size) if at_random else (h - size) // 2
     left = random.randint(0, w - size) if at_random else (w - size) // 2
     return a[top:top + size, left:left + size]
@@ -103,7 +107,8 @@ class GrayItems(torch.utils.data.Dataset):
         return x, MultiCategory([lab for lab, v in zip(self.vocab, y.tolist()) if v == 1] or ["no label"])
 
     def __getitem__(self, i: int):
-        x = GrayTensor(torch.from_numpy(crop(self.image(i), self.fit.crop, self.split_idx == 0))[None])
+        a = torch.from_numpy(crop(self.image(i), self.fit.crop, self.split_idx == 0))
+        x = GrayTensor(a[None]) if a.ndim == 2 else TensorImage(a.permute(2, 0, 1).contiguous())
         return (x,) if self.targets is None else (x, TensorMultiCategory(torch.from_numpy(self.targets[i])))
 
 
@@ -126,7 +131,7 @@ def inference_dataloaders(fit: Fit, labels: list[str], single_label: bool, after
     """GrayDataLoaders with no data of their own, only the validation preprocessing: `test_dl(rows)` feeds given
     images to a model loaded from its run folder (the training data is never read)."""
     # fastai's TfmdDL runs one item through its pipeline when made: a blank image held in memory, never a file
-    blank = np.zeros((fit.size, fit.size), np.uint8)
+    blank = np.zeros((fit.size, fit.size) + ((3,) if fit.channels == 3 else ()), np.uint8)
     rows = pd.DataFrame({"path": [""], **{lab: [0.0] for lab in labels}})
     stand_in = GrayItems(rows, labels, fit, 1, [blank], single_label=single_label)
     return gray_dataloaders({"train": stand_in, "valid": stand_in}, after_batch, bs, 0, device, {}, drop_last=False)

@@ -38,6 +38,7 @@ class Table:
     unsplit_reason: str = ""  # set when the split files are missing: every row has split "unsplit"
     split_counts: dict = field(default_factory=dict)  # images per split the reader found, before read_table keeps some
     test_is_valid: bool = False  # the test split is the valid split again (CheXpert's and MURA's tests are hidden)
+    about: str = ""  # what the reader knows of the dataset beyond its table (MedMNIST: name, size, task)
 
     def split(self, name: str) -> pd.DataFrame:
         return self.df[self.df["split"] == name]
@@ -362,6 +363,32 @@ def read_generic_csv(cfg: DataConfig, splits: set) -> Table:
     for label in labels:
         out[label] = df[label].to_numpy()
     return Table(out, list(labels))
+
+
+# ---- MedMNIST ---------------------------------------------------------------------------------------------------
+
+@reader("medmnist")
+def read_medmnist(cfg: DataConfig, splits: set) -> Table:
+    """The official train / val / test splits of one MedMNIST file; binary and multi-class (ordinal grades too)
+    are one class per image, ChestMNIST's 14 findings independent labels. Images keep their index in the file."""
+    from . import medmnist
+
+    npz = medmnist.npz_path(data_root(cfg), cfg.name or "", cfg.size)
+    counts = medmnist.check_npz(npz, cfg.name, cfg.size)
+    task, channels, names = medmnist.DATASETS[cfg.name]
+    parts = []
+    for split in ("train", "valid", "test"):  # all three: their sizes come from the file's headers
+        members = [f"{npz}/{split}/{i}" for i in range(counts[split])]
+        y = medmnist.labels(npz, split).astype(np.float32)
+        if task != "multi-label":
+            if y.min(initial=0) < 0 or y.max(initial=0) >= len(names):
+                raise UsageError(f"{npz}: {medmnist.SPLIT_KEYS[split]}_labels holds classes outside 0-{len(names) - 1} "
+                                 f"({cfg.name} has {len(names)})")
+            y = np.eye(len(names), dtype=np.float32)[y[:, 0].astype(int)]
+        part = pd.DataFrame(y, columns=names)
+        parts.append(part.assign(path=members, split=split, group=members)[["path", "split", "group", *names]])
+    about = f"{cfg.name} at {cfg.size} px, {task}, " + ("gray" if channels == 1 else "RGB")
+    return Table(pd.concat(parts, ignore_index=True), list(names), single_label=task != "multi-label", about=about)
 
 
 # ---- IXI brain MRI (reconstruction) ---------------------------------------------------------------------------

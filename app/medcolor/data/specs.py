@@ -80,7 +80,8 @@ USED_BY = {"frontal_only": ["chexpert"], "body_part": ["mura"], "any_finding": [
            "test_csv": [], "labels": ["chexpert", "chestxray14", "csv"], "path_col": ["csv"], "split_col": ["csv"],
            "valid_pct": ["chestxray14", "folder", "csv", "ixi"], "split_seed": ["chestxray14", "folder", "csv", "ixi"],
            "slices": ["ixi"], "test_pct": ["ixi"], "csv": ["chexpert", "chestxray14", "mura", "csv", "ixi"],
-           "allow_absolute_paths": ["chexpert", "chestxray14", "mura", "csv"]}
+           "allow_absolute_paths": ["chexpert", "chestxray14", "mura", "csv"], "name": ["medmnist"],
+           "size": ["medmnist"]}
 
 
 def specs_using(readers: list[str]) -> list[str]:

@@ -23,12 +23,14 @@ def summarize(cfg: DataConfig, split: str = "train") -> dict:
            "splits": table.split_counts}
     if unsplit:
         out["note"] = "no split files next to the label table: counts cover every image in it"
+    if table.about:
+        out["dataset"] = table.about
     return out
 
 
 def format_summary(s: dict) -> str:
     where = "whole table" if s["split"] == "all" else f"{s['split']} split"
-    lines = [f"{s['spec']} ({where}): {s['n_images']:,} images"]
+    lines = [f"{s['spec']}{': ' + s['dataset'] if s.get('dataset') else ''} ({where}): {s['n_images']:,} images"]
     if s.get("note"):
         lines.append(s["note"])
     elif len(s["splits"]) > 1:
@@ -61,6 +63,8 @@ def cache(cfg: DataConfig, size: int) -> dict:
 
     if size < 8:
         raise UsageError(f"--size must be at least 8 pixels, got {size}")
+    if cfg.reader == "medmnist":
+        raise UsageError("MedMNIST files need no cache: their images are small arrays, decoded once into memory")
     table = read_table(cfg)
     paths = table.df["path"].drop_duplicates().tolist()
     images_inside(cfg, paths)

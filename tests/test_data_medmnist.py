@@ -1,0 +1,107 @@
+"""MedMNIST npz files (data/medmnist.py and its reader), through the command line as a user meets them."""
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from fixtures import MEDMNIST_COUNTS, write_npz
+from medcolor.cli import main
+from medcolor.config import DataConfig
+from medcolor.data import medmnist
+from medcolor.data.readers import read_table
+
+N = {"train": MEDMNIST_COUNTS["train"], "valid": MEDMNIST_COUNTS["val"], "test": MEDMNIST_COUNTS["test"]}
+TASKS = {"pneumoniamnist": {"n_classes": 2}, "organamnist": {"n_classes": 11}, "chestmnist": {"multi_label": 14}}
+
+
+@pytest.fixture(scope="module")
+def mm_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("medmnist")
+    for name, shape in TASKS.items():
+        write_npz(root, name, **shape)
+    write_npz(root, "breastmnist", size=64, compressed=False)  # np.savez: memory-mapped, not read whole
+    return root
+
+
+def config(root, name, size=28) -> DataConfig:
+    return DataConfig(spec="medmnist", reader="medmnist", root=str(root), name=name, size=size)
+
+
+@pytest.mark.parametrize("name,single,n_labels", [("pneumoniamnist", True, 2), ("organamnist", True, 11),
+                                                  ("chestmnist", False, 14)])
+def test_the_official_splits_and_the_task_as_the_dataset_defines_it(mm_root, name, single, n_labels):
+    table = read_table(config(mm_root, name))
+    assert table.single_label == single and table.labels == medmnist.DATASETS[name][2] and len(table.labels) == n_labels
+    assert {k: int(v) for k, v in table.df["split"].value_counts().items()} == N
+    raw = np.load(mm_root / f"{name}.npz")["test_labels"]
+    test = table.split("test")[table.labels].to_numpy()
+    expected = raw if not single else np.eye(n_labels)[raw[:, 0]]
+    assert np.array_equal(test, expected)
+
+
+def test_images_are_read_from_the_file_at_their_index_compressed_or_stored(mm_root):
+    from medcolor.data.images import open_gray
+
+    for name, size in (("pneumoniamnist", 28), ("breastmnist", 64)):
+        table = read_table(config(mm_root, name, size))
+        path = table.split("valid")["path"].iloc[5]
+        assert path.endswith(f"{name}{'' if size == 28 else f'_{size}'}.npz/valid/5")
+        expected = np.load(mm_root / f"{path.split('.npz')[0].rsplit('/', 1)[1]}.npz")["val_images"][5]
+        assert np.array_equal(np.asarray(open_gray(path)), expected)
+    assert isinstance(medmnist.split_array(str(mm_root / "breastmnist_64.npz"), "train_images"), np.memmap)
+
+
+def test_summary_check_and_a_run_for_binary_multi_class_and_multi_label(mm_root, tmp_path, capsys):
+    for name in TASKS:
+        assert main(["data", "summary", "medmnist", f"data.root={mm_root}", f"data.name={name}", "--json"]) == 0
+        s = json.loads(capsys.readouterr().out)
+        assert s["n_images"] == N["train"] and s["dataset"].startswith(f"{name} at 28 px")
+        assert main(["run", "recipe", "medmnist-finetune", f"data.root={mm_root}", f"data.name={name}",
+                     "train.epochs=2", "--runs-dir", str(tmp_path), "--quiet", "--json"]) == 0
+        r = json.loads(capsys.readouterr().out.splitlines()[-1])
+        assert f"medmnist-finetune@{name}-28" in r["run_dir"] and 0 <= r["acc"] <= 1 and r["n_images"] == N["test"]
+    assert main(["data", "check", "medmnist", f"data.root={mm_root}", "data.name=breastmnist", "data.size=64"]) == 0
+    assert "80 images: all present and decodable" in capsys.readouterr().out
+
+
+def test_every_result_command_works_on_a_medmnist_run(mm_root, tmp_path, capsys):
+    assert main(["run", "recipe", "medmnist-linear-probe", f"data.root={mm_root}", "data.name=organamnist",
+                 "train.epochs=1", "--runs-dir", str(tmp_path), "--quiet", "--json"]) == 0
+    run = json.loads(capsys.readouterr().out.splitlines()[-1])["run_dir"]
+    image = f"{mm_root}/organamnist.npz/test/3"
+    for command in (["evaluate", run], ["interpret", run], ["export", run], ["predict", run, image],
+                    ["predict", f"{run}/model.onnx", image]):
+        assert main(command) == 0, command
+        capsys.readouterr()
+    evaluated = json.loads((tmp_path / run / "eval-test" / "metrics.json").read_text())
+    assert evaluated["acc"] == pytest.approx(json.loads((tmp_path / run / "metrics.json").read_text())["acc"])
+
+
+@pytest.mark.parametrize("arrays,message", [
+    ({"drop": "val_labels"}, "has no 'val_labels' array"),
+    ({"train_images": np.zeros((48, 28, 27), np.uint8)}, "train_images is uint8 (48, 28, 27); pneumoniamnist at 28 px "
+                                                         "is uint8 (N, 28, 28)"),
+    ({"test_images": np.zeros((16, 28, 28), np.float32)}, "test_images is float32"),
+    ({"val_labels": np.zeros((15, 1), np.uint8)}, "val_labels has shape (15, 1)"),
+    ({"train_labels": np.full((48, 1), 7, np.uint8)}, "classes outside 0-1"),
+])
+def test_a_wrong_file_is_one_error_line(tmp_path, capsys, arrays, message):
+    write_npz(tmp_path, "pneumoniamnist", **arrays)
+    assert main(["data", "summary", "medmnist", f"data.root={tmp_path}", "data.name=pneumoniamnist"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_missing_files_unknown_names_and_sizes_say_what_to_do(tmp_path, capsys):
+    (tmp_path / "pneumoniamnist.npz").write_bytes(b"not a zip")
+    for words, message in (
+            (["data.name=pneumoniamnist"], "is not a readable .npz file"),
+            (["data.name=pneumoniamnist", "data.size=64"], "does not download them - the medmnist package does"),
+            (["data.name=organmnist"], "did you mean"),
+            (["data.name=pneumoniamnist", "data.size=32"], "data.size must be one of 28, 64, 128, 224"),
+            (["data.name=pneumoniamnist", "data.labels=[a]"], "data.labels is not used by data spec 'medmnist'")):
+        assert main(["data", "summary", "medmnist", f"data.root={tmp_path}", *words]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
+    assert not zipfile.is_zipfile(tmp_path / "pneumoniamnist.npz")
