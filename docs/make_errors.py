@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fixtures import chexpert, folders, ixi, nih  # noqa: E402
+from fixtures import chexpert, folders, ixi, nih, write_npz  # noqa: E402
 
 EXE = str(Path(sys.executable).parent / "medcolor")
 
@@ -56,6 +56,10 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
                                      "model: {pretrained: yes please}\n")
     from fixtures import mura
     mu = mura(tmp / "mu")
+    import numpy as np
+    write_npz(tmp / "mm", "pneumoniamnist", drop="val_labels")
+    write_npz(tmp / "mm", "organamnist", n_classes=11, train_images=np.zeros((48, 28, 27), np.uint8))
+    write_npz(tmp / "mm", "dermamnist", n_classes=7, rgb=True)
     (tmp / "alone.onnx").write_bytes(b"onnx")
     moved = folders(tmp / "fd")
     subprocess.run([EXE, "run", "recipe", "demo", "data.spec=folder", f"data.root={moved}", "train.epochs=1",
@@ -156,6 +160,18 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
         ("data summary of the whole disk", ["data", "summary", "folder", "--root", "/"]),
         ("--split with a typo", ["data", "summary", "nih-sample", "--split", "trian"]),
         ("model summary --image-size -64", ["model", "summary", "--image-size", "-64"]),
+        ("a MedMNIST file without val_labels", ["data", "summary", "medmnist", f"data.root={tmp / 'mm'}",
+                                                "data.name=pneumoniamnist"]),
+        ("a MedMNIST file with 28 x 27 images", ["data", "check", "medmnist", f"data.root={tmp / 'mm'}",
+                                                 "data.name=organamnist"]),
+        ("a MedMNIST size not downloaded", ["data", "summary", "medmnist", f"data.root={tmp / 'mm'}",
+                                            "data.name=organamnist", "data.size=224"]),
+        ("a MedMNIST name with a typo", ["data", "summary", "medmnist", f"data.root={tmp / 'mm'}",
+                                         "data.name=pneumonia"]),
+        ("a colorizer for an RGB MedMNIST set", ["run", "recipe", "medmnist-finetune", f"data.root={tmp / 'mm'}",
+                                                 "data.name=dermamnist", "model.colorizer=coloru"]),
+        ("freeze_epochs outside mode 2", ["run", "recipe", "demo", "train.freeze_epochs=1"]),
+        ("lr_mult below 1", ["run", "recipe", "demo-mode2", "train.lr_mult=0.01"]),
     ]
 
 

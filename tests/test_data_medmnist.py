@@ -58,7 +58,7 @@ def test_summary_check_and_a_run_for_binary_multi_class_and_multi_label(mm_root,
         s = json.loads(capsys.readouterr().out)
         assert s["n_images"] == N["train"] and s["dataset"].startswith(f"{name} at 28 px")
         assert main(["run", "recipe", "medmnist-finetune", f"data.root={mm_root}", f"data.name={name}",
-                     "train.epochs=2", "--runs-dir", str(tmp_path), "--quiet", "--json"]) == 0
+                     "train.epochs=1", "--runs-dir", str(tmp_path), "--quiet", "--json"]) == 0
         r = json.loads(capsys.readouterr().out.splitlines()[-1])
         assert f"medmnist-finetune@{name}-28" in r["run_dir"] and 0 <= r["acc"] <= 1 and r["n_images"] == N["test"]
     assert main(["data", "check", "medmnist", f"data.root={mm_root}", "data.name=breastmnist", "data.size=64"]) == 0
@@ -105,3 +105,52 @@ def test_missing_files_unknown_names_and_sizes_say_what_to_do(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1, err
     assert not zipfile.is_zipfile(tmp_path / "pneumoniamnist.npz")
+
+
+def test_rgb_datasets_go_straight_to_the_backbone_and_say_so(tmp_path, capsys):
+    root = tmp_path / "mm"
+    write_npz(root, "dermamnist", n_classes=7, rgb=True)
+    data = [f"data.root={root}", "data.name=dermamnist"]
+    assert main(["run", "recipe", "medmnist-finetune", *data, "model.colorizer=coloru", "--runs-dir",
+                 str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: dermamnist is RGB: its images go straight to the backbone, so model.colorizer must be none "
+                   "(got coloru); colorizers are for gray datasets")
+    assert main(["run", "recipe", "medmnist-finetune", *data, "train.epochs=1", "--runs-dir", str(tmp_path),
+                 "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "dermamnist at 28 px, multi-class, RGB: its images go straight to the backbone in color" in err
+    run = json.loads(out.splitlines()[-1])["run_dir"]
+    spec = json.loads((tmp_path / run / "model.json").read_text())
+    assert spec["input"]["channels"] == 3 and len(spec["input"]["mean"]) == 3
+    assert main(["export", run]) == 0
+    assert json.loads((tmp_path / run / "model.onnx.json").read_text())["preprocessing"]["input_shape"][1] == 3
+    image = f"{root}/dermamnist.npz/test/4"
+    capsys.readouterr()
+    assert main(["predict", run, image]) == 0 and main(["predict", f"{run}/model.onnx", image]) == 0
+    from_run, from_onnx = (line.split(",")[1] for line in capsys.readouterr().out.splitlines() if line.startswith(image))
+    assert float(from_run) == pytest.approx(float(from_onnx), abs=1e-5)
+
+
+def test_an_input_smaller_than_the_files_images_is_refused():
+    from medcolor.errors import UsageError
+    from medcolor.recipes import load_recipe
+
+    with pytest.raises(UsageError, match="train.image_size=32 would shrink the 64 px images of data.size=64; set "
+                                         "train.image_size=64"):
+        load_recipe("medmnist-finetune", ["data.size=64"])
+    assert load_recipe("medmnist-finetune", ["data.size=64", "train.image_size=64"]).name == \
+        "medmnist-finetune@pneumoniamnist-64"
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+def test_a_damaged_array_is_found_by_data_check_without_holding_it(tmp_path, capsys, compressed):
+    path = write_npz(tmp_path, "pneumoniamnist", compressed=compressed)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"train_images.npy") + 900
+    data[at] ^= 0xFF
+    data[at + 300] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert main(["data", "check", "medmnist", f"data.root={tmp_path}", "data.name=pneumoniamnist"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: 80 images checked: {N['train']} undecodable ({path}/train/0,")

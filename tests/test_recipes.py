@@ -62,7 +62,7 @@ def test_mura_recipes_keep_the_best_model_every_2048_iterations():
 @pytest.mark.parametrize("name", sorted(recipe_files()))
 def test_every_shipped_recipe_validates_and_shows_its_command(name):
     r = validate(name)
-    assert r.name == name
+    assert r.name == name or (r.name.startswith(f"{name}@") and r.data.reader == "medmnist")  # named for its file
     first = recipe_files()[name].read_text().splitlines()[0]
     assert first.startswith(f"# medcolor run recipe {name}")
 
@@ -164,3 +164,37 @@ def test_recipes_show_lists_what_applies_and_where_the_weights_come_from(capsys)
     assert "any_finding: true" in out and "valid_pct: 0.35" in out
     import yaml
     assert yaml.safe_load(out)["model"]["colorizer"] == "coloru"  # still a recipe one can save and run
+
+
+def test_recipes_show_and_model_summary_give_each_parts_learning_rate(capsys):
+    from medcolor.cli import main
+
+    assert main(["recipes", "show", "demo-mode2"]) == 0
+    rates = capsys.readouterr().out.splitlines()[1]
+    assert rates == "# learning rates (one-cycle peak): colorizer 2.0e-03, body 2.0e-05 (max_lr / 100), head 2.0e-03"
+    assert main(["recipes", "show", "demo-mode2", "train.freeze_epochs=2", "model.colorizer=none"]) == 0
+    assert "body 2.0e-05 (max_lr / 100) after 2 epoch(s) frozen, head 2.0e-03" in capsys.readouterr().out
+    assert main(["recipes", "show", "demo"]) == 0
+    assert "colorizer 5.0e-02, body frozen, head 5.0e-02" in capsys.readouterr().out
+    assert main(["model", "summary", "--recipe", "demo-mode2", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["learning_rates"] == {"colorizer": "2.0e-03", "body": "2.0e-05 (max_lr / 100)", "head": "2.0e-03"}
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["train.lr_mult=0.5"], "train.lr_mult (max_lr / the body's learning rate) must be at least 1"),
+    (["train.freeze_epochs=-1"], "train.freeze_epochs must be at least 0"),
+    (["train.freeze_epochs=1", "model.mode=1"], "model.mode 1 never trains the body"),
+    (["train.freeze_epochs=1", "train.schedule=plateau"], "train.freeze_epochs needs train.schedule=one_cycle"),
+])
+def test_fine_tuning_settings_are_checked(overrides, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_recipe("demo-mode2", overrides)
+
+
+def test_thesis_recipes_keep_the_thesis_protocol():
+    """Uniform max_lr, SGD one-cycle, no frozen first epochs, BatchNorm as the thesis had it."""
+    for name in (n for n in recipe_files() if n.startswith(("chexpert-", "mura-", "nih14-")) and "aecnn" not in n):
+        r = load_recipe(name)
+        assert (r.train.lr_mult, r.train.freeze_epochs, r.train.opt, r.train.schedule) == (1, 0, "sgd", "one_cycle")
+        assert r.model.freeze_bn_stats is False, name

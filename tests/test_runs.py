@@ -53,3 +53,24 @@ def test_loading_a_run_for_prediction_opens_no_file_of_its_training_data(demo_ru
     assert spec.labels[-1] == "Any finding" and spec.input["crop"] == 32
     frame = predict_images(runs[0], images)
     assert len(frame) == 4 and frame.filter(like="pred_").shape[1] == 6
+
+
+def test_freeze_bn_stats_true_of_a_run_folder_before_format_3_means_frozen_parts_only(demo_runs, tmp_path):
+    """Before format 3, true (the default then) kept only frozen parts' statistics; read back, it still does."""
+    import json
+    import shutil
+
+    import yaml
+
+    from medcolor.runs import read_recipe
+
+    _, runs = demo_runs
+    run = tmp_path / "old"
+    shutil.copytree(runs[0], run)
+    saved = yaml.safe_load((run / "recipe.yaml").read_text())
+    saved["model"].update(freeze_bn_stats=True, mode=2)
+    (run / "recipe.yaml").write_text(yaml.safe_dump(saved))
+    assert read_recipe(run).model.freeze_bn_stats is True  # format 3: as written
+    spec = json.loads((run / "model.json").read_text())
+    (run / "model.json").write_text(json.dumps({**spec, "format_version": 2}))
+    assert read_recipe(run).model.freeze_bn_stats is None

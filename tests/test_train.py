@@ -422,3 +422,41 @@ def test_broken_run_files_are_one_line(demo_runs, tmp_path, capsys):
     pd.read_csv(run / "predictions.csv").drop(columns="path").to_csv(run / "predictions.csv", index=False)
     assert main(["compare", str(run), str(runs[2])]) == 2
     _one_line(capsys.readouterr().err, "error: ")
+
+
+@pytest.mark.parametrize("stop_after", [0, 1])
+def test_resume_across_the_fine_tune_switch_keeps_the_body_frozen_then_trains_it(tmp_path, monkeypatch, stop_after):
+    """Stopped in the frozen-body epoch or after the switch, --resume continues with the freezing the run had at
+    that epoch (the optimiser state loads into it), and the body trains in the epochs after the switch only."""
+    from fastai.callback.core import Callback
+
+    import medcolor.train as train_module
+    from medcolor.errors import Interrupted
+    from medcolor.learner import build_learner
+    from medcolor.recipes import load_recipe
+
+    class StopAfter(Callback):
+        order = 70  # after SaveLast and RunHistory have written the epoch
+
+        def after_epoch(self):
+            if self.epoch == stop_after:
+                raise KeyboardInterrupt
+
+    def body(state):
+        return {k: v.clone() for k, v in state.items() if k.startswith("backbone.blocks.") and k.endswith("weight")}
+
+    overrides = ["model.init_from=null", "train.freeze_epochs=1", "train.epochs=2", "train.image_size=32",
+                 "data.subset.fraction=0.3", "train.bs=64"]
+    imagenet = body(build_learner(load_recipe("demo-mode2", overrides)).model.state_dict())
+    real = train_module.fine_tune_callbacks
+    monkeypatch.setattr(train_module, "fine_tune_callbacks", lambda recipe: real(recipe) + [StopAfter()])
+    with pytest.raises(Interrupted):
+        train_module.run_recipe("demo-mode2", overrides, runs_dir=tmp_path, quiet=True)
+    monkeypatch.setattr(train_module, "fine_tune_callbacks", real)
+    run = next((tmp_path / "demo-mode2").iterdir())
+    stopped = body(torch.load(run / "last.pth", weights_only=False)["model"])
+    assert all(torch.equal(stopped[k], imagenet[k]) for k in imagenet) == (stop_after == 0)  # epoch 0: frozen
+    train_module.resume(run, quiet=True)
+    assert pd.read_csv(run / "history.csv")["epoch"].tolist() == [0, 1, 2]
+    resumed = body(torch.load(run / "last.pth", weights_only=False)["model"])
+    assert not all(torch.equal(resumed[k], stopped[k]) for k in stopped)

@@ -48,7 +48,8 @@ def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc", title:
 
 
 def plot_colorizer(path: Path, x, rgb, title: str = "") -> None:
-    """Input | each output channel | RGB composite per image (thesis figure 5.1); x (n, 1, h, w), rgb (n, 3, h, w).
+    """Input | each output channel | RGB composite per image (thesis figure 5.1); x (n, 1, h, w) (or an RGB input,
+    (n, 3, h, w)), rgb (n, 3, h, w).
     One mosaic on one axes, each panel scaled to its own range: a 20-axes grid took 1.3 s of every run. With
     `rgb` None (no colorizer) only the inputs, and the title says so."""
     def scaled(a):
@@ -56,8 +57,9 @@ def plot_colorizer(path: Path, x, rgb, title: str = "") -> None:
         return (a - lo) / (hi - lo + 1e-8)
 
     x = np.asarray(x, dtype=np.float32)
-    gray = [scaled(x[:, 0])] + ([] if rgb is None else [scaled(np.asarray(rgb, np.float32)[:, c]) for c in range(3)])
-    panels = [np.repeat(g[..., None], 3, axis=-1) for g in gray] + \
+    gray = [] if rgb is None else [scaled(np.asarray(rgb, np.float32)[:, c]) for c in range(3)]
+    shown = scaled(x[:, 0])[..., None].repeat(3, axis=-1) if x.shape[1] == 1 else scaled(x).transpose(0, 2, 3, 1)
+    panels = [shown] + [np.repeat(g[..., None], 3, axis=-1) for g in gray] + \
         ([] if rgb is None else [scaled(np.asarray(rgb, np.float32)).transpose(0, 2, 3, 1)])
     n, w, gap = x.shape[0], x.shape[-1], max(1, x.shape[-1] // 32)
     framed = [np.pad(p, ((0, 0), (0, gap), (0, gap), (0, 0)), constant_values=1.0) for p in panels]  # white gaps

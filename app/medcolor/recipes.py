@@ -102,21 +102,28 @@ def recipe_from_dict(raw: dict) -> Recipe:
     if recipe is not None:
         errors += check_values(recipe)
     if recipe is not None and data is not None:
-        errors += color_problems(recipe.model, data)
+        errors += medmnist_problems(recipe, data)
     if errors:
         raise UsageError("; ".join(errors))
     recipe.data = data
     return recipe
 
 
-def color_problems(m: ModelConfig, data) -> list[str]:
-    """RGB data (MedMNIST's color sets) goes straight to the backbone: a colorizer would have nothing to do."""
+def medmnist_problems(r: Recipe, data) -> list[str]:
+    """MedMNIST files fix their images' size and colour: a network input smaller than the file's images would
+    shrink them (data.size picks the file, train.image_size the input), and RGB data (the color sets) goes straight
+    to the backbone, so a colorizer would have nothing to do."""
     from .data.medmnist import image_channels
 
+    problems, m = [], r.model
+    if data.reader == "medmnist" and r.train.image_size < data.size:
+        problems.append(f"train.image_size={r.train.image_size} would shrink the {data.size} px images of data.size="
+                        f"{data.size}; set train.image_size={data.size} (the MedMNIST+ protocol trains at the file's "
+                        f"size)")
     if image_channels(data) == 3 and m.arch == "colornet" and m.colorizer.lower() not in ("none", "gray"):
-        return [f"{data.name} is RGB: its images go straight to the backbone, so model.colorizer must be none "
-                f"(got {m.colorizer}); colorizers are for gray datasets"]
-    return []
+        problems.append(f"{data.name} is RGB: its images go straight to the backbone, so model.colorizer must be "
+                        f"none (got {m.colorizer}); colorizers are for gray datasets")
+    return problems
 
 
 MAX_IMAGE_SIZE = 4096

@@ -62,8 +62,11 @@ def _text(value) -> str:
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
+    """The mean AUC and ACC first (MedMNIST's two numbers), then per-label AUCs and other scores."""
     fixed = set(GROUP) | {"run_dir", "n_train", "seed"}
-    return [c for c in df.columns if c not in fixed]
+    columns = [c for c in df.columns if c not in fixed]
+    first = [c for c in ("mean", "ACC") if c in columns]
+    return first + [c for c in columns if c not in first]
 
 
 def aggregate(df: pd.DataFrame) -> pd.DataFrame:
@@ -169,7 +172,7 @@ def plot_versus(table: pd.DataFrame, path: Path) -> None:
     from .plots import plot_intervals
 
     rows = [(f"{k + 1}. {r['recipe']} | {r['colorizer']} | mode {r['mode']}" +
-             (" | " + r["start"].split(" +")[0].removeprefix("weights:")[:24] if table["start"].nunique() > 1 else ""),
+             (" | " + r["start"].split(" +")[0].removeprefix("weights:")[:32] if table["start"].nunique() > 1 else ""),
              r["vs_auc"], r["vs_auc_lo"], r["vs_auc_hi"]) for k, r in table.iterrows()]
     plot_intervals(path, rows, "mean AUC of the seed-averaged predictions (bootstrap 95 % CI); dashed: chance",
                    line_at=0.5)

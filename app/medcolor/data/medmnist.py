@@ -123,8 +123,15 @@ def split_array(npz: str, key: str) -> np.ndarray:
                 name, extra = np.frombuffer(raw.read(4), "<u2")
             offset = info.header_offset + 30 + int(name) + int(extra) + header
             return np.memmap(npz, dtype=dtype, mode="r", shape=shape, order="F" if fortran else "C", offset=offset)
-        with z.open(info) as f:
-            return np.lib.format.read_array(f)
+        try:
+            with z.open(info) as f:
+                return np.lib.format.read_array(f)
+        except (zipfile.BadZipFile, EOFError, ValueError, zlib_error()) as e:  # said once: a bad array is never
+            _DAMAGED[(npz, key)] = f"{npz}: {key} is damaged ({type(e).__name__}); download the file again"
+            raise ValueError(_DAMAGED[(npz, key)]) from None  # re-read for each of its images
+
+
+_DAMAGED: dict = {}
 
 
 def labels(npz: Path, split: str) -> np.ndarray:
@@ -149,7 +156,38 @@ def member_exists(path: str) -> bool:
         return False
 
 
+def verify(path: str) -> None:
+    """What decoding `<file>.npz/<split>/<index>` checks, without holding the array: the index exists and the
+    member's bytes pass the zip's CRC, streamed once per member and process (memory stays flat)."""
+    npz, split, index = _parts(path)
+    if not member_exists(path):
+        raise ValueError(f"{path}: no image {index} in the {split} split of {npz}")
+    problem = _stream_check(npz, f"{SPLIT_KEYS[split]}_images")
+    if problem:
+        raise ValueError(problem)
+
+
+@functools.lru_cache(maxsize=64)
+def _stream_check(npz: str, key: str) -> str | None:
+    try:
+        with zipfile.ZipFile(npz) as z, z.open(f"{key}.npy") as f:
+            while f.read(1 << 20):
+                pass
+    except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as e:
+        return f"{npz}: {key} is damaged ({type(e).__name__}); download the file again"
+    return None
+
+
+def zlib_error():
+    import zlib
+
+    return zlib.error
+
+
 def read_image(path: str) -> np.ndarray:
     """The (H, W) or (H, W, 3) uint8 image at `<file>.npz/<split>/<index>`."""
     npz, split, index = _parts(path)
-    return np.array(split_array(npz, f"{SPLIT_KEYS[split]}_images")[index])
+    key = f"{SPLIT_KEYS[split]}_images"
+    if (npz, key) in _DAMAGED:
+        raise ValueError(_DAMAGED[(npz, key)])
+    return np.array(split_array(npz, key)[index])
