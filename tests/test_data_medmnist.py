@@ -154,3 +154,10 @@ def test_a_damaged_array_is_found_by_data_check_without_holding_it(tmp_path, cap
     assert main(["data", "check", "medmnist", f"data.root={tmp_path}", "data.name=pneumoniamnist"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: 80 images checked: {N['train']} undecodable ({path}/train/0,")
+
+
+def test_no_medmnist_folder_says_where_the_files_come_from(tmp_path, capsys):
+    assert main(["data", "summary", "medmnist", f"data.root={tmp_path / 'nowhere'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("is not a folder; MedMNIST files are read where the medmnist package downloaded them "
+                        "(~/.medmnist) or from data.root=DIR - medcolor does not download them")

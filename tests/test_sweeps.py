@@ -124,8 +124,8 @@ def test_medmnist_plus_lays_out_the_grid_and_report_prints_auc_and_acc_per_row(t
     assert len(jobs) == 2 * 4 * 3 * 3  # linear probe / end-to-end x sizes x colorizers x seeds
     for size, colorizer in itertools.product((28, 64, 128, 224), ("none", "conv1x1", "coloru")):
         assert sum(f"data.size={size} " in j and f"model.colorizer={colorizer} " in j for j in jobs) == 6
-    for shard in ("1/72", "2/72"):  # the linear probe and the end-to-end run at 28 px, no colorizer, seed 0
-        assert main(["run", "sweep", "medmnist-plus", *data, "train.epochs=1", "--shard", shard, "--quiet",
+    for part in ("1/72", "2/72"):  # the linear probe and the end-to-end run at 28 px, no colorizer, seed 0
+        assert main(["run", "sweep", "medmnist-plus", *data, "train.epochs=1", "--shard", part, "--quiet",
                      "--runs-dir", str(tmp_path / "runs")]) == 0
     capsys.readouterr()
     assert main(["report", str(tmp_path / "runs")]) == 0

@@ -373,6 +373,9 @@ def read_medmnist(cfg: DataConfig, splits: set) -> Table:
     are one class per image, ChestMNIST's 14 findings independent labels. Images keep their index in the file."""
     from . import medmnist
 
+    if not cfg.root or not resolve_package_path(cfg.root).is_dir():
+        raise UsageError(f"data.root {cfg.root} is not a folder; MedMNIST files are read where the medmnist package "
+                         f"downloaded them (~/.medmnist) or from data.root=DIR - medcolor does not download them")
     npz = medmnist.npz_path(data_root(cfg), cfg.name or "", cfg.size)
     counts = medmnist.check_npz(npz, cfg.name, cfg.size)
     task, channels, names = medmnist.DATASETS[cfg.name]
