@@ -208,7 +208,8 @@ class BodyBnStatsFrozen(Callback):
 
         model = bare(self.model)
         for name, module in model.named_modules():
-            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and part_of(model, f"{name}.weight") == "body":
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and part_of(model, f"{name}.weight") \
+                    == "body":
                 module.eval()
 
 

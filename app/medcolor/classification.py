@@ -77,7 +77,8 @@ def colorizer_figure(path: Path, model, xb: torch.Tensor) -> None:
 
     if isinstance(model.colorizer, (Replicate, StemSum)):  # none / gray / stemsum: nothing to show
         what = "gray" if xb.shape[1] == 1 else "RGB"
-        plot_colorizer(path, xb.float().cpu(), None, title=f"no colorizer: the {what} input goes to the backbone as it is")
+        plot_colorizer(path, xb.float().cpu(), None,
+                       title=f"no colorizer: the {what} input goes to the backbone as it is")
     else:
         plot_colorizer(path, xb.float().cpu(), rgb.expand(-1, 3, -1, -1), title="what the colorizer makes of the input")
 

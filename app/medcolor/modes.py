@@ -92,7 +92,7 @@ def group_lrs(model: nn.Module, mode: int, train_stem: bool, max_lr: float, lr_m
 
 def n_body_groups(model: nn.Module, mode: int) -> int:
     """Leading groups that freezing the body for fine-tuning freezes (mode 2: the body's one)."""
-    return 1 if get_mode(mode).number == 2 and part_parameters(model, "body") else 0
+    return 1 if mode == 2 and part_parameters(model, "body") else 0
 
 
 def splitter_for(mode: int, train_stem: bool = False):
