@@ -83,11 +83,16 @@ def n_frozen_groups(model: nn.Module, mode: int, train_stem: bool = False) -> in
     return len(_frozen_and_trainable(model, mode, train_stem)[0])
 
 
+def part_lr(part: str, max_lr: float, lr_mult: float) -> float:
+    """Discriminative learning rates: the body's (and stem's) max_lr / lr_mult, a new colorizer's and the head's
+    max_lr - fastai's slice(max_lr / lr_mult, max_lr) with the colorizer beside the head."""
+    return max_lr / lr_mult if part in BODY else max_lr
+
+
 def group_lrs(model: nn.Module, mode: int, train_stem: bool, max_lr: float, lr_mult: float) -> list[float]:
-    """Discriminative learning rates, one per parameter group: the body's (and stem's) max_lr / lr_mult, a new
-    colorizer's and the head's max_lr - fastai's slice(max_lr / lr_mult, max_lr) with the colorizer beside the head."""
+    """One learning rate per parameter group (part_lr), in the splitter's order."""
     frozen, trainable = named_groups(model, mode, train_stem)
-    return [max_lr / lr_mult if part in BODY else max_lr for part, _ in frozen + trainable]
+    return [part_lr(part, max_lr, lr_mult) for part, _ in frozen + trainable]
 
 
 def n_body_groups(model: nn.Module, mode: int) -> int:
@@ -133,7 +138,7 @@ def rate_plan(model_cfg, train_cfg) -> dict[str, str]:
     plan = {}
     for part in (p for p in PARTS if p != "colorizer" or has_colorizer):
         body = part == "body"
-        rate = f"{t.max_lr / (t.lr_mult if body else 1):.1e}" + \
+        rate = f"{part_lr(part, t.max_lr, t.lr_mult):.1e}" + \
             (f" (max_lr / {t.lr_mult:g})" if body and t.lr_mult != 1 else "")
         if part in m.frozen:
             plan[part] = "frozen" + (f" (its stem: {rate})" if body and model_cfg.train_stem else "")

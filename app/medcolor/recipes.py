@@ -62,8 +62,7 @@ def name_for_data(raw: dict, written: dict) -> str:
     own = (written.get("data") or {}).get("spec") if isinstance(written.get("data"), dict) else None
     data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
     spec, name = data.get("spec"), str(raw.get("name", ""))
-    if "@" not in name and isinstance(spec, str) and medmnist_spec(spec):  # one file per dataset and size
-        defaults = medmnist_spec(spec)
+    if "@" not in name and isinstance(spec, str) and (defaults := medmnist_spec(spec)):  # one file per dataset, size
         return f"{name}@{data.get('name') or defaults.get('name')}-{data.get('size') or defaults.get('size')}"
     if not isinstance(spec, str) or spec == (own or "nih-sample") or "@" in name:
         return name
@@ -75,7 +74,8 @@ def medmnist_spec(spec: str) -> dict:
     """The defaults of `spec` when it reads MedMNIST files, else {} (unknown specs are reported later)."""
     from .data.specs import spec_defaults, spec_files
 
-    return spec_defaults(spec) if spec in spec_files() and spec_defaults(spec).get("reader") == "medmnist" else {}
+    defaults = spec_defaults(spec) if spec in spec_files() else {}
+    return defaults if defaults.get("reader") == "medmnist" else {}
 
 
 def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list[str]:

@@ -84,7 +84,8 @@ def format_summary(s: dict) -> str:
              f"{s['image_size']}x{s['image_size']} input",
              f"{'part':<10} {'trainable':>12} {'total':>12}" + ("  learning rate (one-cycle peak)" if rates else "")]
     for part, c in s["parts"].items():
-        lines.append(f"{part:<10} {c['trainable']:>12,} {c['total']:>12,}" + (f"  {rates.get(part, '-')}" if rates else ""))
+        rate = f"  {rates.get(part, '-')}" if rates else ""
+        lines.append(f"{part:<10} {c['trainable']:>12,} {c['total']:>12,}{rate}")
     lines.append(f"{'all':<10} {s['trainable_params']:>12,} {s['total_params']:>12,}")
     m = s["macs"]
     share = m["colorizer"] / max(m["backbone"], 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -126,9 +127,9 @@ def split_array(npz: str, key: str) -> np.ndarray:
         try:
             with z.open(info) as f:
                 return np.lib.format.read_array(f)
-        except (zipfile.BadZipFile, EOFError, ValueError, zlib_error()) as e:  # said once: a bad array is never
-            _DAMAGED[(npz, key)] = f"{npz}: {key} is damaged ({type(e).__name__}); download the file again"
-            raise ValueError(_DAMAGED[(npz, key)]) from None  # re-read for each of its images
+        except (zipfile.BadZipFile, EOFError, ValueError, zlib.error) as e:
+            _DAMAGED[(npz, key)] = damaged(npz, key, e)  # remembered: a bad array is not re-read for each image
+            raise ValueError(_DAMAGED[(npz, key)]) from None
 
 
 _DAMAGED: dict = {}
@@ -173,15 +174,13 @@ def _stream_check(npz: str, key: str) -> str | None:
         with zipfile.ZipFile(npz) as z, z.open(f"{key}.npy") as f:
             while f.read(1 << 20):
                 pass
-    except (zipfile.BadZipFile, OSError, EOFError, zlib_error()) as e:
-        return f"{npz}: {key} is damaged ({type(e).__name__}); download the file again"
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        return damaged(npz, key, e)
     return None
 
 
-def zlib_error():
-    import zlib
-
-    return zlib.error
+def damaged(npz: str, key: str, e: Exception) -> str:
+    return f"{npz}: {key} is damaged ({type(e).__name__}); download the file again"
 
 
 def read_image(path: str) -> np.ndarray:

@@ -373,10 +373,13 @@ def read_medmnist(cfg: DataConfig, splits: set) -> Table:
     are one class per image, ChestMNIST's 14 findings independent labels. Images keep their index in the file."""
     from . import medmnist
 
-    if not cfg.root or not resolve_package_path(cfg.root).is_dir():
+    try:
+        root = data_root(cfg)
+    except UsageError:  # the same check, said for files no one downloads by hand
         raise UsageError(f"data.root {cfg.root} is not a folder; MedMNIST files are read where the medmnist package "
-                         f"downloaded them (~/.medmnist) or from data.root=DIR - medcolor does not download them")
-    npz = medmnist.npz_path(data_root(cfg), cfg.name or "", cfg.size)
+                         f"downloaded them (~/.medmnist) or from data.root=DIR - medcolor does not download them") \
+            from None
+    npz = medmnist.npz_path(root, cfg.name or "", cfg.size)
     counts = medmnist.check_npz(npz, cfg.name, cfg.size)
     task, channels, names = medmnist.DATASETS[cfg.name]
     parts = []
