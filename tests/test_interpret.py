@@ -39,3 +39,28 @@ def test_per_image_loss_ignores_masked_labels():
     probs = np.array([[0.5, 0.99]])
     targets = np.array([[1.0, np.nan]])
     assert np.isclose(per_image_loss(probs, targets)[0], -np.log(0.5))
+
+
+def test_an_rgb_run_is_shown_in_its_colours(tmp_path, capsys, monkeypatch):
+    """Top losses and Grad-CAM show what the model reads: the file's RGB pixels, not a gray or normalised copy."""
+    import medcolor.interpret as interpret
+    import medcolor.plots as plots
+    from fixtures import write_npz
+
+    npz = write_npz(tmp_path / "mm", "dermamnist", n_classes=7, rgb=True)
+    assert main(["run", "recipe", "medmnist-finetune", f"data.root={npz.parent}", "data.name=dermamnist",
+                 "train.epochs=1", "--runs-dir", str(tmp_path), "--json"]) == 0
+    run = json.loads(capsys.readouterr().out.splitlines()[-1])["run_dir"]
+    gallery, cams = [], []
+    monkeypatch.setattr(interpret, "plot_gallery", lambda path, images, titles, title: gallery.extend(images))
+    monkeypatch.setattr(plots, "plot_gradcam", lambda path, images, colorized, *a, **k: cams.append((images,
+                                                                                                     colorized)))
+    assert main(["interpret", run, "--top-losses", "3", "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)["top_losses"]
+    pixels = np.load(npz)["test_images"]
+    assert [im.tolist() for im in gallery] == [pixels[int(t["path"].rsplit("/", 1)[1])].tolist() for t in top]
+    images, colorized = cams[0]
+    assert images.shape == (3, 32, 32, 3) and colorized is None  # no colorizer: no colorizer column
+    for shown, t in zip(images, top):  # the 28 px file upsampled to the run's 32 px, normalisation undone
+        expected = pixels[int(t["path"].rsplit("/", 1)[1])].mean((0, 1)) / 255
+        assert np.abs(shown.mean((0, 1)) - expected).max() < 0.02

@@ -66,21 +66,27 @@ def predictions_frame(probs, targets, rows: pd.DataFrame, labels: list[str]) -> 
     return df
 
 
-def colorizer_figure(path: Path, model, xb: torch.Tensor) -> None:
+def shown_input(dls, xb: torch.Tensor) -> torch.Tensor:
+    """A batch as the eye should see it, (n, c, h, w) in [0, 1]: fastai decodes the normalisation, so RGB data
+    keeps its colours."""
+    return dls.after_batch.decode(xb).float().cpu() / 255
+
+
+def colorizer_figure(path: Path, learn, xb: torch.Tensor) -> None:
     """Input vs colorized output for a fixed batch (plots/colorizer.png, interpret's gallery)."""
-    model.eval()
+    from .colorizers import has_colorizer
+
+    model = learn.model.eval()
+    shown = shown_input(learn.dls, xb)
+    if not has_colorizer(model):
+        what = "gray" if xb.shape[1] == 1 else "RGB"
+        plot_colorizer(path, shown, None, title=f"no colorizer: the {what} input goes to the backbone as it is")
+        return
     with torch.no_grad():
         rgb = model.colorizer(xb).float().cpu()
     if rgb.shape[-2:] != xb.shape[-2:]:  # AECNN's front end compresses: shown at the input's size
         rgb = torch.nn.functional.interpolate(rgb, size=tuple(xb.shape[-2:]), mode="nearest")
-    from .colorizers import Replicate, StemSum
-
-    if isinstance(model.colorizer, (Replicate, StemSum)):  # none / gray / stemsum: nothing to show
-        what = "gray" if xb.shape[1] == 1 else "RGB"
-        plot_colorizer(path, xb.float().cpu(), None,
-                       title=f"no colorizer: the {what} input goes to the backbone as it is")
-    else:
-        plot_colorizer(path, xb.float().cpu(), rgb.expand(-1, 3, -1, -1), title="what the colorizer makes of the input")
+    plot_colorizer(path, shown, rgb.expand(-1, 3, -1, -1), title="what the colorizer makes of the input")
 
 
 def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> dict:
@@ -95,7 +101,7 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> d
     runfolder.write_predictions(run_dir, predictions_frame(probs, targets, rows, labels))
     plot_roc(runfolder.plot_path(run_dir, "roc.png"), roc_inputs(probs, targets, labels),
              title=f"{run_title(recipe)} ({split}, {len(rows)} images)")
-    colorizer_figure(runfolder.plot_path(run_dir, "colorizer.png"), learn.model, learn.dls.valid.one_batch()[0][:4])
+    colorizer_figure(runfolder.plot_path(run_dir, "colorizer.png"), learn, learn.dls.valid.one_batch()[0][:4])
     return scores(probs, targets, rows, labels, recipe.data.reader, table.single_label)
 
 

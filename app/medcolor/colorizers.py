@@ -35,6 +35,11 @@ def create_colorizer(name: str, mean: float = 0.5028, std: float = 0.2902) -> nn
     return cls(mean, std) if issubclass(cls, _FixedFrontEnd) else cls()
 
 
+def has_colorizer(model) -> bool:
+    """Whether the model's front end makes something to look at (none / gray / stemsum pass the input on)."""
+    return not isinstance(model.colorizer, (Replicate, StemSum))
+
+
 def _lrelu() -> nn.LeakyReLU:
     return nn.LeakyReLU(0.01)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import runfolder
-from .classification import colorizer_figure
+from .classification import colorizer_figure, shown_input
 from .errors import UsageError
 from .io import warn, write_csv, write_json
 from .metrics import per_label
@@ -34,9 +34,11 @@ def confusion(probs, targets, labels, thresholds) -> dict[str, list[list[int]]]:
             for _, label, t, p in per_label(probs, targets, labels, both_classes=False)}
 
 
-def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k: int, what: str = "") -> pd.DataFrame:
-    """The k images with the highest loss: a figure (true labels, two most probable) and their table."""
-    from .data.images import open_gray
+def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k: int, what: str = "",
+               channels: int = 1) -> pd.DataFrame:
+    """The k images with the highest loss: a figure (true labels, two most probable; each image decoded as the
+    model reads it, gray or RGB) and their table."""
+    from .data.images import open_image
 
     top = np.argsort(-losses)[:k]
     titles, table = [], []
@@ -47,15 +49,17 @@ def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k
         table.append({"path": rows["path"].iloc[idx], "loss": float(losses[idx]),
                       **{f"{lab}": targets[idx, j] for j, lab in enumerate(labels)},
                       **{f"p_{lab}": float(probs[idx, j]) for j, lab in enumerate(labels)}})
-    plot_gallery(path, [np.asarray(open_gray(rows["path"].iloc[i])) for i in top], titles,
+    plot_gallery(path, [np.asarray(open_image(rows["path"].iloc[i], channels)) for i in top], titles,
                  title=f"{what}: the {len(top)} images with the highest loss (mean BCE over labels, raw probabilities)")
     return pd.DataFrame(table)
 
 
-def gradcam_figures(learn, out: Path, groups: list[tuple[str, list[str]]], labels: list[str], outputs: list[int],
-                    layer: str | None = None):
-    """Grad-CAM per label (model output `outputs[j]` for `labels[j]`) for each named group of images, on `layer`
-    or the layer `cam_layer` picks for the input size. Returns (figures written, layer used)."""
+def gradcam_figures(learn, out: Path, groups: list[tuple[str, str, list[str]]], labels: list[str],
+                    outputs: list[int], layer: str | None = None, what: str = ""):
+    """Grad-CAM per label (model output `outputs[j]` for `labels[j]`) for each group of images (file name, which
+    images, paths), on `layer` or the layer `cam_layer` picks for the input size. Returns (figures written,
+    layer used)."""
+    from .colorizers import has_colorizer
     from .gradcam import cam_layer, colorized, grad_cam, has_feature_map
     from .plots import plot_gradcam
 
@@ -63,13 +67,15 @@ def gradcam_figures(learn, out: Path, groups: list[tuple[str, list[str]]], label
         warn("no Grad-CAM: this model does not expose a backbone feature map")
         return [], None
     written = []
-    for name, paths in groups:
+    for name, which, paths in groups:
         xb = learn.dls.test_dl(pd.DataFrame({"path": paths}), with_labels=False, bs=len(paths)).one_batch()[0]
         layer = cam_layer(learn.model, xb.shape[-1], layer)
         cams = {lab: grad_cam(learn.model, xb, j, layer).cpu().numpy() for lab, j in zip(labels, outputs)}
-        images = xb[:, 0].float().cpu().numpy()
-        plot_gradcam(out / name, images, colorized(learn.model, xb), cams, [Path(p).name for p in paths],
-                     title=f"Grad-CAM on {layer or 'the last feature map'} of the backbone")
+        images = shown_input(learn.dls, xb).permute(0, 2, 3, 1).squeeze(-1).numpy()
+        plot_gradcam(out / name, images, colorized(learn.model, xb) if has_colorizer(learn.model) else None, cams,
+                     [Path(p).name for p in paths],
+                     title=f"{what}\n{which}: Grad-CAM on {layer or 'the last feature map'} of the backbone (red: "
+                           f"where the evidence for the label is strongest)".lstrip())
         written.append(name)
     return written, layer or "last feature map"
 
@@ -96,18 +102,18 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
     title = run_title(read_recipe(run_dir))
     with runfolder.result_dir(run_dir, f"interpret-{li.folder}") as out:
         top = top_losses(out / "top_losses.png", rows, probs, targets, per_image_loss(probs, targets), labels,
-                         min(top_k, len(rows)), f"{title}\n{li.source}")
+                         min(top_k, len(rows)), f"{title}\n{li.source}", spec.input.get("channels", 1))
         write_csv(out / "top_losses.csv", top)
         matrices = confusion(decided, targets, labels, thresholds)
         scale = "calibrated probabilities (predict's decisions)" if decided is calibrated else "raw probabilities"
         plot_confusions(out / "confusion.png", matrices, thresholds,
                         title=f"{title}\n{li.source} ({len(rows)} images): thresholds on {scale}")
         xb = learn.dls.test_dl(rows.head(8), with_labels=False).one_batch()[0]
-        colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
+        colorizer_figure(out / "colorizer_gallery.png", learn, xb)
         outputs = [list(spec.labels).index(lab) for lab in labels]
-        figures, used = gradcam_figures(learn, out, [("gradcam_top_losses.png", list(top["path"])),
-                                                     ("gradcam_gallery.png", list(rows["path"][:8]))], labels,
-                                        outputs, layer)
+        groups = [("gradcam_top_losses.png", "the images with the highest loss", list(top["path"])),
+                  ("gradcam_gallery.png", f"the first {min(8, len(rows))} images", list(rows["path"][:8]))]
+        figures, used = gradcam_figures(learn, out, groups, labels, outputs, layer, f"{title}\n{li.source}")
         result = {"out_dir": str(out), "split": li.split, "data": li.source, "thresholds": thresholds,
                   "threshold_scale": "calibrated" if calibrated is not None and threshold is None else "raw",
                   "confusion": matrices, "top_losses": top[["path", "loss"]].to_dict("records"), "gradcam": figures,
@@ -134,9 +140,9 @@ def _interpret_images(run_dir, learn, spec, paths: list[str], layer: str | None 
     shown, labels = paths[:8], list(spec.labels)
     xb = learn.dls.test_dl(pd.DataFrame({"path": shown}), with_labels=False, bs=len(shown)).one_batch()[0]
     with runfolder.result_dir(run_dir, "interpret-images") as out:
-        colorizer_figure(out / "colorizer_gallery.png", learn.model, xb)
-        figures, used = gradcam_figures(learn, out, [("gradcam_gallery.png", shown)], labels,
-                                        list(range(len(labels))), layer)
+        colorizer_figure(out / "colorizer_gallery.png", learn, xb)
+        figures, used = gradcam_figures(learn, out, [("gradcam_gallery.png", f"{len(shown)} given images", shown)],
+                                        labels, list(range(len(labels))), layer, run_title(read_recipe(run_dir)))
         result = {"out_dir": str(out), "split": "images", "data": f"{len(paths)} given images", "gradcam": figures,
                   "gradcam_layer": used,
                   "files": ["colorizer_gallery.png", *figures, "interpretation.json"]}

@@ -48,8 +48,8 @@ def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc", title:
 
 
 def plot_colorizer(path: Path, x, rgb, title: str = "") -> None:
-    """Input | each output channel | RGB composite per image (thesis figure 5.1); x (n, 1, h, w) (or an RGB input,
-    (n, 3, h, w)), rgb (n, 3, h, w).
+    """Input | each output channel | RGB composite per image (thesis figure 5.1); x the input in [0, 1], (n, 1, h, w)
+    gray (shown stretched to its range) or (n, 3, h, w) RGB (shown as it is), rgb (n, 3, h, w).
     One mosaic on one axes, each panel scaled to its own range: a 20-axes grid took 1.3 s of every run. With
     `rgb` None (no colorizer) only the inputs, and the title says so."""
     def scaled(a):
@@ -58,7 +58,7 @@ def plot_colorizer(path: Path, x, rgb, title: str = "") -> None:
 
     x = np.asarray(x, dtype=np.float32)
     gray = [] if rgb is None else [scaled(np.asarray(rgb, np.float32)[:, c]) for c in range(3)]
-    shown = scaled(x[:, 0])[..., None].repeat(3, axis=-1) if x.shape[1] == 1 else scaled(x).transpose(0, 2, 3, 1)
+    shown = scaled(x[:, 0])[..., None].repeat(3, axis=-1) if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
     panels = [shown] + [np.repeat(g[..., None], 3, axis=-1) for g in gray] + \
         ([] if rgb is None else [scaled(np.asarray(rgb, np.float32)).transpose(0, 2, 3, 1)])
     n, w, gap = x.shape[0], x.shape[-1], max(1, x.shape[-1] // 32)
@@ -100,15 +100,21 @@ def plot_gallery(path: Path, images: list, titles: list[str], cols: int = 4, tit
     k = len(images)
     cols = min(cols, k)
     rows = (k + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.6 * rows + 0.4), squeeze=False, layout="constrained")
     for ax, img, text in zip(axes.flat, images, titles):
         ax.imshow(img, cmap="gray")
         ax.set_title("\n".join(textwrap.fill(line, 44) for line in text.splitlines()), fontsize=7)
     for ax in axes.flat:
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
+    title_above(fig, title, 9)
     save_figure(fig, path)
+
+
+def title_above(fig, title: str, fontsize: int) -> None:
+    """What a grid of images shows, above its top row's titles: constrained layout's suptitle overlaps them when
+    the images keep their aspect, so the text sits on the figure's top edge and the tight save takes it in."""
+    if title:
+        fig.text(0.5, 1.0, title, ha="center", va="bottom", fontsize=fontsize)
 
 
 def plot_reconstructions(path: Path, x, p, y, n: int = 6) -> None:
@@ -165,22 +171,27 @@ def plot_intervals(path: Path, rows: list[tuple[str, float, float, float]], xlab
 
 def plot_gradcam(path: Path, images, colorized, cams: dict, titles: list[str], title: str = "") -> None:
     """One row per image: input | colorizer output | Grad-CAM of each label over the input.
-    images (n, h, w), colorized (n, h, w, 3), cams: label -> (n, h, w) in [0, 1]."""
-    n, cols = len(images), 2 + len(cams)
-    fig, axes = plt.subplots(n, cols, figsize=(1.9 * cols, 2.1 * n), squeeze=False)
+    images (n, h, w) gray or (n, h, w, 3) RGB in [0, 1], colorized (n, h, w, 3) or None (no colorizer: no such
+    column), cams: label -> (n, h, w) in [0, 1]."""
+    import textwrap
+
+    extra = [] if colorized is None else [("colorizer output", colorized)]
+    n, cols = len(images), 1 + len(extra) + len(cams)
+    fig, axes = plt.subplots(n, cols, figsize=(1.9 * cols, 2.1 * n + 0.4), squeeze=False, layout="constrained")
     for r in range(n):
         axes[r, 0].imshow(images[r], cmap="gray")
         axes[r, 0].set_title(titles[r], fontsize=6)
-        axes[r, 1].imshow(colorized[r])
-        axes[r, 1].set_title("colorizer output", fontsize=6)
-        for ax, (label, cam) in zip(axes[r, 2:], cams.items()):
+        for ax, (name, shown) in zip(axes[r, 1:], extra):
+            ax.imshow(shown[r])
+            ax.set_title(name, fontsize=6)
+        for ax, (label, cam) in zip(axes[r, 1 + len(extra):], cams.items()):
             ax.imshow(images[r], cmap="gray")
             ax.imshow(np.ma.masked_less(cam[r], 0.05), cmap="jet", alpha=0.45, vmin=0, vmax=1)  # 0: no evidence
-            ax.set_title(f"Grad-CAM {label}" + ("" if cam[r].max() > 0 else "\n(no positive evidence)"), fontsize=6)
+            none = "" if cam[r].max() > 0 else "\n(no positive evidence)"
+            ax.set_title(textwrap.fill(label, 28) + none, fontsize=6)
     for ax in axes.flat:
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=8)
+    title_above(fig, title, 8)
     save_figure(fig, path)
 
 

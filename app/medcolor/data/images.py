@@ -44,6 +44,11 @@ def open_rgb(fn) -> Image.Image:
     return Image.fromarray(read_image(fn)).convert("RGB") if is_member(fn) else Image.open(fn).convert("RGB")
 
 
+def open_image(fn, channels: int = 1) -> Image.Image:
+    """The image as a model with `channels` input channels reads it: RGB for 3, else gray."""
+    return open_rgb(fn) if channels == 3 else open_gray(fn)
+
+
 def decodes(path) -> None:
     """Decode `path` fully and keep nothing (a check); an image inside a MedMNIST file is checked by streaming its
     array once (its type and shape are known from the header)."""

@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..config import DataConfig
 from ..errors import RunError
-from .images import open_gray, open_rgb, short_side_size
+from .images import open_image, short_side_size
 from .medmnist import image_channels
 
 
@@ -55,7 +55,7 @@ def split_fits(cfg: DataConfig, image_size: int) -> tuple[Fit, Fit]:
 def fitted(path: str, fit: Fit) -> np.ndarray:
     """The image at `path`, decoded to gray (or RGB) and resized by `fit`, as a writable (H, W) or (H, W, 3) uint8
     array."""
-    im = open_rgb(path) if fit.channels == 3 else open_gray(path)
+    im = open_image(path, fit.channels)
     size = (fit.size, fit.size) if fit.squish else short_side_size(im.size, fit.size)
     return np.array(im.resize(size, Image.BILINEAR) if im.size != size else im)
 
