@@ -51,6 +51,16 @@ def test_markdown_has_thesis_layout(demo_runs, capsys):
     assert "| demo | efficientnet_lite0 | coloru | mode 1 (colorizer + head) | 3 |" in row and " ± " in row
 
 
+def test_without_per_label_columns_it_is_medmnists_layout_in_every_format(demo_runs, capsys):
+    runs_dir, _ = demo_runs
+    assert main(["report", str(runs_dir), "--no-per-label"]) == 0
+    header, _, row = capsys.readouterr().out.strip().splitlines()
+    assert header == "| recipe | model | colorizer | strategy | runs | AUC | ACC |" and row.count(" ± ") == 2
+    full, short = (json.loads(report([runs_dir], fmt="json", per_label=p))[0] for p in (True, False))
+    assert {k: v for k, v in full.items() if not k.startswith(tuple(LABELS))} == short  # the same numbers
+    assert "Edema_mean" not in report([runs_dir], fmt="csv", per_label=False)
+
+
 def test_csv_format_and_run_folder_arguments(demo_runs):
     _, runs = demo_runs
     csv = report([str(r) for r in runs[:2]], fmt="csv")

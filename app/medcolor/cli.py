@@ -163,12 +163,14 @@ def report(run_dirs: List[str] = typer.Argument(..., help="run folders, or folde
            vs: Optional[str] = typer.Option(None, "--vs", help="reference row: a row number, or key=value[,key=value] "
                                             "(e.g. colorizer=none: the no-colorizer row that agrees on the rest)"),
            vs_plot: str = typer.Option("auc_vs_reference.png", "--vs-plot", help="with --vs: AUC with 95% CI per row "
-                                       "(a bare file name goes next to the runs)")):
+                                       "(a bare file name goes next to the runs)"),
+           per_label: bool = typer.Option(True, "--per-label/--no-per-label", help="a column per label; without "
+                                          "them, MedMNIST's layout: AUC and ACC per row")):
     """Mean ± std over seeds per label and mean, grouped by recipe, backbone, mode and subset (thesis tables);
     with --vs, each row's paired difference to a reference row with a 95% CI and Holm-corrected p."""
     from .report import report as make
 
-    typer.echo(make(run_dirs, fmt=fmt, plot=plot, vs=vs, vs_plot=vs_plot))
+    typer.echo(make(run_dirs, fmt=fmt, plot=plot, vs=vs, vs_plot=vs_plot, per_label=per_label))
 
 
 @app.command("compare")

@@ -61,12 +61,20 @@ def _text(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else "" if value is None else str(value)
 
 
+SUMMARY = ("mean", "ACC", "study_auc", "psnr", "ssim")  # every score but the per-label AUCs
+
+
 def metric_columns(df: pd.DataFrame) -> list[str]:
     """The mean AUC and ACC first (MedMNIST's two numbers), then per-label AUCs and other scores."""
     fixed = set(GROUP) | {"run_dir", "n_train", "seed"}
     columns = [c for c in df.columns if c not in fixed]
     first = [c for c in ("mean", "ACC") if c in columns]
     return first + [c for c in columns if c not in first]
+
+
+def without_per_label(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs' table without the per-label AUC columns (MedMNIST's layout: AUC and ACC per row)."""
+    return df.drop(columns=[c for c in metric_columns(df) if c not in SUMMARY])
 
 
 def aggregate(df: pd.DataFrame) -> pd.DataFrame:
@@ -236,11 +244,12 @@ def beside_runs(paths, name: str) -> Path:
 
 
 def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", vs: str | None = None,
-           vs_plot: str | None = "auc_vs_reference.png") -> str:
+           vs_plot: str | None = "auc_vs_reference.png", per_label: bool = True) -> str:
     if fmt not in ("markdown", "csv", "json"):
         raise UsageError(f"--format must be markdown, csv or json, got {fmt!r}")
     parse_selector(vs or "1")
     df = run_rows(find_runs(paths))
+    df = df if per_label else without_per_label(df)
     table = aggregate(df)
     if vs:
         table = add_versus(df, table, vs)
