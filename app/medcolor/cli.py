@@ -420,8 +420,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if debug:
             raise
         from .io import write_failure
-        if isinstance(e, OSError) and write_failure(e):  # a full disk, a read-only or unwritable folder
-            typer.echo(f"error: {write_failure(e)}", err=True)
+
+        unwritable = write_failure(e) if isinstance(e, OSError) else None  # a full disk, a read-only folder
+        if unwritable:
+            typer.echo(f"error: {unwritable}", err=True)
             return 1
         first = str(e).splitlines()[0] if str(e) else ""
         typer.echo(f"error: {type(e).__name__}: {first} (rerun with --debug for the traceback)", err=True)

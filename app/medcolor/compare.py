@@ -3,6 +3,8 @@ difference with a bootstrap 95 % CI (resampling patients when the table has them
 `report --vs` uses the same comparison on seed-averaged predictions."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -47,8 +49,6 @@ def compare_runs(run_a, run_b, n_boot: int = N_BOOT, seed: int = 0) -> dict:
 
 def title_of(folder) -> str:
     """'demo: efficientnet_lite0 + coloru colorizer, mode 1, seed 0' for a run, or for a run's eval-* folder."""
-    from pathlib import Path
-
     from .config import run_title
     from .runs import read_recipe
 

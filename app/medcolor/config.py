@@ -34,6 +34,11 @@ class ModelConfig:
     train_bn: bool = False     # frozen parts' BatchNorm affine parameters train too (fastai's train_bn)
     train_stem: bool = False   # the backbone's stem trains in a mode that freezes the body
 
+    @property
+    def gray_replicated(self) -> bool:
+        """No colorizer: the gray image repeated to 3 channels (colorizer `none`, or its alias `gray`)."""
+        return self.colorizer.lower() in ("none", "gray")
+
 
 @dataclass
 class SubsetConfig:
@@ -224,7 +229,7 @@ def run_title(recipe: Recipe) -> str:
     mode 1, seed 0'."""
     m = recipe.model
     if m.arch == "colornet":
-        colorizer = "no colorizer" if m.colorizer.lower() in ("none", "gray") else f"{m.colorizer} colorizer"
+        colorizer = "no colorizer" if m.gray_replicated else f"{m.colorizer} colorizer"
         what = f"{m.backbone} + {colorizer}, mode {m.mode}"
     else:
         what = m.arch + (f" ({m.backbone})" if m.arch in ("aecnn", "ae-resnet50") else "")

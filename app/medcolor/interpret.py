@@ -12,11 +12,11 @@ import pandas as pd
 
 from . import runfolder
 from .classification import colorizer_figure, shown_input
+from .config import run_title
 from .errors import UsageError
 from .io import warn, write_csv, write_json
 from .metrics import per_label
 from .plots import plot_confusions, plot_gallery
-from .config import run_title
 from .runs import load_model, read_recipe, require_classifier
 
 
@@ -55,10 +55,10 @@ def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k
 
 
 def gradcam_figures(learn, out: Path, groups: list[tuple[str, str, list[str]]], labels: list[str],
-                    outputs: list[int], layer: str | None = None, what: str = ""):
+                    outputs: list[int], what: str, layer: str | None = None):
     """Grad-CAM per label (model output `outputs[j]` for `labels[j]`) for each group of images (file name, which
-    images, paths), on `layer` or the layer `cam_layer` picks for the input size. Returns (figures written,
-    layer used)."""
+    images, paths), on `layer` or the layer `cam_layer` picks for the input size; `what`: the run and data, for
+    the titles. Returns (figures written, layer used)."""
     from .colorizers import has_colorizer
     from .gradcam import cam_layer, colorized, grad_cam, has_feature_map
     from .plots import plot_gradcam
@@ -75,7 +75,7 @@ def gradcam_figures(learn, out: Path, groups: list[tuple[str, str, list[str]]], 
         plot_gradcam(out / name, images, colorized(learn.model, xb) if has_colorizer(learn.model) else None, cams,
                      [Path(p).name for p in paths],
                      title=f"{what}\n{which}: Grad-CAM on {layer or 'the last feature map'} of the backbone (red: "
-                           f"where the evidence for the label is strongest)".lstrip())
+                           f"where the evidence for the label is strongest)")
         written.append(name)
     return written, layer or "last feature map"
 
@@ -113,7 +113,7 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
         outputs = [list(spec.labels).index(lab) for lab in labels]
         groups = [("gradcam_top_losses.png", "the images with the highest loss", list(top["path"])),
                   ("gradcam_gallery.png", f"the first {min(8, len(rows))} images", list(rows["path"][:8]))]
-        figures, used = gradcam_figures(learn, out, groups, labels, outputs, layer, f"{title}\n{li.source}")
+        figures, used = gradcam_figures(learn, out, groups, labels, outputs, f"{title}\n{li.source}", layer)
         result = {"out_dir": str(out), "split": li.split, "data": li.source, "thresholds": thresholds,
                   "threshold_scale": "calibrated" if calibrated is not None and threshold is None else "raw",
                   "confusion": matrices, "top_losses": top[["path", "loss"]].to_dict("records"), "gradcam": figures,
@@ -142,7 +142,7 @@ def _interpret_images(run_dir, learn, spec, paths: list[str], layer: str | None 
     with runfolder.result_dir(run_dir, "interpret-images") as out:
         colorizer_figure(out / "colorizer_gallery.png", learn, xb)
         figures, used = gradcam_figures(learn, out, [("gradcam_gallery.png", f"{len(shown)} given images", shown)],
-                                        labels, list(range(len(labels))), layer, run_title(read_recipe(run_dir)))
+                                        labels, list(range(len(labels))), run_title(read_recipe(run_dir)), layer)
         result = {"out_dir": str(out), "split": "images", "data": f"{len(paths)} given images", "gradcam": figures,
                   "gradcam_layer": used,
                   "files": ["colorizer_gallery.png", *figures, "interpretation.json"]}

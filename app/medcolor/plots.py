@@ -57,10 +57,11 @@ def plot_colorizer(path: Path, x, rgb, title: str = "") -> None:
         return (a - lo) / (hi - lo + 1e-8)
 
     x = np.asarray(x, dtype=np.float32)
-    gray = [] if rgb is None else [scaled(np.asarray(rgb, np.float32)[:, c]) for c in range(3)]
+    rgb = None if rgb is None else np.asarray(rgb, dtype=np.float32)
+    gray = [] if rgb is None else [scaled(rgb[:, c]) for c in range(3)]
     shown = scaled(x[:, 0])[..., None].repeat(3, axis=-1) if x.shape[1] == 1 else x.transpose(0, 2, 3, 1)
     panels = [shown] + [np.repeat(g[..., None], 3, axis=-1) for g in gray] + \
-        ([] if rgb is None else [scaled(np.asarray(rgb, np.float32)).transpose(0, 2, 3, 1)])
+        ([] if rgb is None else [scaled(rgb).transpose(0, 2, 3, 1)])
     n, w, gap = x.shape[0], x.shape[-1], max(1, x.shape[-1] // 32)
     framed = [np.pad(p, ((0, 0), (0, gap), (0, gap), (0, 0)), constant_values=1.0) for p in panels]  # white gaps
     mosaic = np.concatenate([np.concatenate([p[r] for p in framed], axis=1) for r in range(n)], axis=0)
@@ -88,8 +89,7 @@ def plot_confusions(path: Path, matrices: dict, thresholds: dict, title: str = "
         ax.set_title(f"{label}\nthreshold {thresholds[label]:.3g}", fontsize=8)
         if ax is not axes[0][0]:
             ax.set_ylabel("")
-    if title:
-        fig.suptitle(title, fontsize=9, y=1.04)
+    title_above(fig, title, 9)
     save_figure(fig, path)
 
 
@@ -111,8 +111,9 @@ def plot_gallery(path: Path, images: list, titles: list[str], cols: int = 4, tit
 
 
 def title_above(fig, title: str, fontsize: int) -> None:
-    """What a grid of images shows, above its top row's titles: constrained layout's suptitle overlaps them when
-    the images keep their aspect, so the text sits on the figure's top edge and the tight save takes it in."""
+    """What a grid of panels shows, above its top row's titles however many lines either has (constrained layout's
+    suptitle overlaps them when images keep their aspect): the text sits on the figure's top edge and the tight
+    save takes it in."""
     if title:
         fig.text(0.5, 1.0, title, ha="center", va="bottom", fontsize=fontsize)
 

@@ -90,7 +90,7 @@ def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list
         return keys | (set(own) if switch not in keys else set())
     problems = unused_fields(recipe.data, explicit("data", "spec"))
     arch, m = ARCHS.get(recipe.model.arch), explicit("model", "arch")
-    if arch and not arch.colorizer and "colorizer" in m and recipe.model.colorizer.lower() not in ("none", "gray"):
+    if arch and not arch.colorizer and "colorizer" in m and not recipe.model.gray_replicated:
         problems.append(f"model.colorizer is not used by model.arch {recipe.model.arch!r} (only colornet has one)")
     if arch and not arch.backbone and "backbone" in m:
         problems.append(f"model.backbone is not used by model.arch {recipe.model.arch!r} (it has its own encoder)")
@@ -133,7 +133,7 @@ def medmnist_problems(r: Recipe, data) -> list[str]:
         problems.append(f"train.image_size={r.train.image_size} would shrink the {data.size} px images of data.size="
                         f"{data.size}; set train.image_size={data.size} (the MedMNIST+ protocol trains at the file's "
                         f"size)")
-    if image_channels(data) == 3 and m.arch == "colornet" and m.colorizer.lower() not in ("none", "gray"):
+    if image_channels(data) == 3 and m.arch == "colornet" and not m.gray_replicated:
         problems.append(f"{data.name} is RGB: its images go straight to the backbone, so model.colorizer must be "
                         f"none (got {m.colorizer}); colorizers are for gray datasets")
     return problems
@@ -186,7 +186,7 @@ def check_values(r: Recipe) -> list[str]:
     if m.arch not in ARCHS:
         problems.append(f"model.arch {m.arch!r} is unknown; use {', '.join(ARCHS)}")
     problems += check_recipe(r)
-    imagenet_probe = m.colorizer.lower() in ("none", "gray") and (m.pretrained or m.weights)
+    imagenet_probe = m.gray_replicated and (m.pretrained or m.weights)
     if m.mode == 3 and not m.init_from and not imagenet_probe:  # mode 3 without a colorizer = mode 1 (Table 4.3)
         problems.append("model.mode 3 trains only the head: set model.init_from to a run folder or recipe:NAME "
                         "(or, without a colorizer, load ImageNet weights: model.pretrained / model.weights)")

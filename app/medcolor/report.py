@@ -20,6 +20,8 @@ GROUP = ["recipe", "arch", "backbone", "colorizer", "mode", "start", "data", "la
          "image_size"]
 SHOWN_WHEN_THEY_DIFFER = {"start": "starts from", "data": "data", "labels": "labels", "policy": "policy",
                           "image_size": "px"}
+OTHER_SCORES = ("psnr", "ssim", "study_auc")  # beside the AUCs and ACC: reconstructions' scores, MURA's study AUC
+SUMMARY = ("mean", "ACC", *OTHER_SCORES)  # every score but the per-label AUCs
 
 
 def find_runs(paths) -> list[Path]:
@@ -51,17 +53,13 @@ def run_rows(runs: list[Path]) -> pd.DataFrame:
                 "image_size": r["train"]["image_size"], "n_train": m.get("n_train"), "seed": r["train"]["seed"]}
         scores = {"mean": m["mean_auc"], **({"ACC": m["acc"]} if "acc" in m else {}), **m.get("auc", {})} \
             if "mean_auc" in m else {}
-        scores.update({k: m[k]["mean"] if isinstance(m[k], dict) else m[k] for k in ("psnr", "ssim", "study_auc")
-                       if k in m})
+        scores.update({k: m[k]["mean"] if isinstance(m[k], dict) else m[k] for k in OTHER_SCORES if k in m})
         rows.append({"run_dir": str(run), **keys, **scores})
     return pd.DataFrame(rows)
 
 
 def _text(value) -> str:
     return ",".join(map(str, value)) if isinstance(value, list) else "" if value is None else str(value)
-
-
-SUMMARY = ("mean", "ACC", "study_auc", "psnr", "ssim")  # every score but the per-label AUCs
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:

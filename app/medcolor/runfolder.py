@@ -15,8 +15,11 @@ Version 1 is every folder written before model.json existed; it has no version s
 Every write is atomic and nothing here overwrites a result folder."""
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import socket
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -133,8 +136,6 @@ def write_owner(run_dir: Path) -> None:
 def owner_alive(where: Path) -> bool:
     """True while the process named by a run folder's .owner (or a claim file) runs, or when that cannot be known
     (another host)."""
-    import os
-    import socket
     path = Path(where) / OWNER if Path(where).is_dir() else Path(where)
     try:
         owner = json.loads(path.read_text())
@@ -171,9 +172,6 @@ def claim(runs_dir: Path, key: str) -> Path | None:
     """Claim the run that `key` (a resolved recipe) describes for this process: a file in runs_dir/.claims created
     exclusively (O_EXCL works on local and NFSv3+ file systems), or None while a live process holds it. A claim whose
     process is gone (same host) is taken over."""
-    import hashlib
-    import os
-
     folder = Path(runs_dir) / CLAIMS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
@@ -196,7 +194,6 @@ CLAIM_HEARTBEAT = 60.0  # seconds between the touches of a held claim (train.tra
 
 def _claim_alive(path: Path) -> bool:
     """A claim of this host lives while its process does; one of another host while it is touched (heartbeat)."""
-    import socket
     try:
         host = json.loads(path.read_text()).get("host")
     except (OSError, ValueError, AttributeError):
@@ -217,8 +214,6 @@ def _just_made(path: Path, seconds: float = 10.0) -> bool:
 
 
 def _owner() -> dict:
-    import os
-    import socket
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 

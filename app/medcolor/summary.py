@@ -1,11 +1,10 @@
 """`medcolor model summary`: parameters per part (total / trainable in a mode), MACs, output shape."""
 from __future__ import annotations
 
-from .errors import UsageError
-
 import torch
 
 from .config import ModelConfig
+from .errors import UsageError
 from .models import PARTS, ColorNet, build_model, part_parameters
 from .modes import trainable_parameters
 
