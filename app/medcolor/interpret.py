@@ -141,8 +141,9 @@ def _interpret_images(run_dir, learn, spec, paths: list[str], layer: str | None 
     xb = learn.dls.test_dl(pd.DataFrame({"path": shown}), with_labels=False, bs=len(shown)).one_batch()[0]
     with runfolder.result_dir(run_dir, "interpret-images") as out:
         colorizer_figure(out / "colorizer_gallery.png", learn, xb)
-        figures, used = gradcam_figures(learn, out, [("gradcam_gallery.png", f"{len(shown)} given images", shown)],
-                                        labels, list(range(len(labels))), run_title(read_recipe(run_dir)), layer)
+        which = f"{len(shown)} given image{'s' * (len(shown) > 1)}"
+        figures, used = gradcam_figures(learn, out, [("gradcam_gallery.png", which, shown)], labels,
+                                        list(range(len(labels))), run_title(read_recipe(run_dir)), layer)
         result = {"out_dir": str(out), "split": "images", "data": f"{len(paths)} given images", "gradcam": figures,
                   "gradcam_layer": used,
                   "files": ["colorizer_gallery.png", *figures, "interpretation.json"]}
