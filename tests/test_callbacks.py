@@ -45,7 +45,7 @@ def test_the_best_epochs_validation_predictions_spare_finalize_a_pass(tmp_path):
     recipe = load_recipe("demo", ["train.epochs=1", "train.image_size=32"])
     dls, table = build_data(recipe)
     learn = build_learner(recipe, dls)
-    probs, targets = fit(learn, recipe, tmp_path, quiet=True)
+    probs, targets = fit(learn, recipe, tmp_path, quiet=True).valid_preds
     again, targets_again, rows = predict_split(learn, table, "valid")
     assert probs.shape == again.shape == (len(rows), 6)
     assert np.allclose(probs, again, atol=1e-5) and np.array_equal(targets, targets_again)

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import medcolor
 from medcolor.data import load_data_config
 from medcolor.data.block import build_dls_from_config, split_rows
 from medcolor.errors import UsageError
@@ -164,3 +165,28 @@ def test_aecnn_validation_resizes_the_whole_image_instead_of_cropping(tmp_path):
     assert xv.shape[-2:] == (48, 48)
     first = Image.open(dls.valid.dataset.rows["path"].iloc[0]).convert("L").resize((48, 48), Image.BILINEAR)
     assert np.abs(xv[0, 0].cpu().numpy() * 255 - np.asarray(first, dtype=np.float32)).mean() < 8  # whole image
+
+
+def test_pad_to_centres_the_normalised_image_and_pads_with_zero(tmp_path):
+    """data.pad_to: a 28 px MedMNIST image padded to 224 sits at rows / columns 98..125, its pixels as normalised,
+    and every other pixel is 0 - the protocol's Pad(fill=0) after Normalize; model.json records it."""
+    import numpy as np
+
+    from fixtures import write_npz
+    from medcolor.data.medmnist import read_image
+    from medcolor.recipes import load_recipe
+    from medcolor.runs import spec_for
+
+    write_npz(tmp_path, "breastmnist")
+    recipe = load_recipe("medmnistplus-linear-probe", [f"data.root={tmp_path}", "data.name=breastmnist"])
+    dls = medcolor.build_dls(recipe)
+    x = dls.valid.one_batch()[0][:1].float().cpu()
+    assert x.shape == (1, 3, 224, 224)
+    raw = read_image(dls.valid.dataset.paths[0]).astype(np.float32) / 255
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])  # as_rgb: ImageNet's, per channel
+    inside = x[0, :, 98:126, 98:126].numpy()
+    assert np.allclose(inside, (raw[None] - mean[:, None, None]) / std[:, None, None], atol=1e-5)
+    outside = x[0].clone()
+    outside[:, 98:126, 98:126] = 0
+    assert float(outside.abs().max()) == 0.0
+    assert spec_for(recipe, list(dls.vocab), True).input["pad"] == 224

@@ -1,6 +1,7 @@
 """MedMNIST npz files (data/medmnist.py and its reader), through the command line as a user meets them."""
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +162,33 @@ def test_no_medmnist_folder_says_where_the_files_come_from(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.endswith("is not a folder; MedMNIST files are read where the medmnist package downloaded them "
                         "(~/.medmnist) or from data.root=DIR - medcolor does not download them")
+
+
+@pytest.mark.parametrize("name", ["breastmnist", "organamnist"])
+def test_a_knn_run_votes_as_scikit_learns_kneighbors_classifier(mm_root, tmp_path, capsys, name):
+    """medmnistplus-knn: its test ACC and vote shares equal KNeighborsClassifier(n_neighbors=11) fitted on the same
+    frozen features of the training split; the run folder alone is the model (predict needs no training data)."""
+    import pandas as pd
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from medcolor.classification import frozen_features
+    from medcolor.runs import load_model
+
+    if name == "breastmnist":
+        write_npz(mm_root, "breastmnist")
+    assert main(["run", "recipe", "medmnistplus-knn", f"data.root={mm_root}", f"data.name={name}", "data.pad_to=64",
+                 "--runs-dir", str(tmp_path), "--json"]) == 0
+    run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    table = read_table(config(mm_root, name))
+    spec, learn = load_model(run["run_dir"])
+    train, test = table.split("train").reset_index(drop=True), table.split("test").reset_index(drop=True)
+    knn = KNeighborsClassifier(n_neighbors=11).fit(frozen_features(learn, train), train[table.labels].to_numpy().argmax(1))
+    expected = knn.predict(frozen_features(learn, test))
+    assert run["acc"] == pytest.approx(float(np.mean(expected == test[table.labels].to_numpy().argmax(1))), abs=1e-12)
+    preds = pd.read_csv(Path(run["run_dir"]) / "predictions.csv")
+    shares = knn.predict_proba(frozen_features(learn, test))
+    for j, label in enumerate(knn.classes_):
+        assert np.allclose(preds[f"p_{table.labels[label]}"], shares[:, j], atol=1e-5)
+    if name == "breastmnist":  # the vote is in the exported graph too
+        assert main(["export", run["run_dir"], "--format", "onnx", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["parity_max_abs_diff"] < 1e-5

@@ -1,5 +1,6 @@
 """The package's import graph, read with `ast` (imports inside functions included): no cycles, imports run down
-the layers of docs/design.md, and the training script is a leaf only the command line imports."""
+the layers of docs/design.md, and the training and tuning scripts are leaves only the command line imports (tune
+drives train)."""
 import ast
 from pathlib import Path
 
@@ -13,11 +14,12 @@ LAYERS = [
      "calibration"},
     {"models", "modes", "summary", "gradcam"},
     {"classification", "reconstruction", "tasks"},
-    {"recipes"},
+    {"recipes", "spaces"},
     {"callbacks", "learner"},
     {"runs", "model_card"},
     {"chains", "sweeps"},
     {"train"},
+    {"tune"},
     {"evaluate", "interpret", "compare", "report", "export"},
     {"cli", "__init__", "__main__"},
 ]
@@ -84,8 +86,9 @@ def test_imports_run_down_the_layers():
     assert upward == []
 
 
-def test_only_the_command_line_imports_the_training_script():
-    assert {m for m, deps in graph().items() if "train" in deps} <= {"cli"}
+def test_only_the_command_line_and_tuning_import_the_training_script():
+    assert {m for m, deps in graph().items() if "train" in deps} <= {"cli", "tune"}
+    assert {m for m, deps in graph().items() if "tune" in deps} <= {"cli"}
 
 
 def test_task_differences_live_behind_the_task_interface():

@@ -102,3 +102,38 @@ def test_freeze_epochs_trains_no_body_parameter_first_then_all_of_them():
     assert spy.body_changed == [False, True, True]
     _, _, plain = _fine_tuned(["train.epochs=1"])
     assert plain.body_changed == [True]
+
+
+@pytest.mark.parametrize("opt,reference", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_adam_adds_weight_decay_to_the_gradient_and_adamw_decays_apart_as_pytorch_does(opt, reference):
+    """Five steps of medcolor's adam / adamw equal torch.optim.Adam (L2 in the gradient) / AdamW (decoupled)."""
+    torch.manual_seed(0)
+    start, grads = torch.randn(4), [torch.randn(4) for _ in range(5)]
+    ours, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    opt_ours = optimizer(load_recipe("demo", [f"train.opt={opt}"]))([ours], lr=1e-2, wd=0.1)
+    opt_ref = reference([theirs], lr=1e-2, weight_decay=0.1, betas=(0.9, 0.999), eps=1e-8)
+    for g in grads:
+        ours.grad, theirs.grad = g.clone(), g.clone()
+        opt_ours.step()
+        opt_ref.step()
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_cosine_follows_timms_scheduler_stepped_once_per_epoch_as_medmnist_plus_steps_it():
+    """train.schedule cosine: each epoch's rate equals timm's CosineLRScheduler(t_initial=epochs) after
+    step(epoch=e - 1), the protocol's loop (epoch 0 at the peak), at any point inside the epoch."""
+    from timm.scheduler import CosineLRScheduler
+
+    from medcolor.train import epoch_cosine
+
+    n, peak = 10, 1e-4
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)
+    timm_sched, expected = CosineLRScheduler(opt, t_initial=n, cycle_limit=1, t_in_epochs=True), []
+    for epoch in range(n):
+        expected.append(opt.param_groups[0]["lr"])
+        timm_sched.step(epoch=epoch)
+    ours = epoch_cosine(peak, n)
+    for epoch in range(n):
+        for within in (0.0, 0.5, 0.999):
+            assert ours((epoch + within) / n) == pytest.approx(expected[epoch], rel=1e-9)
+    assert epoch_cosine([peak, peak / 10], n)(0.35) == pytest.approx([expected[3], expected[3] / 10])

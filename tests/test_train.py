@@ -448,11 +448,11 @@ def test_resume_across_the_fine_tune_switch_keeps_the_body_frozen_then_trains_it
     overrides = ["model.init_from=null", "train.freeze_epochs=1", "train.epochs=2", "train.image_size=32",
                  "data.subset.fraction=0.3", "train.bs=64"]
     imagenet = body(build_learner(load_recipe("demo-mode2", overrides)).model.state_dict())
-    real = train_module.fine_tune_callbacks
-    monkeypatch.setattr(train_module, "fine_tune_callbacks", lambda recipe: real(recipe) + [StopAfter()])
+    real = train_module.fit_callbacks
+    monkeypatch.setattr(train_module, "fit_callbacks", lambda recipe: real(recipe) + [StopAfter()])
     with pytest.raises(Interrupted):
         train_module.run_recipe("demo-mode2", overrides, runs_dir=tmp_path, quiet=True)
-    monkeypatch.setattr(train_module, "fine_tune_callbacks", real)
+    monkeypatch.setattr(train_module, "fit_callbacks", real)
     run = next((tmp_path / "demo-mode2").iterdir())
     stopped = body(torch.load(run / "last.pth", weights_only=False)["model"])
     assert all(torch.equal(stopped[k], imagenet[k]) for k in imagenet) == (stop_after == 0)  # epoch 0: frozen
@@ -460,3 +460,59 @@ def test_resume_across_the_fine_tune_switch_keeps_the_body_frozen_then_trains_it
     assert pd.read_csv(run / "history.csv")["epoch"].tolist() == [0, 1, 2]
     resumed = body(torch.load(run / "last.pth", weights_only=False)["model"])
     assert not all(torch.equal(resumed[k], stopped[k]) for k in stopped)
+
+
+class ScriptedValidLoss:
+    """A validation loss that stops improving after epoch 1 (written over the Recorder's, before SaveBest reads it),
+    and each epoch's weights, to compare best.pth with."""
+
+    def __init__(self, losses):
+        from fastai.callback.core import Callback
+
+        outer = self
+
+        class Script(Callback):
+            order = 55  # after the Recorder (50), before SaveBest (61)
+
+            def after_epoch(self):
+                i = self.recorder.metric_names.index("valid_loss")
+                self.recorder.log[i] = self.recorder.values[-1][i - 1] = outer.losses[self.epoch]
+                outer.weights.append({k: v.clone() for k, v in self.learn.model.state_dict().items()})
+        self.losses, self.weights, self.callback = losses, [], Script()
+
+
+def test_early_stopping_stops_after_patience_epochs_keeps_the_best_and_resumes_to_the_end(tmp_path, capsys):
+    from medcolor.train import resume, run_recipe
+
+    script = ScriptedValidLoss([0.9, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1])
+    result = run_recipe("demo", [*TINY, "train.epochs=8", "train.early_stop_patience=2", "train.monitor=valid_loss"],
+                        runs_dir=tmp_path, quiet=True, callbacks=[script.callback])[0]
+    run = Path(result["run_dir"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["best_epoch"], metrics["epochs_trained"], metrics["best_valid_loss"]) == (1, 4, 0.5)
+    assert metrics["stopped_early"] == {"epoch": 3, "why": "valid_loss did not improve for 2 epochs after epoch 1 "
+                                                            "(0.5000)"}
+    assert list(pd.read_csv(run / "history.csv")["valid_loss"]) == [0.9, 0.5, 0.6, 0.7]
+    best = torch.load(run / "best.pth", weights_only=True)
+    assert all(torch.equal(best[k], script.weights[1][k]) for k in best)
+    card = (run / "model_card.md").read_text()
+    assert "training stopped early after epoch 3 of 8: valid_loss did not improve for 2 epochs" in card
+    assert "best validation valid_loss (epoch 1)" in card
+    (run / "metrics.json").unlink()  # as if killed while evaluating the best model: resume only finishes it
+    resumed = resume(run, quiet=True)
+    assert resumed["stopped_early"] == metrics["stopped_early"] and len(pd.read_csv(run / "history.csv")) == 4
+    assert json.loads((run / "metrics.json").read_text()) == metrics
+
+
+def test_early_stopping_counts_mid_epoch_evaluations_of_the_validation_loss(tmp_path):
+    from medcolor.train import run_recipe
+
+    result = run_recipe("demo", [*TINY, "train.bs=32", "train.epochs=2", "train.eval_every_iters=9",
+                                 "train.monitor=valid_loss", "train.early_stop_patience=5"],
+                        runs_dir=tmp_path, quiet=True)[0]
+    run = Path(result["run_dir"])
+    evals = pd.read_csv(run / "evals.csv")
+    assert {"mean_auc", "valid_loss"} <= set(evals.columns) and list(evals["iteration"]) == [9, 18, 27]  # 17 batches an epoch
+    history = pd.read_csv(run / "history.csv")
+    best = min(evals["valid_loss"].min(), history["valid_loss"].min())
+    assert json.loads((run / "metrics.json").read_text())["best_valid_loss"] == pytest.approx(best, rel=1e-5)

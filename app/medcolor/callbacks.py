@@ -2,7 +2,8 @@
 TerminateOnNaNCallback do not offer - the run folder's bookkeeping (RunHistory, SaveBest, SaveLast: atomic writes,
 one checkpoint that holds weights + optimiser + history for an exact resume), evaluation every N iterations
 (MidEpochEval), the best epoch's validation predictions (BestValidPredictions), saying where a NaN appeared
-(StopOnNaN) - plus plain tensors for the model, the AECNN auxiliary loss and FMix."""
+(StopOnNaN), stopping early and saying why (EarlyStopping, PruneTrial) - plus plain tensors for the model, the AECNN
+auxiliary loss and FMix."""
 from __future__ import annotations
 
 import math
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.core import Callback, CancelFitException, CancelTrainException
 from fastai.callback.tracker import TrackerCallback
 from fastai.torch_core import num_distrib
 
@@ -63,14 +64,15 @@ class RunHistory(Callback):
 
 
 class SaveBest(TrackerCallback):
-    """best.pth whenever the monitored validation score improves, at the end of an epoch or, through `consider`,
-    in the middle of one (train.eval_every_iters). `best_at` says which: ("epoch", n) or ("iteration", n)."""
+    """best.pth whenever the monitored validation value improves (lower for a loss, higher for a score), at the end
+    of an epoch or, through `consider`, in the middle of one (train.eval_every_iters). `best_at` says which:
+    ("epoch", n) or ("iteration", n)."""
 
     order = 61
 
-    def __init__(self, run_dir: Path, monitor: str, best: float = -math.inf, best_epoch: int = -1,
+    def __init__(self, run_dir: Path, monitor: str, best: float | None = None, best_epoch: int = -1,
                  start_epoch: int = 0):
-        super().__init__(monitor=monitor, comp=np.greater, reset_on_fit=False)
+        super().__init__(monitor=monitor, reset_on_fit=False)  # fastai: np.less for a loss, np.greater otherwise
         self.run_dir, self.best, self.best_epoch, self.start_epoch = Path(run_dir), best, best_epoch, start_epoch
         self.best_at = ("epoch", best_epoch)
 
@@ -82,7 +84,7 @@ class SaveBest(TrackerCallback):
             self._save(("epoch", self.epoch))
 
     def consider(self, score: float) -> bool:
-        if score is None or math.isnan(score) or not score > self.best:
+        if score is None or math.isnan(score) or not self.comp(score, self.best):
             return False
         self.best = float(score)
         self._save(("iteration", self.train_iter))
@@ -113,8 +115,8 @@ class SaveLast(Callback):
 
 
 class MidEpochEval(Callback):
-    """Every `every` training iterations: the monitored validation score (`evaluate(learn)`), kept in evals.csv
-    and offered to SaveBest - the thesis evaluated every 4,800 iterations."""
+    """Every `every` training iterations: the validation scores (`evaluate(learn)` -> {name: value}), kept in
+    evals.csv, the monitored one offered to SaveBest - the thesis evaluated every 4,800 iterations."""
 
     order = 64
 
@@ -123,10 +125,10 @@ class MidEpochEval(Callback):
 
     def after_batch(self):
         if self.training and self.train_iter % self.every == 0:
-            score = self.evaluate(self.learn)
-            self.evals.append({"epoch": self.epoch, "iteration": self.train_iter, self.monitor: score})
+            scores = self.evaluate(self.learn)
+            self.evals.append({"epoch": self.epoch, "iteration": self.train_iter, **scores})
             runfolder.write_evals(self.run_dir, self.evals)
-            self.learn.save_best.consider(score)
+            self.learn.save_best.consider(scores[self.monitor])
 
 
 class BestValidPredictions(Callback):
@@ -169,6 +171,89 @@ class StopOnNaN(Callback):
         if self.training and not torch.isfinite(self.learn.loss).all():
             self.nan_epoch = self.epoch
             raise CancelFitException
+
+
+class StopTraining(Callback):
+    """Ends training after an epoch whose checkpoints, history and predictions are written, when `reason()` gives
+    one; `stopped` says at which epoch and why (metrics.json, the model card, the console)."""
+
+    order = 66  # after SaveBest, SaveLast, RunHistory and BestValidPredictions have done this epoch
+
+    def __init__(self, start_epoch: int = 0):
+        self.start_epoch, self.stopped = start_epoch, None
+
+    def reason(self) -> str | None:
+        raise NotImplementedError
+
+    def after_epoch(self):
+        if self.epoch < self.start_epoch or self.epoch + 1 >= self.n_epoch:  # skipped on resume, or the last one
+            return
+        why = self.reason()
+        if why:
+            self.stopped = {"epoch": int(self.epoch), "why": why}
+            raise CancelFitException
+
+
+class EarlyStopping(StopTraining):
+    """train.early_stop_patience: stop once the monitored value has not improved for `patience` epochs, counted
+    from SaveBest's best - so mid-epoch evaluations and a resumed run's history count too, which fastai's
+    EarlyStoppingCallback (its own best of epoch-end values, reset by each fit) cannot see."""
+
+    def __init__(self, patience: int, start_epoch: int = 0):
+        super().__init__(start_epoch)
+        self.patience = patience
+
+    def reason(self) -> str | None:
+        best = self.learn.save_best
+        return no_improvement(self.patience, self.epoch, best.best_epoch, best.monitor, best.best)
+
+
+def no_improvement(patience: int, epoch: int, best_epoch: int, monitor: str, best: float) -> str | None:
+    """Why a run stops after `epoch` (early stopping), or None: the rule the callback applies and resume re-checks."""
+    if patience and best_epoch >= 0 and epoch - best_epoch >= patience:
+        return f"{monitor} did not improve for {epoch - best_epoch} epochs after epoch {best_epoch} ({best:.4f})"
+    return None
+
+
+class PruneTrial(StopTraining):
+    """A tuning trial: each epoch's best monitored value so far goes to the trial (Optuna's `report`), and the run
+    stops when the study's pruner says the trial is worse than the others at this epoch (`should_prune`)."""
+
+    def __init__(self, trial, start_epoch: int = 0):
+        super().__init__(start_epoch)
+        self.trial = trial
+
+    def after_epoch(self):
+        best = self.learn.save_best.best
+        if self.epoch >= self.start_epoch and best is not None and math.isfinite(best):
+            self.trial.report(best, step=int(self.epoch))
+        super().after_epoch()
+
+    def reason(self) -> str | None:
+        return "pruned by the tuning study: worse than its earlier trials at this epoch" if self.trial.should_prune() \
+            else None
+
+
+class FitKnn(Callback):
+    """model.head knn: the support set is the training split's pooled features under the validation preprocessing
+    (MedMNIST+ embeds its training set without augmentation) and its targets; nothing trains, so each epoch skips
+    to validation, which scores the votes as any run's epoch is scored."""
+
+    order = -20  # before the other callbacks look at the model
+
+    def before_fit(self):
+        from .classification import frozen_features
+        from .models import knn_head
+
+        items = self.dls.train.dataset
+        features = torch.from_numpy(frozen_features(self.learn, items.rows))
+        knn_head(bare(self.model)).fit(features, torch.from_numpy(items.targets), items.single_label)
+
+    def before_train(self):
+        raise CancelTrainException
+
+    def after_train(self):  # before the Recorder's: log the (empty) train loss, so each row keeps its columns
+        self.recorder.cancel_train = False
 
 
 def _plain(obj):

@@ -22,12 +22,21 @@ def parent_overrides(overrides, recipe: Recipe) -> list[str]:
     return kept + [f"model.backbone={recipe.model.backbone}", f"train.seed={recipe.train.seed}"]
 
 
+PARENT_MODEL = ("arch", "backbone", "colorizer", "pretrained", "pretrained_tag", "weights")  # what a parent must share
+
+
+def shared_with_parent(key: str) -> bool:
+    """Whether a setting must be the same in the run a chain starts from: the network's identity and, for a
+    same-dataset chain, the data (find_parent_run matches them); a tuning study passes only these to the parent."""
+    section, _, field = key.partition(".")
+    return (section == "model" and field in PARENT_MODEL) or (section == "data" and field.split(".")[0] in SAME_DATA)
+
+
 def find_parent_run(runs_dir: Path, parent: Recipe, recipe: Recipe, same_data: bool) -> Path | None:
     """A finished run of `parent` (with the child's overrides) with the same model, seed and, for a same-dataset
     chain, the same data."""
     model = to_dict(parent.model)
-    wanted = {f"model.{k}": model[k] for k in ("arch", "backbone", "colorizer", "mode", "pretrained", "pretrained_tag",
-                                               "weights")}
+    wanted = {f"model.{k}": model[k] for k in ("mode", *PARENT_MODEL)}
     wanted["train.seed"] = recipe.train.seed
     if same_data:
         data = to_dict(recipe.data)

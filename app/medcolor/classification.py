@@ -105,18 +105,22 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> d
     return scores(probs, targets, rows, labels, recipe.data.reader, table.single_label)
 
 
-def mid_epoch_score(learn) -> float:
-    """Mean validation AUC in the middle of an epoch (train.eval_every_iters), restoring every module's mode."""
+def mid_epoch_scores(learn) -> dict:
+    """Mean validation AUC and loss in the middle of an epoch (train.eval_every_iters), restoring every module's
+    mode; the loss averaged over images as fastai's valid_loss is."""
     modes = {m: m.training for m in learn.model.modules()}
     learn.model.eval()
-    preds, targs = [], []
+    preds, targs, loss, n = [], [], 0.0, 0
     with torch.no_grad():
         for xb, yb in learn.dls.valid:
-            preds.append(learn.loss_func.activation(learn.model(xb)).float().cpu())
+            xb, yb = xb.as_subclass(torch.Tensor), yb.as_subclass(torch.Tensor)  # as PlainTensors hands them over
+            out = learn.model(xb)
+            loss, n = loss + float(learn.loss_func(out, yb)) * len(xb), n + len(xb)
+            preds.append(learn.loss_func.activation(out).float().cpu())
             targs.append(yb.cpu())
     for m, training in modes.items():
         m.train(training)
-    return mean_auc(torch.cat(preds).numpy(), torch.cat(targs).numpy())
+    return {"mean_auc": mean_auc(torch.cat(preds).numpy(), torch.cat(targs).numpy()), "valid_loss": loss / max(1, n)}
 
 
 def frozen_features(learn, rows: pd.DataFrame):

@@ -127,8 +127,10 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
         train.run_recipe(recipe, overrides or [], seed=seed, n_seeds=seeds, runs_dir=runs_dir, quiet=quiet)
     results = [r for r in results if r.get("run_dir")]  # distributed helper ranks write no run
     for r in results:
-        typer.echo(f"{r['run_dir']}: {r['summary']} on {r['split']} (best epoch {r['best_epoch']}, "
-                   f"{r['seconds']:.0f} s)")
+        stopped = r.get("stopped_early")
+        typer.echo(f"{r['run_dir']}: {r['summary']} on {r['split']} (best epoch {r['best_epoch']}"
+                   + (f"; stopped after epoch {stopped['epoch']}: {stopped['why']}" if stopped else "")
+                   + f", {r['seconds']:.0f} s)")
         if r.get("files"):  # a finished run folder read back (--resume) lists nothing new
             typer.echo(f"  wrote {', '.join(r['files'])}", err=True)
     if as_json and results:
@@ -151,8 +153,38 @@ def run_sweep(sweep: str = typer.Argument(..., help="sweep name (recipes/sweeps/
     if as_json:
         _print_json(results)
     else:
+        if dry_run:
+            from .sweeps import protocols
+
+            typer.echo("\n".join(f"recipe {line}" for line in protocols(sweep, overrides or [])))
         for r in results:
             typer.echo(f"{r['status']:<5} {r['job']}" + (f"  -> {r['run_dir']}" if "run_dir" in r else ""))
+
+
+@app.command("tune")
+def tune(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERRIDES,
+         space: str = typer.Option(..., "--space", help="search space: a name in recipes/spaces/ or a YAML path"),
+         trials: int = typer.Option(..., "--trials", help="new trials to run (a continued study adds them)"),
+         study: Optional[str] = typer.Option(None, "--study", help="study folder (default studies/<recipe>-<space>)"),
+         storage: Optional[str] = typer.Option(None, "--storage", help="an Optuna storage URL shared by several "
+                                               "processes or machines (default: SQLite study.db in the folder)"),
+         timeout: Optional[float] = typer.Option(None, "--timeout", help="start no new trial after this many seconds"),
+         seed: int = typer.Option(0, "--seed", help="sampler seed; give each process that shares a study its own"),
+         quiet: bool = typer.Option(False, "--quiet", help="log lines instead of progress bars"),
+         as_json: bool = typer.Option(False, "--json", help="one JSON line per trial, then the study's")):
+    """Choose settings on validation (Optuna: TPE sampler, median pruning): each trial is a run that never reads
+    the test split; writes trials.csv, best.yaml and the optimisation plots in the study folder."""
+    from .tune import format_trial, tune as run
+
+    def show(row, best):
+        typer.echo(json.dumps({**row, "best_value": best.value if best else None,
+                               "best_trial": best.number if best else None}) if as_json else format_trial(row, best))
+    r = run(recipe, overrides or [], space, trials, study, storage, timeout, seed,
+            quiet=quiet or not sys.stdout.isatty(), on_trial=show)
+    if as_json:
+        _print_json(r)
+    else:
+        typer.echo(f"wrote {', '.join(r['files'])} in {r['study']}\n{r['next']}")
 
 
 @app.command("report")

@@ -33,6 +33,8 @@ class ModelConfig:
     freeze_bn_stats: Optional[bool] = None
     train_bn: bool = False     # frozen parts' BatchNorm affine parameters train too (fastai's train_bn)
     train_stem: bool = False   # the backbone's stem trains in a mode that freezes the body
+    head: Literal["linear", "knn"] = "linear"  # knn: majority vote of the k nearest training images' features
+    knn_k: int = 11            # head knn: neighbours that vote (MedMNIST+: 11)
 
     @property
     def gray_replicated(self) -> bool:
@@ -86,6 +88,9 @@ class DataConfig:
     slices: str = "50:110"
     name: Optional[str] = None    # medmnist: the dataset (pneumoniamnist, chestmnist, organamnist, ...)
     size: int = 28                # medmnist: which of its files, 28, 64, 128 or 224 px
+    as_rgb: bool = False          # medmnist: gray images repeated to 3 channels, ImageNet-normalised (MedMNIST+)
+    pad_to: Optional[int] = None  # zero-pad normalised images, centred, to pad_to x pad_to (MedMNIST+: 224)
+    use_test: bool = True         # false: the test split is never read, the run is scored on valid (medcolor tune)
     description: str = ""
 
 
@@ -95,7 +100,7 @@ class TrainConfig:
     max_lr: float = 2e-3
     lr_mult: float = 1.0          # discriminative rates: the body's groups train at max_lr / lr_mult (fastai's slice)
     freeze_epochs: int = 0        # mode 2: epochs with the body frozen before train.epochs of all (fastai's fine_tune)
-    opt: Literal["sgd", "adam", "rmsprop"] = "sgd"
+    opt: Literal["sgd", "adam", "adamw", "rmsprop"] = "sgd"
     mom: float = 0.9
     bs: int = 16
     image_size: int = 320
@@ -113,10 +118,12 @@ class TrainConfig:
     num_workers: Optional[int] = None  # DataLoader worker processes; None: 0 on <= 2 cores, else cores - 1 (<= 8)
     loggers: list[Literal["csv", "tensorboard", "wandb"]] = field(default_factory=lambda: ["csv"])
     lr_find: bool = False  # run fastai's LR finder first and keep plots/lr_find.png in the run folder
-    schedule: Literal["one_cycle", "plateau"] = "one_cycle"
+    schedule: Literal["one_cycle", "plateau", "cosine"] = "one_cycle"  # cosine: per epoch, no warm-up (MedMNIST+)
     plateau_factor: float = 0.1
     plateau_patience: int = 5
     min_lr: float = 0.0
+    monitor: Optional[str] = None  # what picks best.pth and early stopping: valid_loss, or null for the task's score
+    early_stop_patience: int = 0  # stop after this many epochs without a better monitor value (0: never)
     loss: Literal["auto", "mse", "dssim"] = "auto"
     mix: Literal["none", "mixup", "cutmix", "fmix"] = "none"
     aux_weight: float = 0.1   # AECNN: loss = (1 - w) * BCE + w * MSE of the reconstruction
@@ -240,6 +247,13 @@ def run_title(recipe: Recipe) -> str:
 
 _SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
+def format_override(key: str, value) -> str:
+    """`key=value` with the value written as YAML reads it back (null, true, 1e-05)."""
+    text = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value) \
+        if isinstance(value, float) else str(value)
+    return f"{key}={text}"
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text or text.startswith("="):
         raise UsageError(f"override {text!r} must look like key=value, e.g. train.epochs=1")
@@ -258,7 +272,7 @@ def apply_overrides(data: dict, overrides, schema=None) -> dict:
     out = _deepcopy(data)
     for text in overrides or []:
         path, value = parse_override(text)
-        if schema is not None and _unwrap(_check_path(schema, path, text)) is str and value is not None:
+        if schema is not None and _unwrap(check_path(schema, path, text)) is str and value is not None:
             value = text.split("=", 1)[1].strip()  # a string field keeps its text (YAML 1.1 reads 5:15 as 315)
         node = out
         for part in path[:-1]:
@@ -269,7 +283,7 @@ def apply_overrides(data: dict, overrides, schema=None) -> dict:
     return out
 
 
-def _check_path(schema, path: list[str], text: str):
+def check_path(schema, path: list[str], text: str):
     """The type of the field `path` names; an unknown key is an error naming the closest valid one."""
     cls, done = schema, []
     for part in path:

@@ -46,17 +46,18 @@ class LabelledImages:
 
 def labelled_images(run_dir, spec, data: DataRequest | None, split: str | None) -> LabelledImages:
     """The run's own data (its recipe's data section) or another dataset; the test split by default, else valid
-    (own data) or all of it (another dataset)."""
+    (own data: also for a run that never read its test split, data.use_test false) or all of it (another
+    dataset)."""
     return own_images(run_dir, spec, split) if data is None else external_images(spec, data, split)
 
 
 def own_images(run_dir, spec, split: str | None) -> LabelledImages:
-    from .data.block import evaluation_rows, split_rows
+    from .data.block import evaluation_rows, split_rows, used_splits
     from .data.readers import read_table
 
     cfg = read_recipe(run_dir).data
     try:
-        table = read_table(cfg)
+        table = read_table(cfg, ("train", "valid", "test") if split == "test" else used_splits(cfg))
     except UsageError as e:
         raise UsageError(f"the run's own data cannot be read ({e}); give where it is now with --data {cfg.spec} "
                          f"data.root=DIR") from None

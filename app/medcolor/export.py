@@ -59,11 +59,12 @@ def preprocessing(spec: ModelSpec) -> dict:
         resize, side = f"squish to {i['size']} x {i['size']}, centre crop {i['crop']} x {i['crop']}", i["crop"]
     else:
         resize, side = f"resize the shorter side to {i['size']}, centre crop {i['crop']} x {i['crop']}", i["crop"]
-    rgb = i.get("channels", 1) == 3
-    return {"input_shape": [None, 3 if rgb else 1, side, side],
+    rgb, pad = i.get("channels", 1) == 3, i.get("pad")
+    return {"input_shape": [None, 3 if rgb else 1, pad or side, pad or side],
             "decode": "8-bit RGB, channels first" if rgb else "8-bit gray (16-bit and DICOM scaled by bit depth)",
             "resize": resize, "normalise": f"(pixel / 255 - {i['mean']}) / {i['std']}", "mean": i["mean"],
-            "std": i["std"]}
+            "std": i["std"], **({"pad": f"then zero-pad, centred, to {pad} x {pad} (0: the mean after normalising)"}
+                                if pad else {})}
 
 
 def parity_batch(spec: ModelSpec) -> torch.Tensor:

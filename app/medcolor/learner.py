@@ -40,10 +40,12 @@ def optimizer(recipe: Recipe):
     from fastai.optimizer import SGD, Adam
 
     t = recipe.train
-    # Adam as PyTorch's defaults (betas 0.9 / 0.999, eps 1e-8; fastai's are 0.99 / 1e-5), as the AECNN source used
-    # it; RMSprop as Keras' (rho 0.9, eps 1e-7; fastai's sqr_mom is 0.99), as the IXI autoencoder source used it.
-    return {"sgd": partial(SGD, mom=t.mom), "adam": partial(Adam, mom=0.9, sqr_mom=0.999, eps=1e-8),
-            "rmsprop": keras_rmsprop}[t.opt]
+    # Adam and AdamW as PyTorch's (betas 0.9 / 0.999, eps 1e-8; fastai's are 0.99 / 1e-5): adam adds train.wd to the
+    # gradient (torch.optim.Adam's L2, as the AECNN source used it), adamw decays the weights apart from it (AdamW,
+    # MedMNIST+'s); RMSprop as Keras' (rho 0.9, eps 1e-7; fastai's sqr_mom is 0.99), as the IXI source used it.
+    adam = partial(Adam, mom=0.9, sqr_mom=0.999, eps=1e-8)
+    return {"sgd": partial(SGD, mom=t.mom), "adam": partial(adam, decouple_wd=False),
+            "adamw": partial(adam, decouple_wd=True), "rmsprop": keras_rmsprop}[t.opt]
 
 
 def keras_rmsprop(params, lr, sqr_mom: float = 0.9, eps: float = 1e-7, wd: float = 0.0):
@@ -147,12 +149,14 @@ def learning_rates(learn, recipe: Recipe):
     return group_lrs(learn.model, m.mode, m.train_stem, t.max_lr, t.lr_mult)
 
 
-def fine_tune_callbacks(recipe: Recipe) -> list:
-    """train.freeze_epochs: the body, frozen when the Learner is built, trains from that epoch on (the schedule runs
-    freeze_epochs + epochs, as fastai's fine_tune)."""
-    from .callbacks import UnfreezeBody
+def fit_callbacks(recipe: Recipe) -> list:
+    """What fitting itself needs beyond the schedule: train.freeze_epochs - the body, frozen when the Learner is
+    built, trains from that epoch on (the schedule runs freeze_epochs + epochs, as fastai's fine_tune); model.head
+    knn - the support set instead of training."""
+    from .callbacks import FitKnn, UnfreezeBody
 
-    return [UnfreezeBody(recipe.train.freeze_epochs)] if recipe.train.freeze_epochs else []
+    return ([UnfreezeBody(recipe.train.freeze_epochs)] if recipe.train.freeze_epochs else []) + \
+        ([FitKnn()] if recipe.model.head == "knn" else [])
 
 
 def frozen_as_at(learn, recipe: Recipe, epoch: int) -> None:

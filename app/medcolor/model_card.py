@@ -8,6 +8,19 @@ STRATEGY = {1: "mode 1: colorizer + head trained, ImageNet body frozen", 2: "mod
             3: "mode 3: head only"}
 
 
+SCHEDULES = {"one_cycle": "one-cycle", "plateau": "with ReduceLROnPlateau on valid_loss",
+             "cosine": "cosine per epoch (no warm-up)"}
+
+
+def stopping(t, result: dict) -> str:
+    """How training ended: all epochs, or early, at which epoch and why."""
+    stopped = result.get("stopped_early")
+    if stopped:
+        return f"; training stopped early after epoch {stopped['epoch']} of {t.total_epochs}: {stopped['why']}"
+    rule = f" (early stopping with patience {t.early_stop_patience} did not trigger)" if t.early_stop_patience else ""
+    return f"; all {t.total_epochs} epochs trained{rule}"
+
+
 def _ci(ci) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
 
@@ -53,9 +66,11 @@ def render(recipe: Recipe, result: dict, split_sizes: dict, labels: list[str], p
              f"{result['best_epoch']})", ""]
     lines += results_section(result, calibration)
     lines += ["", "## Training", "",
-              f"- epochs {t.epochs}, {t.opt} one-cycle, max_lr {t.max_lr:g}, batch {t.bs}, {t.image_size} px, seed {t.seed}"
-              + (f"; body at max_lr / {t.lr_mult:g}" if t.lr_mult != 1 else "")
+              f"- epochs {t.epochs}, {t.opt} {SCHEDULES[t.schedule]}, max_lr {t.max_lr:g}, batch {t.bs}, {t.image_size} px, "
+              f"seed {t.seed}" + (f"; body at max_lr / {t.lr_mult:g}" if t.lr_mult != 1 else "")
               + (f"; after {t.freeze_epochs} epoch(s) with the body frozen" if t.freeze_epochs else ""),
+              f"- best.pth: the epoch with the best validation {result.get('monitor', 'score')} (epoch "
+              f"{result['best_epoch']})" + stopping(t, result),
               f"- {result['seconds']:.0f} s on {env.get('device', '?')} ({env.get('cpu_count', '?')} CPU cores, "
               f"{env.get('torch_threads', '?')} torch threads); torch {env.get('torch')}, fastai {env.get('fastai')}, "
               f"timm {env.get('timm')}, medcolor {env.get('medcolor')}",

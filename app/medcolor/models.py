@@ -43,10 +43,62 @@ class ColorNet(nn.Module):
             return "colorizer"
         return "head" if key.startswith(f"backbone.{self._head_name}.") else "body"
 
+    def set_head(self, head: nn.Module) -> None:
+        """Put `head` where the backbone's classifier is (forward_head(pre_logits=True) stays the pooled features)."""
+        *path, name = self._head_name.split(".")
+        parent = self.backbone.get_submodule(".".join(path)) if path else self.backbone
+        setattr(parent, name, head)
+
     def reset_head(self) -> None:
         for m in self.head.modules():
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
+
+
+class KNNHead(nn.Module):
+    """model.head knn (MedMNIST+'s k-NN protocol): the majority vote of the `k` training images nearest in the frozen
+    body's pooled features (Euclidean, as scikit-learn's KNeighborsClassifier). The support set - features, targets
+    and whether one class per image - lives in buffers, so best.pth holds the whole model. Its output is the vote
+    share under the task's activation: log shares (softmax) or their logits (sigmoid); ties go to the lower class,
+    as scikit-learn's and scipy's mode do."""
+
+    def __init__(self, n_features: int, n_out: int, k: int = 11):
+        super().__init__()
+        self.k = k
+        self.register_buffer("support", torch.zeros(0, n_features))
+        self.register_buffer("support_targets", torch.zeros(0, n_out))
+        self.register_buffer("single_label", torch.tensor(True))
+
+    def fit(self, features: torch.Tensor, targets: torch.Tensor, single_label: bool) -> None:
+        self.support = features.detach().float().to(self.support.device)
+        self.support_targets = targets.detach().float().to(self.support.device)
+        self.single_label = torch.tensor(bool(single_label), device=self.support.device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("support", "support_targets"):  # a fitted support set has as many rows as training images
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name], device=self.support.device))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x):
+        n = self.support.shape[0]
+        if n == 0:  # not fitted yet (the check before a run starts): no votes
+            return x.new_zeros(x.shape[0], self.support_targets.shape[1])
+        x, s = x.double(), self.support.double()  # float64: the nearest neighbours of exact Euclidean distances
+        dist = (x * x).sum(1, keepdim=True) - 2 * x @ s.T + (s * s).sum(1)
+        nearest = dist.topk(min(self.k, n), dim=1, largest=False).indices
+        votes = self.support_targets[nearest]  # (images, k, outputs); NaN: a neighbour's unknown label (u-ignore)
+        known = ~torch.isnan(votes)
+        shares = torch.where(known, votes, torch.zeros_like(votes)).sum(1) / known.sum(1).clamp_min(1)
+        if self.single_label:
+            return torch.log(shares.clamp_min(1e-6))
+        shares = shares.clamp(1e-6, 1 - 1e-6)
+        return torch.log(shares) - torch.log1p(-shares)
+
+
+def knn_head(model: nn.Module) -> KNNHead | None:
+    head = getattr(model, "head", None)
+    return head if isinstance(head, KNNHead) else None
 
 
 @dataclass(frozen=True)
@@ -64,7 +116,10 @@ def _backbone(cfg: ModelConfig, n_out: int, in_chans: int = 3) -> nn.Module:
 
 def _colornet(cfg, n_out, stats):
     colorizer = create_colorizer(cfg.colorizer, *stats)
-    return ColorNet(colorizer, _backbone(cfg, n_out, getattr(colorizer, "backbone_in_chans", 3)))
+    net = ColorNet(colorizer, _backbone(cfg, n_out, getattr(colorizer, "backbone_in_chans", 3)))
+    if cfg.head == "knn":
+        net.set_head(KNNHead(net.backbone.num_features, n_out, cfg.knn_k))
+    return net
 
 
 def _aecnn(cfg, n_out, stats):
@@ -136,11 +191,18 @@ def load_parts(model: nn.Module, checkpoint: str | Path, parts=("colorizer", "bo
     model.load_state_dict({k: theirs[k] for k in wanted}, strict=False)
 
 
+def is_support_set(model: nn.Module, key: str) -> bool:
+    """A k-NN head's support-set buffer: its rows are the training images, so any number fits."""
+    return knn_head(model) is not None and part_of(model, key) == "head" and key.rsplit(".", 1)[-1].startswith(
+        "support")
+
+
 def load_weights(model: nn.Module, path: str | Path) -> None:
     """Load a whole-model checkpoint (best.pth) strictly; a mismatch is one line naming the file and the keys."""
     path = Path(path)
     sd = read_state_dict(path)
-    problem = state_dict_mismatch(model.state_dict(), sd)
+    own = {k: sd[k] if k in sd and is_support_set(model, k) else v for k, v in model.state_dict().items()}
+    problem = state_dict_mismatch(own, sd)
     if problem:
         raise UsageError(f"checkpoint {path} does not fit this model: {problem}")
     model.load_state_dict(sd)

@@ -111,11 +111,15 @@ def apply_mode(learn, mode: int, train_stem: bool = False, body_frozen: bool = F
     """Freeze the mode's frozen parts on a fastai Learner built with `splitter_for(mode)` (with body_frozen, the
     body too: fine-tuning's first epochs); BatchNorm affine parameters of frozen parts stay frozen unless the
     Learner has fastai's train_bn=True (model.train_bn)."""
+    import warnings
+
     n = n_frozen_groups(learn.model, mode, train_stem) or (n_body_groups(learn.model, mode) if body_frozen else 0)
-    if n:
-        learn.freeze_to(n)
-    else:
+    if not n:
         learn.unfreeze()
+        return
+    with warnings.catch_warnings():  # nothing left to train is a k-NN head's design, not a mistake fastai should name
+        warnings.filterwarnings("ignore", message="Freezing .* whole model is frozen")
+        learn.freeze_to(n)
 
 
 def trainable_parameters(model: nn.Module, mode: int, train_bn: bool = False, train_stem: bool = False) -> set[int]:

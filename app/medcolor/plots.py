@@ -28,9 +28,10 @@ def plot_roc(path: Path, curves: dict, title: str = "") -> None:
     save_figure(fig, path)
 
 
-def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc", title: str = "") -> None:
-    """Losses (left axis) and the monitored score (right axis) per whole epoch; one legend, below the axes, so it
-    covers no point."""
+def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc", title: str = "", best_epoch: int | None = None,
+                 best_by: str = "", stopped: dict | None = None) -> None:
+    """Losses (left axis) and the task's score (right axis) per whole epoch, the epoch of best.pth (chosen by
+    `best_by`) marked, and where training stopped early and why; one legend, below the axes, so it covers no point."""
     from matplotlib.ticker import MaxNLocator
 
     h = pd.DataFrame(rows)
@@ -42,7 +43,14 @@ def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc", title:
         ax2 = ax.twinx()
         lines += ax2.plot(h["epoch"], h[monitor], color="tab:green", marker="s", label=f"{monitor} (valid)")
         ax2.set_ylabel(monitor)
-    ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3,
+    if best_epoch is not None and best_epoch >= 0:
+        lines.append(ax.axvline(best_epoch, color="0.4", ls="--", lw=1, label=f"best.pth (epoch {best_epoch}, "
+                                                                              f"by {best_by or monitor})"))
+    if stopped:
+        ax.annotate(f"stopped early after epoch {stopped['epoch']}: {stopped['why']}", (0.5, 1.0),
+                    xycoords="axes fraction", xytext=(0, -12), textcoords="offset points", ha="center", fontsize=7,
+                    color="0.3", wrap=True)
+    ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
               fontsize=8, frameon=False)
     save_figure(fig, path)
 

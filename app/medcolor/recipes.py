@@ -124,8 +124,8 @@ def recipe_from_dict(raw: dict) -> Recipe:
 
 def medmnist_problems(r: Recipe, data) -> list[str]:
     """MedMNIST files fix their images' size and colour: a network input smaller than the file's images would
-    shrink them (data.size picks the file, train.image_size the input), and RGB data (the color sets) goes straight
-    to the backbone, so a colorizer would have nothing to do."""
+    shrink them (data.size picks the file, train.image_size the input), and RGB data (the color sets, or gray ones
+    with data.as_rgb) goes straight to the backbone, so a colorizer would have nothing to do; padding only grows."""
     from .data.medmnist import image_channels
 
     problems, m = [], r.model
@@ -134,8 +134,12 @@ def medmnist_problems(r: Recipe, data) -> list[str]:
                         f"{data.size}; set train.image_size={data.size} (the MedMNIST+ protocol trains at the file's "
                         f"size)")
     if image_channels(data) == 3 and m.arch == "colornet" and not m.gray_replicated:
-        problems.append(f"{data.name} is RGB: its images go straight to the backbone, so model.colorizer must be "
-                        f"none (got {m.colorizer}); colorizers are for gray datasets")
+        how = "read as RGB (data.as_rgb)" if data.as_rgb else "RGB"
+        problems.append(f"{data.name} is {how}: its images go straight to the backbone, so model.colorizer must be "
+                        f"none (got {m.colorizer}); colorizers are for gray images")
+    if data.pad_to and data.pad_to < r.train.image_size:
+        problems.append(f"data.pad_to={data.pad_to} is smaller than train.image_size={r.train.image_size}; padding "
+                        f"only adds pixels (set data.pad_to >= the image size, or null)")
     return problems
 
 
@@ -176,7 +180,9 @@ def check_values(r: Recipe) -> list[str]:
               (t.freeze_epochs >= 0, f"train.freeze_epochs must be at least 0, got {t.freeze_epochs}"),
               (not t.freeze_epochs or m.mode == 2, f"train.freeze_epochs freezes the body for the first epochs of "
                                                    f"mode 2; model.mode {m.mode} never trains the body"),
-              (not t.freeze_epochs or t.schedule == "one_cycle", "train.freeze_epochs needs train.schedule=one_cycle")]
+              (not t.freeze_epochs or t.schedule == "one_cycle", "train.freeze_epochs needs train.schedule=one_cycle"),
+              (t.early_stop_patience >= 0, f"train.early_stop_patience must be at least 0 (0: never stop early), got "
+                                           f"{t.early_stop_patience}")]
     problems += [message for ok, message in checks if not ok]
     if (t.lr_mult != 1 or t.freeze_epochs) and m.arch in ARCHS and ARCHS[m.arch].task != "classification":
         problems.append(f"train.lr_mult and train.freeze_epochs need a classifier's parts (body, colorizer, head); "
@@ -190,10 +196,26 @@ def check_values(r: Recipe) -> list[str]:
     if m.mode == 3 and not m.init_from and not imagenet_probe:  # mode 3 without a colorizer = mode 1 (Table 4.3)
         problems.append("model.mode 3 trains only the head: set model.init_from to a run folder or recipe:NAME "
                         "(or, without a colorizer, load ImageNet weights: model.pretrained / model.weights)")
+    if m.head == "knn":
+        problems += knn_problems(r)
     for part in (p for entry in m.init_parts for p in (entry if isinstance(entry, list) else [entry])):
         if part not in ("colorizer", "body", "head"):
             problems.append(f"model.init_parts entries must be colorizer, body or head, got {part!r}")
     return problems
+
+
+def knn_problems(r: Recipe) -> list[str]:
+    """A k-NN head votes on frozen features: nothing trains, so one epoch (the validation pass) and a frozen body."""
+    t, m = r.train, r.model
+    checks = [(m.arch == "colornet", f"model.head knn needs model.arch colornet, got {m.arch!r}"),
+              (m.mode != 2, "model.head knn votes on frozen features; model.mode 2 would train the body (use 1 or 3)"),
+              (m.mode != 1 or m.gray_replicated, f"model.head knn trains nothing, so a {m.colorizer} colorizer would "
+                                                 f"stay random in mode 1; use colorizer none, or mode 3 with "
+                                                 f"model.init_from a trained one"),
+              (t.epochs == 1 and not t.freeze_epochs, f"model.head knn has nothing to train: train.epochs must be 1 "
+                                                      f"(its validation pass), got {t.epochs}"),
+              (m.knn_k >= 1, f"model.knn_k must be at least 1, got {m.knn_k}")]
+    return [message for ok, message in checks if not ok]
 
 
 def recipe_to_yaml(r: Recipe) -> str:
@@ -225,6 +247,20 @@ def shown_recipe(r: Recipe) -> str:
         rates = "# learning rates (one-cycle peak): " + \
             ", ".join(f"{part} {rate}" for part, rate in rate_plan(r.model, r.train).items()) + "\n"
     return f"# starting weights: {weights_source(r.model)}\n{rates}" + yaml.safe_dump(d, sort_keys=False)
+
+
+def settings_line(r: Recipe) -> str:
+    """A recipe's training protocol in one line (`run sweep --dry-run`): what differs between training schemes."""
+    t, d, m = r.train, r.data, r.model
+    if m.head == "knn":
+        how = f"k-NN vote of {m.knn_k} on the frozen body's features, nothing trained"
+    else:
+        how = f"mode {m.mode}, {t.opt} max_lr {t.max_lr:g} wd {t.wd:g}, {t.schedule.replace('_', '-')}, " \
+              f"{t.total_epochs} epochs" + (f", early stopping {t.early_stop_patience} on {t.monitor or 'the score'}"
+                                            if t.early_stop_patience else "") + f", batch {t.bs}"
+    data = ("RGB" if d.as_rgb else "gray") + (f", padded to {d.pad_to}" if d.pad_to else "") + \
+        ("" if d.augment else ", no augmentation")
+    return f"{r.name}: {how}; {data}; {weights_source(m)}"
 
 
 def weights_source(m: ModelConfig) -> str:

@@ -17,9 +17,9 @@ from .stats import auc_intervals, holm, mean_over_labels, paired_comparison, ran
 
 # Everything that makes two runs different experiments; seeds of one group are averaged.
 GROUP = ["recipe", "arch", "backbone", "colorizer", "mode", "start", "data", "labels", "policy", "subset_fraction",
-         "image_size"]
+         "image_size", "split"]
 SHOWN_WHEN_THEY_DIFFER = {"start": "starts from", "data": "data", "labels": "labels", "policy": "policy",
-                          "image_size": "px"}
+                          "image_size": "px", "split": "scored on"}
 OTHER_SCORES = ("psnr", "ssim", "study_auc")  # beside the AUCs and ACC: reconstructions' scores, MURA's study AUC
 SUMMARY = ("mean", "ACC", *OTHER_SCORES)  # every score but the per-label AUCs
 
@@ -50,7 +50,8 @@ def run_rows(runs: list[Path]) -> pd.DataFrame:
                         + (f":{d['name']}@{d['size']}" if d.get("name") else ""),
                 "labels": _text(d.get("labels")) + (" + any finding" if d.get("any_finding") else ""),
                 "policy": _text(d.get("policy")), "subset_fraction": d["subset"]["fraction"],
-                "image_size": r["train"]["image_size"], "n_train": m.get("n_train"), "seed": r["train"]["seed"]}
+                "image_size": r["train"]["image_size"], "split": m.get("split", "test"), "n_train": m.get("n_train"),
+                "seed": r["train"]["seed"]}
         scores = {"mean": m["mean_auc"], **({"ACC": m["acc"]} if "acc" in m else {}), **m.get("auc", {})} \
             if "mean_auc" in m else {}
         scores.update({k: m[k]["mean"] if isinstance(m[k], dict) else m[k] for k in OTHER_SCORES if k in m})
@@ -263,4 +264,7 @@ def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", v
         return table.to_csv(index=False)
     if fmt == "json":
         return table.to_json(orient="records", indent=2)
-    return to_markdown(table, metric_columns(df))
+    text = to_markdown(table, metric_columns(df))
+    splits = set(table["split"])
+    return text + ("\n\nEvery row is scored on the valid split: its runs never read a test split (tuning trials), "
+                   "or their data has none." if splits == {"valid"} else "")

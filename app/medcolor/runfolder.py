@@ -141,6 +141,13 @@ def owner_alive(where: Path) -> bool:
         owner = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
+    return process_alive(owner)
+
+
+def process_alive(owner: dict) -> bool:
+    """Whether the process {"host", "pid"} runs; True when that cannot be known (another host)."""
+    if not isinstance(owner, dict):
+        return False
     if owner.get("host") != socket.gethostname():
         return True
     try:
@@ -150,6 +157,11 @@ def owner_alive(where: Path) -> bool:
         return False
     except PermissionError:
         return True
+
+
+def this_process() -> dict:
+    """{"host", "pid"} of this process, as .owner and claims record it."""
+    return _owner()
 
 
 def stale_runs(runs_dir: Path, recipe: str) -> list[Path]:

@@ -115,7 +115,8 @@ def spec_for(recipe: Recipe, labels: list[str], single_label: bool) -> ModelSpec
     network = replace(recipe.model, pretrained=False, weights=None, init_from=None)
     return ModelSpec(task=recipe.task, labels=list(labels), single_label=bool(single_label), model=to_dict(network),
                      input={"size": fit.size, "squish": fit.squish, "crop": fit.crop, "mean": mean, "std": std,
-                            **({"channels": 3} if fit.channels == 3 else {})})
+                            **({"channels": 3} if fit.channels == 3 else {}),
+                            **({"pad": recipe.data.pad_to} if recipe.data.pad_to else {})})
 
 
 def model_spec(run_dir: Path) -> ModelSpec:

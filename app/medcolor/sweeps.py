@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._resources import resolve_named
-from .config import from_dict, parse_override
+from .config import format_override, from_dict, parse_override
 from .chains import parent_recipe
 from .errors import UsageError
 from .io import read_yaml
@@ -27,7 +27,8 @@ class Sweep:
     backbones: list[str] = field(default_factory=lambda: ["resnet18"])
     seeds: list[int] = field(default_factory=lambda: [0])
     seed_keys: list[str] = field(default_factory=lambda: ["train.seed"])
-    grid: dict[str, list] | list[dict[str, list]] = field(default_factory=dict)  # a list: the union of its grids
+    grid: dict[str, list] | list[dict[str, list]] = field(default_factory=dict)  # a list: the union of its grids;
+    # a grid's `recipes: [...]` limits it to some of the recipes
     overrides: list[str] = field(default_factory=list)
 
 
@@ -52,24 +53,31 @@ def load_sweep(name_or_path: str) -> Sweep:
     return sweep
 
 
-def grid_points(grid) -> list[tuple[str, ...]]:
-    """key=value overrides of every grid point; a list of grids is their union, in order."""
+def grid_points(grid, recipes) -> list[tuple[tuple[str, ...], list[str]]]:
+    """(key=value overrides, recipes) of every grid point; a list of grids is their union, in order, and a grid's
+    `recipes: [...]` limits it to those of the sweep's recipes (the k-NN protocol has no colorizer rows)."""
     points = []
     for g in grid if isinstance(grid, list) else [grid]:
         if not isinstance(g, dict):
             raise UsageError(f"a sweep grid maps keys to lists of values, got {g!r}")
-        points += [tuple(f"{k}={'null' if v is None else v}" for k, v in zip(g, values))
-                   for values in itertools.product(*g.values())]
+        only = g.get("recipes", recipes)
+        unknown = [r for r in only if r not in recipes]
+        if unknown:
+            raise UsageError(f"a sweep grid names recipes {unknown} that the sweep does not list ({', '.join(recipes)})")
+        axes = {k: v for k, v in g.items() if k != "recipes"}
+        points += [(tuple(format_override(k, v) for k, v in zip(axes, values)), list(only))
+                   for values in itertools.product(*axes.values())]
     return points
 
 
 def expand(sweep: Sweep, extra=()) -> list[Job]:
     jobs = []
     roots = chain_roots(sweep.recipes)  # each recipe's YAML read once, not once per grid cell
-    for backbone, seed, point in itertools.product(sweep.backbones, sweep.seeds, grid_points(sweep.grid)):
+    for backbone, seed, (point, recipes) in itertools.product(sweep.backbones, sweep.seeds,
+                                                              grid_points(sweep.grid, sweep.recipes)):
         fixed = [*sweep.overrides, *extra, f"model.backbone={backbone}", *point,
                  *(f"{key}={seed}" for key in sweep.seed_keys)]
-        jobs += [Job(r, tuple(fixed), (backbone, seed, point, roots[r])) for r in sweep.recipes]
+        jobs += [Job(r, tuple(fixed), (backbone, seed, point, roots[r])) for r in sweep.recipes if r in recipes]
     return jobs
 
 
@@ -120,6 +128,14 @@ def shard(jobs: list[Job], i: int, n: int) -> list[Job]:
 def plan(name_or_path: str, extra=(), shard_text: str | None = None) -> list[Job]:
     """This machine's jobs of the sweep, in order."""
     return shard(expand(load_sweep(name_or_path), extra), *parse_shard(shard_text))
+
+
+def protocols(name_or_path: str, extra=()) -> list[str]:
+    """Each of the sweep's recipes in one line (its training protocol), with the sweep's overrides applied."""
+    from .recipes import load_recipe, settings_line
+
+    sweep = load_sweep(name_or_path)
+    return [settings_line(load_recipe(r, [*sweep.overrides, *extra])) for r in sweep.recipes]
 
 
 def done_run(job: Job, runs_dir: Path) -> Path | None:

@@ -13,20 +13,21 @@ from .models import ARCHS
 @dataclass(frozen=True)
 class Task:
     name: str
-    monitor: str                      # the validation metric that picks best.pth (higher is better)
+    monitor: str                      # the validation score that picks best.pth by default (higher is better)
     metrics: tuple[str, ...]          # what `metrics:` in a recipe may list
     build_dls: Callable               # (recipe, num_workers, device) -> (DataLoaders, Table)
     head: Callable                    # (recipe, dls) -> (n_out, loss, fastai metrics)
     finalize: Callable                # (learn, recipe, run_dir, table, valid_preds) -> scores; writes results
     summary_line: Callable            # result -> "mean AUC 0.71" / "PSNR 30.1 dB, SSIM 0.95"
-    mid_epoch_score: Optional[Callable] = None  # learn -> monitor value, for train.eval_every_iters
+    mid_epoch_scores: Optional[Callable] = None  # learn -> {monitor: value, "valid_loss": value}, for
+    # train.eval_every_iters
     predicts_labels: bool = False     # `medcolor predict` / `interpret` make sense
 
 
 TASKS = {
     "classification": Task("classification", "mean_auc", classification.METRICS, classification.build_dls,
                            classification.head, classification.finalize, classification.summary_line,
-                           classification.mid_epoch_score, predicts_labels=True),
+                           classification.mid_epoch_scores, predicts_labels=True),
     "reconstruction": Task("reconstruction", "ssim", reconstruction.METRICS, reconstruction.build_dls,
                            reconstruction.head, reconstruction.finalize, reconstruction.summary_line),
 }
@@ -34,6 +35,15 @@ TASKS = {
 
 def task_of(recipe: Recipe) -> Task:
     return TASKS[recipe.task]
+
+
+def monitor_of(recipe: Recipe) -> str:
+    """What picks best.pth and drives early stopping: train.monitor, or the task's validation score."""
+    return recipe.train.monitor or task_of(recipe).monitor
+
+
+def lower_is_better(monitor: str) -> bool:
+    return "loss" in monitor
 
 
 def check_recipe(recipe: Recipe) -> list[str]:
@@ -51,6 +61,9 @@ def check_recipe(recipe: Recipe) -> list[str]:
     unknown = [name for name in recipe.metrics if name not in task.metrics]
     if unknown:
         problems.append(f"metrics {unknown} are not computed for {task.name}; choose from {', '.join(task.metrics)}")
+    if recipe.train.monitor not in (None, "valid_loss", task.monitor):
+        problems.append(f"train.monitor must be valid_loss or {task.monitor} (the {task.name} score), got "
+                        f"{recipe.train.monitor!r}")
     if recipe.metrics and task.monitor.replace("mean_", "") not in recipe.metrics:
         problems.append(f"metrics must include {task.monitor.replace('mean_', '')!r}: it picks the best checkpoint")
     return problems

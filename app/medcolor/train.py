@@ -6,13 +6,14 @@ import contextlib
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Recipe, run_title, to_dict
 from .errors import Interrupted, RunError, UsageError, stop_signal
 from .io import info
 from . import runfolder
-from .learner import (build_data, build_learner, check_forward, checkpoint_learner, distributed, fine_tune_callbacks,
+from .learner import (build_data, build_learner, check_forward, checkpoint_learner, distributed, fit_callbacks,
                       frozen_as_at, learning_rates, logger_callbacks, rank, this_process_only, weights_fingerprint,
                       world_size)
 from .recipes import load_recipe, recipe_to_yaml
@@ -22,23 +23,26 @@ from .tasks import task_of
 
 
 def run_recipe(name_or_path: str, overrides=(), seed: int | None = None, n_seeds: int | None = None,
-               runs_dir: str | Path = "runs", quiet: bool = False, existing=None, wait: bool = True) -> list[dict]:
+               runs_dir: str | Path = "runs", quiet: bool = False, existing=None, wait: bool = True,
+               callbacks=()) -> list[dict]:
     """`medcolor run recipe`: one run per seed; a recipe:NAME init_from is found or trained first. With `existing`
     (sweeps), every run is claimed in the runs folder first, so concurrent sweeps never train one job twice; without
-    `wait` a run another sweep holds is left to it ({"deferred": True})."""
+    `wait` a run another sweep holds is left to it ({"deferred": True}). `callbacks`: extra fastai callbacks for the
+    recipe's own runs, not for the runs they start from (a tuning trial's pruning)."""
     from .chains import resolve_chain
 
     runs_dir, overrides = Path(runs_dir), list(overrides)
     base = load_recipe(name_or_path, overrides)
     shared = existing is not None
 
-    def train(recipe, find=lambda: None, wait=True):
-        return train_shared(recipe, runs_dir, quiet, find, wait) if shared else train_new(recipe, runs_dir, quiet)
+    def train(recipe, find=lambda: None, wait=True, cbs=()):
+        return train_shared(recipe, runs_dir, quiet, find, wait, cbs) if shared else \
+            train_new(recipe, runs_dir, quiet, cbs)
     results = []
     for s in seed_list(base, seed, n_seeds):
         seeded = overrides + [f"train.seed={s}"]
         recipe = resolve_chain(load_recipe(name_or_path, seeded), seeded, runs_dir, train_parent=train)
-        results.append(train(recipe, existing or (lambda: None), wait))
+        results.append(train(recipe, existing or (lambda: None), wait, callbacks))
     return results
 
 
@@ -64,7 +68,7 @@ def heartbeat(claim: Path):
         claim.unlink(missing_ok=True)
 
 
-def train_shared(recipe: Recipe, runs_dir: Path, quiet: bool, existing, wait: bool = True) -> dict:
+def train_shared(recipe: Recipe, runs_dir: Path, quiet: bool, existing, wait: bool = True, callbacks=()) -> dict:
     """Train `recipe` unless another process does: the run is claimed in the runs folder (runfolder.claim); a run
     claimed by a live sweep is waited for and reused (`existing()` finds it once finished), or left to it."""
     said = False
@@ -75,7 +79,7 @@ def train_shared(recipe: Recipe, runs_dir: Path, quiet: bool, existing, wait: bo
         claim = runfolder.claim(runs_dir, recipe_to_yaml(recipe))
         if claim is not None:
             with heartbeat(claim):
-                return train_new(recipe, runs_dir, quiet)
+                return train_new(recipe, runs_dir, quiet, callbacks)
         if not wait:
             return {"run_dir": None, "deferred": True}
         if not said:
@@ -94,7 +98,7 @@ def seed_list(recipe: Recipe, seed: int | None, n_seeds: int | None) -> list[int
     return [recipe.train.seed]
 
 
-def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:
+def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False, callbacks=()) -> dict:
     """A fresh run: everything that can fail on bad input fails before the run folder is made."""
     start = time.time()
     dls, table = build_data(recipe)
@@ -117,10 +121,10 @@ def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False) -> dict:
     with stopping_cleanly(run_dir, recipe):
         write_run_start(run_dir, recipe, learn.dls)
         info(f"run folder: {run_dir}")
-        return train_in(run_dir, recipe, learn, table, start, quiet)
+        return train_in(run_dir, recipe, learn, table, start, quiet, callbacks)
 
 
-def train_in(run_dir: Path, recipe: Recipe, learn, table, start: float, quiet: bool) -> dict:
+def train_in(run_dir: Path, recipe: Recipe, learn, table, start: float, quiet: bool, callbacks=()) -> dict:
     """The LR finder when asked, fit, and the end of the run, in a run folder that holds its start files."""
     if recipe.train.lr_find:
         from fastai.torch_core import no_random
@@ -128,11 +132,11 @@ def train_in(run_dir: Path, recipe: Recipe, learn, table, start: float, quiet: b
         with no_random():  # on a learner of its own, leaving every random state as it was: the run is
             found = find_lr(build_learner(recipe), run_dir)  # the same as without the LR finder
         info(f"lr-find: valley suggestion {found['valley']:.2e} (plots/lr_find.png)")
-    kept = fit(learn, recipe, run_dir, quiet)
+    fitted = fit(learn, recipe, run_dir, quiet, callbacks=callbacks)
     if world_size() > 1:
         info(f"rank 0: weights {weights_fingerprint(learn.model)}")
     with this_process_only():  # the helpers are done; evaluation is rank 0's alone
-        return finalize(learn, recipe, run_dir, table, time.time() - start, kept)
+        return finalize(learn, recipe, run_dir, table, time.time() - start, fitted)
 
 
 @contextlib.contextmanager
@@ -203,12 +207,12 @@ def resume(run_dir: Path, quiet: bool = False, overrides=()) -> dict:
     set_seed(recipe.train.seed + start_epoch, reproducible=True)
     runfolder.write_owner(run_dir)
     with stopping_cleanly(run_dir, recipe):
-        kept = None
-        if start_epoch < recipe.train.total_epochs:
-            kept = fit(learn, recipe, run_dir, quiet, state={"rows": last["rows"], "best": last["best"],
-                                                             "best_epoch": last["best_epoch"],
-                                                             "start_epoch": start_epoch})
-        return finalize(learn, recipe, run_dir, table, time.time() - start, kept)
+        fitted = Fitted(stopped=early_stop_of(recipe, last))  # it had stopped early: only the end of the run is left
+        if start_epoch < recipe.train.total_epochs and not fitted.stopped:
+            fitted = fit(learn, recipe, run_dir, quiet, state={"rows": last["rows"], "best": last["best"],
+                                                               "best_epoch": last["best_epoch"],
+                                                               "start_epoch": start_epoch})
+        return finalize(learn, recipe, run_dir, table, time.time() - start, fitted)
 
 
 def finished_result(run_dir: Path) -> dict:
@@ -224,48 +228,98 @@ def finished_result(run_dir: Path) -> dict:
     return {**metrics, "run_dir": str(run_dir), "seconds": seconds, "summary": summary}
 
 
-def fit(learn, recipe: Recipe, run_dir: Path | None, quiet: bool, state: dict | None = None):
-    """fit_one_cycle (or fit + ReduceLROnPlateau); only rank 0 of a distributed run writes the run folder. Returns
-    the best epoch's validation (probabilities, targets) when they were seen whole, else None."""
+@dataclass
+class Fitted:
+    """What fitting hands to the end of a run: the best epoch's validation (probabilities, targets) when they were
+    seen whole, and where and why training stopped before its last epoch."""
+
+    valid_preds: tuple | None = None
+    stopped: dict | None = None
+
+
+def fit(learn, recipe: Recipe, run_dir: Path | None, quiet: bool, state: dict | None = None, callbacks=()) -> Fitted:
+    """fit_one_cycle, fit + ReduceLROnPlateau, or fit with MedMNIST+'s per-epoch cosine; only rank 0 of a
+    distributed run writes the run folder."""
     from fastai.callback.progress import ProgressCallback
-    from .callbacks import BestValidPredictions, StopOnNaN
+    from .callbacks import BestValidPredictions, StopOnNaN, StopTraining
 
     learn.path, t = run_dir or Path("."), recipe.train
     if quiet or run_dir is None:
         learn.remove_cb(ProgressCallback)
         learn.logger = lambda *_: None  # RunHistory logs one line per epoch instead of fastai's raw lists
     stop, kept = StopOnNaN(), BestValidPredictions()
-    cbs = (run_callbacks(recipe, run_dir, quiet, state or {}) + [kept] if run_dir else []) + [stop]
-    cbs += fine_tune_callbacks(recipe)
+    cbs = (run_callbacks(recipe, run_dir, quiet, state or {}) + [kept] + list(callbacks) if run_dir else []) + [stop]
+    cbs += fit_callbacks(recipe)
     start, lr = (state or {}).get("start_epoch", 0), learning_rates(learn, recipe)
     with distributed(learn):
-        if t.schedule == "plateau":
-            from fastai.callback.tracker import ReduceLROnPlateau
-
-            plateau = ReduceLROnPlateau(monitor="valid_loss", factor=1 / t.plateau_factor,
-                                        patience=t.plateau_patience, min_lr=t.min_lr)
-            learn.fit(t.total_epochs, lr, wd=t.wd, cbs=cbs + [plateau], start_epoch=start)
-        else:
+        if t.schedule == "one_cycle":
             learn.fit_one_cycle(t.total_epochs, lr, div=t.div, div_final=t.div_final, pct_start=t.pct_start,
                                 wd=t.wd, cbs=cbs, start_epoch=start)
+        else:
+            learn.fit(t.total_epochs, lr, wd=t.wd, cbs=cbs + [schedule_callback(learn, t, lr)], start_epoch=start)
     if stop.nan_epoch is not None:
         raise RunError(f"the loss became NaN in epoch {stop.nan_epoch} (train.max_lr={t.max_lr}); lower "
                        f"train.max_lr, `medcolor lr-find {recipe.name}` suggests one; the best checkpoint so far "
                        f"is kept")
-    return kept.kept
+    stopped = next((cb.stopped for cb in cbs if isinstance(cb, StopTraining) and cb.stopped), None)
+    return Fitted(kept.kept, stopped)
+
+
+def schedule_callback(learn, t, lr):
+    """train.schedule other than one-cycle: fastai's ReduceLROnPlateau on valid_loss, or MedMNIST+'s cosine."""
+    if t.schedule == "plateau":
+        from fastai.callback.tracker import ReduceLROnPlateau
+
+        return ReduceLROnPlateau(monitor="valid_loss", factor=1 / t.plateau_factor, patience=t.plateau_patience,
+                                 min_lr=t.min_lr)
+    from fastai.callback.schedule import ParamScheduler
+
+    return ParamScheduler({"lr": epoch_cosine(lr, t.total_epochs)})
+
+
+def epoch_cosine(lr, n_epoch: int):
+    """MedMNIST+'s schedule: timm's CosineLRScheduler(t_initial=epochs) stepped after each epoch, no warm-up, down to
+    0 - epoch e trains at the rate of step max(e - 1, 0). fastai's SchedCos anneals every batch instead, and its
+    fit_flat_cos restarts at epoch 0 on resume."""
+    import math
+
+    import numpy as np
+
+    peak = np.array(lr, dtype=float)
+
+    def at(pos: float):
+        step = max(min(int(pos * n_epoch + 1e-9), n_epoch - 1) - 1, 0)
+        return (peak * 0.5 * (1 + math.cos(math.pi * step / n_epoch))).tolist()  # a float, or one per group
+    return at
+
+
+def early_stop_of(recipe: Recipe, last: dict) -> dict | None:
+    """{"epoch", "why"} when the checkpoint in last.pth ends a run that early stopping had stopped (it was stopped
+    again before it finished), else None."""
+    from .callbacks import no_improvement
+    from .tasks import monitor_of
+
+    epoch = last["epoch"]
+    why = no_improvement(recipe.train.early_stop_patience, epoch, last["best_epoch"], monitor_of(recipe),
+                         last["best"]) if epoch + 1 < recipe.train.total_epochs else None
+    return {"epoch": int(epoch), "why": why} if why else None
 
 
 def run_callbacks(recipe: Recipe, run_dir: Path, quiet: bool, state: dict) -> list:
-    """The run folder's bookkeeping (best / last checkpoints, history, mid-epoch evaluation) and the loggers."""
-    from .callbacks import MidEpochEval, RunHistory, SaveBest, SaveLast
+    """The run folder's bookkeeping (best / last checkpoints, history, mid-epoch evaluation), early stopping and
+    the loggers."""
+    from .callbacks import EarlyStopping, MidEpochEval, RunHistory, SaveBest, SaveLast
+    from .tasks import monitor_of
 
-    task, start = task_of(recipe), state.get("start_epoch", 0)
+    task, start, monitor = task_of(recipe), state.get("start_epoch", 0), monitor_of(recipe)
     cbs = [RunHistory(run_dir, state.get("rows"), start, log=info if quiet else None,
                       shown=("train_loss", "valid_loss", task.monitor)),
-           SaveBest(run_dir, task.monitor, state.get("best", float("-inf")), state.get("best_epoch", -1), start),
+           SaveBest(run_dir, monitor, state.get("best"), state.get("best_epoch", -1), start),
            SaveLast(run_dir, start)]
-    if recipe.train.eval_every_iters and task.mid_epoch_score:
-        cbs.append(MidEpochEval(run_dir, recipe.train.eval_every_iters, task.mid_epoch_score, task.monitor))
+    if recipe.train.eval_every_iters and task.mid_epoch_scores:
+        cbs.append(MidEpochEval(run_dir, recipe.train.eval_every_iters, task.mid_epoch_scores, monitor))
+    if recipe.train.early_stop_patience:
+        cbs.append(EarlyStopping(recipe.train.early_stop_patience, start))
     return cbs + logger_callbacks(recipe, run_dir)
 
 
@@ -276,22 +330,25 @@ def write_run_start(run_dir: Path, recipe: Recipe, dls) -> None:
     runfolder.write_start(run_dir, recipe_to_yaml(recipe), environment(), spec)
 
 
-def finalize(learn, recipe: Recipe, run_dir: Path, table, seconds: float, valid_preds=None) -> dict:
+def finalize(learn, recipe: Recipe, run_dir: Path, table, seconds: float, fitted: Fitted | None = None) -> dict:
     """Best weights -> scores on the test split (valid when there is none), metrics.json and plots."""
     from .models import load_weights
     from .plots import plot_history
+    from .tasks import monitor_of
 
-    task = task_of(recipe)
+    task, monitor, fitted = task_of(recipe), monitor_of(recipe), fitted or Fitted()
     last = runfolder.read_last(run_dir)
     if not runfolder.best_weights(run_dir).is_file():  # never "finished" without a best model to evaluate
-        raise RunError(f"no epoch gave a valid validation {task.monitor} (NaN every epoch), so there is no best "
+        raise RunError(f"no epoch gave a valid validation {monitor} (NaN every epoch), so there is no best "
                        f"model; {run_dir} keeps last.pth and history.csv to inspect")
     load_weights(learn.model, runfolder.best_weights(run_dir))
     split = table.eval_split()
-    scores = task.finalize(learn, recipe, run_dir, table, valid_preds)
-    plot_history(runfolder.plot_path(run_dir, "loss.png"), last["rows"], monitor=task.monitor, title=run_title(recipe))
-    result = {"run_dir": str(run_dir), **scores, "best_epoch": last["best_epoch"],
-              f"best_valid_{task.monitor}": last["best"], "split": split, "seconds": round(seconds, 1)}
+    scores = task.finalize(learn, recipe, run_dir, table, fitted.valid_preds)
+    plot_history(runfolder.plot_path(run_dir, "loss.png"), last["rows"], monitor=task.monitor, title=run_title(recipe),
+                 best_epoch=last["best_epoch"], best_by=monitor, stopped=fitted.stopped)
+    result = {"run_dir": str(run_dir), **scores, "best_epoch": last["best_epoch"], "monitor": monitor,
+              best_key(monitor): last["best"], "epochs_trained": int(last["epoch"]) + 1,
+              "stopped_early": fitted.stopped, "split": split, "seconds": round(seconds, 1)}
     # metrics.json holds only what the data and seed determine, so equal runs give equal files
     metrics = {**{k: v for k, v in result.items() if k not in ("run_dir", "seconds")},
                "recipe": recipe.name, "task": recipe.task, "backbone": recipe.model.backbone,
@@ -303,6 +360,11 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, seconds: float, valid_
     write_card(learn, recipe, run_dir, result, table)
     files = sorted(p.name + ("/" if p.is_dir() else "") for p in run_dir.iterdir() if not p.name.startswith("."))
     return {**result, "summary": task.summary_line(result), "files": files}
+
+
+def best_key(monitor: str) -> str:
+    """metrics.json's name for the best monitored validation value: best_valid_mean_auc, best_valid_loss."""
+    return f"best_{monitor}" if monitor.startswith("valid_") else f"best_valid_{monitor}"
 
 
 def write_card(learn, recipe: Recipe, run_dir: Path, result: dict, table) -> None:
@@ -339,6 +401,8 @@ def lr_find(recipe: Recipe, runs_dir: Path, num_it: int = 50) -> dict:
     """`medcolor lr-find`: the LR finder in the recipe's mode, in a run folder of its own."""
     if num_it < 2:
         raise UsageError(f"--num-it must be at least 2 mini-batches, got {num_it}")
+    if recipe.model.head == "knn":
+        raise UsageError(f"{recipe.name} votes with a k-NN head: it has no learning rate to find")
     learn = build_learner(recipe)
     check_forward(learn)
     run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed, suffix="-lrfind")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from fastai.vision.all import Contrast, Flip, Normalize, Rotate, Zoom
+from fastai.vision.all import Contrast, Flip, Normalize, Rotate, TensorImage, Transform, Zoom
 
 from ..config import DataConfig
 from ..errors import UsageError
@@ -28,12 +28,34 @@ def batch_transforms(cfg: DataConfig) -> list:
             tfms.append(Flip(p=0.5))
         if cfg.contrast:
             tfms.append(Contrast(max_lighting=cfg.contrast, p=0.75))
-    return tfms + normalisation(*input_stats(cfg))
+    return tfms + normalisation(*input_stats(cfg)) + padding(cfg.pad_to)
+
+
+class PadTo(Transform):
+    """data.pad_to: the normalised batch zero-padded, centred, to `size` x `size` (extra pixels right and below) -
+    MedMNIST+'s transforms.Pad(fill=0) after Normalize, so padding is the mean, not black. Not undone for show."""
+
+    order = 100  # after Normalize (99)
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def encodes(self, x: TensorImage):
+        import torch.nn.functional as F
+
+        h, w = x.shape[-2:]
+        top, left = max(0, self.size - h) // 2, max(0, self.size - w) // 2
+        return F.pad(x, (left, max(0, self.size - w) - left, top, max(0, self.size - h) - top))
+
+
+def padding(size: int | None) -> list:
+    return [PadTo(size)] if size else []
 
 
 def input_stats(cfg: DataConfig) -> tuple:
     """(mean, std) of the normalisation: data.mean / data.std for gray images, ImageNet's per channel for RGB ones
-    (they go straight to the ImageNet backbone)."""
+    (they go straight to the ImageNet backbone; MedMNIST's gray images too with data.as_rgb)."""
     from fastai.vision.all import imagenet_stats
 
     from .medmnist import image_channels
@@ -63,16 +85,22 @@ def screen_images(cfg: DataConfig, df: pd.DataFrame, checked: bool, errors: dict
     return df[~df["path"].isin(set(bad))]
 
 
-def read_existing(cfg: DataConfig, image_size: int, splits=("train", "valid", "test")) -> tuple[Table, bool]:
+def used_splits(cfg: DataConfig) -> tuple[str, ...]:
+    """The splits a run reads: all three, or without test (data.use_test: false, a tuning trial's) - then no test
+    image is listed, checked or decoded, and the run is scored on valid."""
+    return ("train", "valid", "test") if cfg.use_test else ("train", "valid")
+
+
+def read_existing(cfg: DataConfig, image_size: int, splits=None) -> tuple[Table, bool]:
     """The table with `data cache` copies swapped in (and whether they were), every listed file existing."""
-    table = read_table(cfg, splits)
+    table = read_table(cfg, splits or used_splits(cfg))
     images_inside(cfg, table.df["path"])
     table.df, cached = use_cache(cfg, table.df, image_size)
     require_existing(table.df["path"])
     return table, cached
 
 
-def prepare_table(cfg: DataConfig, image_size: int, splits=("train", "valid", "test")) -> Table:
+def prepare_table(cfg: DataConfig, image_size: int, splits=None) -> Table:
     table, cached = read_existing(cfg, image_size, splits)
     volumes = "slice" in table.df  # NIfTI volumes: the reader already opened every header
     table.df = screen_images(cfg, table.df, checked=cached or volumes).reset_index(drop=True)
@@ -146,7 +174,8 @@ def inference_dls(spec, bs: int, device=None):
     validation crop and normalisation, for its labels. No data of their own: `test_dl(rows)` feeds given images."""
     i = spec.input
     fit = Fit(i["size"], i["squish"], i["crop"], i.get("channels", 1))
-    return inference_dataloaders(fit, spec.labels, spec.single_label, normalisation(i["mean"], i["std"]), bs, device)
+    return inference_dataloaders(fit, spec.labels, spec.single_label,
+                                 normalisation(i["mean"], i["std"]) + padding(i.get("pad")), bs, device)
 
 
 def split_items(table: Table, split: str, fit, images: dict) -> GrayItems:

@@ -47,8 +47,10 @@ SPLIT_KEYS = {"train": "train", "valid": "val", "test": "test"}  # medcolor's sp
 
 
 def image_channels(cfg) -> int:
-    """3 for MedMNIST's RGB datasets (their images go straight to the backbone, no colorizer), else 1 (gray)."""
-    return 3 if cfg.reader == "medmnist" and DATASETS.get(cfg.name, ("", 1))[1] == 3 else 1
+    """3 for MedMNIST's RGB datasets, and its gray ones with data.as_rgb (MedMNIST's own as_rgb: the gray channel
+    repeated): their images go straight to the backbone, no colorizer; else 1 (gray)."""
+    rgb = DATASETS.get(cfg.name, ("", 1))[1] == 3 or cfg.as_rgb
+    return 3 if cfg.reader == "medmnist" and rgb else 1
 
 
 def npz_path(root: Path, name: str, size: int) -> Path:

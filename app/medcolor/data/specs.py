@@ -53,7 +53,9 @@ def value_problems(cfg: DataConfig) -> list[str]:
               (0 <= cfg.p_affine <= 1, f"data.p_affine must be in [0, 1], got {cfg.p_affine}"),
               (cfg.max_zoom >= 1, f"data.max_zoom must be at least 1, got {cfg.max_zoom}"),
               (cfg.rotate_deg >= 0, f"data.rotate_deg must be at least 0, got {cfg.rotate_deg}"),
-              (0 <= cfg.contrast < 1, f"data.contrast must be in [0, 1), got {cfg.contrast}")]
+              (0 <= cfg.contrast < 1, f"data.contrast must be in [0, 1), got {cfg.contrast}"),
+              (cfg.pad_to is None or 1 <= cfg.pad_to <= 4096, f"data.pad_to must be between 1 and 4096 px (or null), "
+                                                               f"got {cfg.pad_to}")]
     return [message for ok, message in checks if not ok]
 
 
@@ -81,7 +83,7 @@ USED_BY = {"frontal_only": ["chexpert"], "body_part": ["mura"], "any_finding": [
            "valid_pct": ["chestxray14", "folder", "csv", "ixi"], "split_seed": ["chestxray14", "folder", "csv", "ixi"],
            "slices": ["ixi"], "test_pct": ["ixi"], "csv": ["chexpert", "chestxray14", "mura", "csv", "ixi"],
            "allow_absolute_paths": ["chexpert", "chestxray14", "mura", "csv"], "name": ["medmnist"],
-           "size": ["medmnist"]}
+           "size": ["medmnist"], "as_rgb": ["medmnist"]}
 
 
 def specs_using(readers: list[str]) -> list[str]:
