@@ -71,7 +71,8 @@ def choose(out: Path, trials: int) -> None:
 def seeds(out: Path, candidates: pd.DataFrame, top: int = 3) -> None:
     """The best `top` distinct candidates per recipe, max_lr rounded to two digits as a recipe would ship it, over 3
     seeds on both validation splits: a best trial is partly its seed's luck, a 3-seed mean much less so."""
-    rows = []
+    done = out / "candidate-seeds.csv"
+    rows = pd.read_csv(done).to_dict("records") if done.is_file() else []  # runs of an earlier, stopped call
     for recipe, group in candidates.groupby("recipe"):
         keys = [k for k in group.columns if "." in k and group[k].notna().all()]
         best = group.sort_values("valid_mean", ascending=False).drop_duplicates(keys).head(top)
@@ -79,14 +80,16 @@ def seeds(out: Path, candidates: pd.DataFrame, top: int = 3) -> None:
             path = shipped_candidate(out, c, keys, f"{recipe}-c{k}")
             for data, overrides in DATASETS.items():
                 for seed in (0, 1, 2):
+                    if any(r["candidate"] == path.stem and r["data"] == data and r["seed"] == seed for r in rows):
+                        continue
                     result = json.loads(medcolor("run", "recipe", str(path), *overrides[recipe], "data.use_test=false",
                                                  "--seed", str(seed), "--runs-dir", str(out / "seeds" / data),
                                                  "--quiet", "--json").strip().splitlines()[-1])
                     rows.append({"recipe": recipe, "candidate": path.stem, "found_on": c["found_on"],
                                  "trial": c["trial"], **{key: _shipped(key, c[key]) for key in keys}, "data": data,
                                  "seed": seed, "valid_auc": result["best_valid_mean_auc"]})
-    table = pd.DataFrame(rows)
-    table.to_csv(out / "candidate-seeds.csv", index=False)
+                    pd.DataFrame(rows).to_csv(done, index=False)
+    table = pd.DataFrame(rows).fillna("-")  # a field only one recipe's space samples
     index = [c for c in table.columns if c not in ("data", "seed", "valid_auc")]
     summary = table.pivot_table(index=index, columns="data", values="valid_auc", aggfunc=["mean", "std"])
     summary.columns = [f"valid_{d} {stat}" for stat, d in summary.columns]
@@ -96,7 +99,10 @@ def seeds(out: Path, candidates: pd.DataFrame, top: int = 3) -> None:
 
 
 def _shipped(key: str, value):
-    return float(f"{value:.2g}") if key == "train.max_lr" else value.item() if hasattr(value, "item") else value
+    value = value.item() if hasattr(value, "item") else value
+    if key == "train.max_lr":
+        return float(f"{value:.2g}")
+    return int(value) if isinstance(value, float) and value.is_integer() else value  # a CSV column with gaps
 
 
 def shipped_candidate(out: Path, c, keys: list, name: str) -> Path:

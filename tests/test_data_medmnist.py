@@ -182,7 +182,8 @@ def test_a_knn_run_votes_as_scikit_learns_kneighbors_classifier(mm_root, tmp_pat
     table = read_table(config(mm_root, name))
     spec, learn = load_model(run["run_dir"])
     train, test = table.split("train").reset_index(drop=True), table.split("test").reset_index(drop=True)
-    knn = KNeighborsClassifier(n_neighbors=11).fit(frozen_features(learn, train), train[table.labels].to_numpy().argmax(1))
+    knn = KNeighborsClassifier(n_neighbors=11).fit(frozen_features(learn, train),
+                                                   train[table.labels].to_numpy().argmax(1))
     expected = knn.predict(frozen_features(learn, test))
     assert run["acc"] == pytest.approx(float(np.mean(expected == test[table.labels].to_numpy().argmax(1))), abs=1e-12)
     preds = pd.read_csv(Path(run["run_dir"]) / "predictions.csv")

@@ -171,14 +171,14 @@ def test_recipes_show_and_model_summary_give_each_parts_learning_rate(capsys):
 
     assert main(["recipes", "show", "demo-mode2"]) == 0
     rates = capsys.readouterr().out.splitlines()[1]
-    assert rates == "# learning rates (one-cycle peak): colorizer 2.0e-03, body 2.0e-05 (max_lr / 100), head 2.0e-03"
+    assert rates == "# learning rates (one-cycle peak): colorizer 1.1e-02, body 1.1e-04 (max_lr / 100), head 1.1e-02"
     assert main(["recipes", "show", "demo-mode2", "train.freeze_epochs=2", "model.colorizer=none"]) == 0
-    assert "body 2.0e-05 (max_lr / 100) after 2 epoch(s) frozen, head 2.0e-03" in capsys.readouterr().out
+    assert "body 1.1e-04 (max_lr / 100) after 2 epoch(s) frozen, head 1.1e-02" in capsys.readouterr().out
     assert main(["recipes", "show", "demo"]) == 0
     assert "colorizer 5.0e-02, body frozen, head 5.0e-02" in capsys.readouterr().out
     assert main(["model", "summary", "--recipe", "demo-mode2", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["learning_rates"] == {"colorizer": "2.0e-03", "body": "2.0e-05 (max_lr / 100)", "head": "2.0e-03"}
+    assert summary["learning_rates"] == {"colorizer": "1.1e-02", "body": "1.1e-04 (max_lr / 100)", "head": "1.1e-02"}
 
 
 @pytest.mark.parametrize("overrides,message", [

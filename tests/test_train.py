@@ -512,7 +512,8 @@ def test_early_stopping_counts_mid_epoch_evaluations_of_the_validation_loss(tmp_
                         runs_dir=tmp_path, quiet=True)[0]
     run = Path(result["run_dir"])
     evals = pd.read_csv(run / "evals.csv")
-    assert {"mean_auc", "valid_loss"} <= set(evals.columns) and list(evals["iteration"]) == [9, 18, 27]  # 17 batches an epoch
+    assert {"mean_auc", "valid_loss"} <= set(evals.columns)
+    assert list(evals["iteration"]) == [9, 18, 27]  # 17 batches an epoch
     history = pd.read_csv(run / "history.csv")
     best = min(evals["valid_loss"].min(), history["valid_loss"].min())
     assert json.loads((run / "metrics.json").read_text())["best_valid_loss"] == pytest.approx(best, rel=1e-5)

@@ -126,7 +126,7 @@ def test_tuning_never_opens_a_test_image_nor_needs_test_labels(tmp_path, capsys,
             return real(path, *args)
         monkeypatch.setattr(images, name, spy)
     space, errors = write_space(tmp_path, SMALL_SPACE.replace("{int: [1, 2]}", "{choice: [1]}")), ""
-    for data in ([f"data.spec=folder", f"data.root={root}"],
+    for data in (["data.spec=folder", f"data.root={root}"],
                  ["data.spec=chexpert", f"data.root={chexpert(tmp_path / 'cx', n_train=24, n_valid=12)}",
                   "data.labels=[Cardiomegaly,Edema,Pleural Effusion]"]):
         study = tmp_path / f"S-{data[0]}"

@@ -28,8 +28,8 @@ def plot_roc(path: Path, curves: dict, title: str = "") -> None:
     save_figure(fig, path)
 
 
-def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc", title: str = "", best_epoch: int | None = None,
-                 best_by: str = "", stopped: dict | None = None) -> None:
+def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc", title: str = "",
+                 best_epoch: int | None = None, best_by: str = "", stopped: dict | None = None) -> None:
     """Losses (left axis) and the task's score (right axis) per whole epoch, the epoch of best.pth (chosen by
     `best_by`) marked, and where training stopped early and why; one legend, below the axes, so it covers no point."""
     from matplotlib.ticker import MaxNLocator

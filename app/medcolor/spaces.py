@@ -125,4 +125,5 @@ def check_space(space: Space, recipe: str, overrides) -> None:
             except UsageError as e:
                 problems.append(f"{param.key}={value!r}: {e}")
     if problems:
-        raise UsageError(f"search space {space.name} does not fit recipe {recipe}: " + "; ".join(dict.fromkeys(problems)))
+        raise UsageError(f"search space {space.name} does not fit recipe {recipe}: "
+                         + "; ".join(dict.fromkeys(problems)))

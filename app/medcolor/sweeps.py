@@ -63,7 +63,8 @@ def grid_points(grid, recipes) -> list[tuple[tuple[str, ...], list[str]]]:
         only = g.get("recipes", recipes)
         unknown = [r for r in only if r not in recipes]
         if unknown:
-            raise UsageError(f"a sweep grid names recipes {unknown} that the sweep does not list ({', '.join(recipes)})")
+            raise UsageError(f"a sweep grid names recipes {unknown} that the sweep does not list "
+                             f"({', '.join(recipes)})")
         axes = {k: v for k, v in g.items() if k != "recipes"}
         points += [(tuple(format_override(k, v) for k, v in zip(axes, values)), list(only))
                    for values in itertools.product(*axes.values())]

@@ -78,7 +78,7 @@ class Study:
         states = [t.state.name for t in trials]
         counts = ", ".join(f"{states.count(s)} {w}" for s, w in (("COMPLETE", "finished"), ("PRUNED", "pruned"),
                                                                  ("FAIL", "failed")) if states.count(s))
-        return f"{self.base.name}, space {self.space.name}: {len(trials)} trials ({counts})"
+        return f"{self.base.name}, space {self.space.name}: {len(trials)} trials" + (f" ({counts})" if counts else "")
 
 
 def tune(recipe: str, overrides=(), space: str = "", n_trials: int = 10, study_dir: str | None = None,
@@ -94,7 +94,7 @@ def tune(recipe: str, overrides=(), space: str = "", n_trials: int = 10, study_d
     base = load_recipe(recipe, [*overrides, "data.use_test=false"])
     study_space = load_space(space)
     check_space(study_space, recipe, [*overrides, "data.use_test=false"])
-    read_table(base.data, ("train", "valid"))  # its label tables: a wrong root or label fails before the folder is made
+    read_table(base.data, ("train", "valid"))  # a wrong root or label fails now, before a study folder is made
     folder = Path(study_dir) if study_dir else Path("studies") / f"{base.name}-{study_space.name}"
     s = Study(recipe, overrides, study_space, base, folder)
     if (folder.exists() and not folder.is_dir()) or (folder.is_dir() and any(folder.iterdir())
@@ -158,9 +158,8 @@ def open_storage(url: str):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT)
         except ImportError as e:
-            raise UsageError(f"--storage {shown} needs its database driver ({e.name}): pip install "
-                             f"{'psycopg2-binary' if 'psycopg' in str(e.name) else 'pymysql' if 'mysql' in url else e.name}"
-                             ) from None
+            package = "psycopg2-binary" if "psycopg" in str(e.name) else "pymysql" if "mysql" in url else e.name
+            raise UsageError(f"--storage {shown} needs its database driver ({e.name}): pip install {package}") from None
         except Exception as e:  # SQLAlchemy's and the drivers' errors: one line
             if attempt == 2 or not sqlite:
                 first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
@@ -321,7 +320,8 @@ def write_outputs(s: Study, study) -> dict:
 
 def write_best(s: Study, best, n_trials: int) -> None:
     header = (f"# {next_step(s)}\n# chosen by medcolor tune on validation only: study {s.folder}, recipe {s.recipe}, "
-              f"space {s.space.name}, {n_trials} trials; best trial {best.number}: valid {s.monitor} {best.value:.4f}\n")
+              f"space {s.space.name}, {n_trials} trials; best trial {best.number}: valid {s.monitor} "
+              f"{best.value:.4f}\n")
     description = f"{s.base.description} [tuned on validation: study {s.folder.name}, trial {best.number}]"
     atomic_write(s.folder / BEST, header + recipe_text(s, best.params, f"{s.stem}-tuned", description))
 
