@@ -47,9 +47,9 @@ def run_rows(runs: list[Path]) -> pd.DataFrame:
                 "colorizer": model.get("colorizer"), "mode": model.get("mode"),
                 "start": m.get("start") or starting_point(model),
                 "data": f"{d['spec']}:{d.get('root') or ''}" + (f":{d['csv']}" if d.get("csv") else "")
-                        + (f":{d['name']}@{d['size']}" if d.get("name") else ""),
-                "labels": _text(d.get("labels")) + (" + any finding" if d.get("any_finding") else ""),
-                "policy": _text(d.get("policy")), "subset_fraction": d["subset"]["fraction"],
+                        + (f":{d['name']}@{d['size']}" if d.get("reader") == "medmnist" else ""),
+                "labels": _text(used(d, "labels")) + (" + any finding" if used(d, "any_finding") else ""),
+                "policy": _text(used(d, "policy")), "subset_fraction": d["subset"]["fraction"],
                 "image_size": r["train"]["image_size"], "split": m.get("split", "test"), "n_train": m.get("n_train"),
                 "seed": r["train"]["seed"]}
         scores = {"mean": m["mean_auc"], **({"ACC": m["acc"]} if "acc" in m else {}), **m.get("auc", {})} \
@@ -57,6 +57,14 @@ def run_rows(runs: list[Path]) -> pd.DataFrame:
         scores.update({k: m[k]["mean"] if isinstance(m[k], dict) else m[k] for k in OTHER_SCORES if k in m})
         rows.append({"run_dir": str(run), **keys, **scores})
     return pd.DataFrame(rows)
+
+
+def used(data: dict, field: str):
+    """A data field of a saved recipe, or None where its reader ignores it (demo's labels on MedMNIST data)."""
+    from .data.specs import USED_BY
+
+    reader = data.get("reader")
+    return data.get(field) if reader is None or reader in USED_BY.get(field, [reader]) else None
 
 
 def _text(value) -> str:
