@@ -26,9 +26,11 @@ DATASETS = {  # name -> overrides that put a recipe on it
     "nih": {"demo-mode2": [], "medmnist-finetune": ["data.spec=nih-sample", "train.image_size=64", "data.labels=thesis5",
                                                      "data.any_finding=true", "data.valid_pct=0.35"]},
     "breastmnist": {r: ["data.spec=medmnist", "data.root=package:samples/breastmnist", "data.name=breastmnist",
-                        "data.size=28", "train.image_size=32"] for r in ("demo-mode2", "medmnist-finetune")},
+                        "data.size=28", "train.image_size=32"]
+                    for r in ("demo-mode2", "medmnist-finetune", "medmnist-linear-probe")},
 }
-RECIPES = ("demo-mode2", "medmnist-finetune")
+DATASETS["nih"]["medmnist-linear-probe"] = DATASETS["nih"]["medmnist-finetune"]
+RECIPES = ("demo-mode2", "medmnist-finetune", "medmnist-linear-probe")
 
 
 def medcolor(*args: str) -> str:
@@ -39,9 +41,10 @@ def medcolor(*args: str) -> str:
     return done.stdout
 
 
-def choose(out: Path, trials: int) -> None:
-    rows = []
-    for recipe in RECIPES:
+def choose(out: Path, trials: int, recipes=RECIPES) -> None:
+    rows = [] if not (out / "candidates.csv").is_file() else \
+        pd.read_csv(out / "candidates.csv").query("recipe not in @recipes").to_dict("records")  # other recipes' rows
+    for recipe in recipes:
         for data, overrides in DATASETS.items():
             study = out / "studies" / f"{recipe}@{data}"
             medcolor("tune", recipe, *overrides[recipe], "--space", recipe, "--trials", str(trials), "--study",
@@ -54,6 +57,8 @@ def choose(out: Path, trials: int) -> None:
                              f"valid_{data}": float(t["valid_mean_auc"])})
     candidates = pd.DataFrame(rows)
     for i, c in candidates.iterrows():  # each candidate on the dataset it was not found on: validation only
+        if c["recipe"] not in recipes:
+            continue
         other, found = next(d for d in DATASETS if d != c["found_on"]), f"{c['recipe']}@{c['found_on']}"
         trial_recipe = out / "studies" / found / "trials" / f"{c['recipe']}-t{c['trial']}.yaml"  # its values, not
         result = json.loads(medcolor("run", "recipe", str(trial_recipe), *DATASETS[other][c["recipe"]],  # passed on
@@ -151,6 +156,7 @@ if __name__ == "__main__":
     parser.add_argument("step", choices=["choose", "seeds", "cost", "test"])
     parser.add_argument("out", type=Path)
     parser.add_argument("--trials", type=int, default=25)
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), help="choose for these recipes only")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.step == "seeds":  # the 3-seed check alone, from a `choose` that already ran
@@ -158,4 +164,4 @@ if __name__ == "__main__":
     elif args.step == "cost":
         cost(args.out)
     else:
-        choose(args.out, args.trials) if args.step == "choose" else test(args.out)
+        choose(args.out, args.trials, args.recipes) if args.step == "choose" else test(args.out)

@@ -124,7 +124,7 @@ def test_cosine_follows_timms_scheduler_stepped_once_per_epoch_as_medmnist_plus_
     step(epoch=e - 1), the protocol's loop (epoch 0 at the peak), at any point inside the epoch."""
     from timm.scheduler import CosineLRScheduler
 
-    from medcolor.train import epoch_cosine
+    from medcolor.learner import epoch_cosine
 
     n, peak = 10, 1e-4
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)

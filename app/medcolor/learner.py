@@ -149,6 +149,34 @@ def learning_rates(learn, recipe: Recipe):
     return group_lrs(learn.model, m.mode, m.train_stem, t.max_lr, t.lr_mult)
 
 
+def schedule_callback(t, lr):
+    """train.schedule other than one-cycle: fastai's ReduceLROnPlateau on valid_loss, or MedMNIST+'s cosine."""
+    if t.schedule == "plateau":
+        from fastai.callback.tracker import ReduceLROnPlateau
+
+        return ReduceLROnPlateau(monitor="valid_loss", factor=1 / t.plateau_factor, patience=t.plateau_patience,
+                                 min_lr=t.min_lr)
+    from fastai.callback.schedule import ParamScheduler
+
+    return ParamScheduler({"lr": epoch_cosine(lr, t.total_epochs)})
+
+
+def epoch_cosine(lr, n_epoch: int):
+    """MedMNIST+'s schedule: timm's CosineLRScheduler(t_initial=epochs) stepped after each epoch, no warm-up, down to
+    0 - epoch e trains at the rate of step max(e - 1, 0). fastai's SchedCos anneals every batch instead, and its
+    fit_flat_cos restarts at epoch 0 on resume."""
+    import math
+
+    import numpy as np
+
+    peak = np.array(lr, dtype=float)
+
+    def at(pos: float):
+        step = max(min(int(pos * n_epoch + 1e-9), n_epoch - 1) - 1, 0)
+        return (peak * 0.5 * (1 + math.cos(math.pi * step / n_epoch))).tolist()  # a float, or one per group
+    return at
+
+
 def fit_callbacks(recipe: Recipe) -> list:
     """What fitting itself needs beyond the schedule: train.freeze_epochs - the body, frozen when the Learner is
     built, trains from that epoch on (the schedule runs freeze_epochs + epochs, as fastai's fine_tune); model.head

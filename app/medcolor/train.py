@@ -14,8 +14,8 @@ from .errors import Interrupted, RunError, UsageError, stop_signal
 from .io import info
 from . import runfolder
 from .learner import (build_data, build_learner, check_forward, checkpoint_learner, distributed, fit_callbacks,
-                      frozen_as_at, learning_rates, logger_callbacks, rank, this_process_only, weights_fingerprint,
-                      world_size)
+                      frozen_as_at, learning_rates, logger_callbacks, rank, schedule_callback, this_process_only,
+                      weights_fingerprint, world_size)
 from .recipes import load_recipe, recipe_to_yaml
 from .runfolder import is_finished, new_run_dir
 from .runs import check_free_space, environment, read_recipe, spec_for, starting_point
@@ -256,41 +256,13 @@ def fit(learn, recipe: Recipe, run_dir: Path | None, quiet: bool, state: dict | 
             learn.fit_one_cycle(t.total_epochs, lr, div=t.div, div_final=t.div_final, pct_start=t.pct_start,
                                 wd=t.wd, cbs=cbs, start_epoch=start)
         else:
-            learn.fit(t.total_epochs, lr, wd=t.wd, cbs=cbs + [schedule_callback(learn, t, lr)], start_epoch=start)
+            learn.fit(t.total_epochs, lr, wd=t.wd, cbs=cbs + [schedule_callback(t, lr)], start_epoch=start)
     if stop.nan_epoch is not None:
         raise RunError(f"the loss became NaN in epoch {stop.nan_epoch} (train.max_lr={t.max_lr}); lower "
                        f"train.max_lr, `medcolor lr-find {recipe.name}` suggests one; the best checkpoint so far "
                        f"is kept")
     stopped = next((cb.stopped for cb in cbs if isinstance(cb, StopTraining) and cb.stopped), None)
     return Fitted(kept.kept, stopped)
-
-
-def schedule_callback(learn, t, lr):
-    """train.schedule other than one-cycle: fastai's ReduceLROnPlateau on valid_loss, or MedMNIST+'s cosine."""
-    if t.schedule == "plateau":
-        from fastai.callback.tracker import ReduceLROnPlateau
-
-        return ReduceLROnPlateau(monitor="valid_loss", factor=1 / t.plateau_factor, patience=t.plateau_patience,
-                                 min_lr=t.min_lr)
-    from fastai.callback.schedule import ParamScheduler
-
-    return ParamScheduler({"lr": epoch_cosine(lr, t.total_epochs)})
-
-
-def epoch_cosine(lr, n_epoch: int):
-    """MedMNIST+'s schedule: timm's CosineLRScheduler(t_initial=epochs) stepped after each epoch, no warm-up, down to
-    0 - epoch e trains at the rate of step max(e - 1, 0). fastai's SchedCos anneals every batch instead, and its
-    fit_flat_cos restarts at epoch 0 on resume."""
-    import math
-
-    import numpy as np
-
-    peak = np.array(lr, dtype=float)
-
-    def at(pos: float):
-        step = max(min(int(pos * n_epoch + 1e-9), n_epoch - 1) - 1, 0)
-        return (peak * 0.5 * (1 + math.cos(math.pi * step / n_epoch))).tolist()  # a float, or one per group
-    return at
 
 
 def early_stop_of(recipe: Recipe, last: dict) -> dict | None:
