@@ -2,7 +2,7 @@
 file at 64 px (`chestmnist_64.npz`: its 14 findings, the sample's patient split as train / val, the official test
 list as test), then `medmnist-linear-probe` and `medmnist-finetune` with 3 seeds each and `report`.
 
-Usage: python benchmarks/medmnist_from_sample.py OUT_DIR   (runs go to OUT_DIR/runs; about 4.5 min on 2 cores)
+Usage: python benchmarks/medmnist_from_sample.py OUT_DIR   (runs go to OUT_DIR/runs; about 10 min on 2 cores)
 """
 import subprocess
 import sys

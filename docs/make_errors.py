@@ -58,6 +58,9 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
     mu = mura(tmp / "mu")
     import numpy as np
     write_npz(tmp / "mm", "pneumoniamnist", drop="val_labels")
+    (tmp / "typo-space.yaml").write_text("train.max_lrr: {log: [1.0e-4, 1.0e-1]}\n")
+    (tmp / "empty-space.yaml").write_text("train.max_lr: {log: [1.0e-4, 1.0e-1]}\nmodel.colorizer: {choice: []}\n")
+    (tmp / "refused-space.yaml").write_text("model.colorizer: {choice: [none, coloruu]}\ntrain.epochs: {int: [0, 5]}\n")
     write_npz(tmp / "mm", "organamnist", n_classes=11, train_images=np.zeros((48, 28, 27), np.uint8))
     write_npz(tmp / "mm", "dermamnist", n_classes=7, rgb=True)
     (tmp / "alone.onnx").write_bytes(b"onnx")
@@ -172,6 +175,18 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
                                                  "data.name=dermamnist", "model.colorizer=coloru"]),
         ("freeze_epochs outside mode 2", ["run", "recipe", "demo", "train.freeze_epochs=1"]),
         ("lr_mult below 1", ["run", "recipe", "demo-mode2", "train.lr_mult=0.01"]),
+        ("a search space with an unknown field", ["tune", "demo-mode2", "--space", str(tmp / "typo-space.yaml"),
+                                                  "--trials", "3"]),
+        ("a search space with an empty choice", ["tune", "demo-mode2", "--space", str(tmp / "empty-space.yaml"),
+                                                 "--trials", "3"]),
+        ("a search space value the recipe refuses", ["tune", "demo", "--space", str(tmp / "refused-space.yaml"),
+                                                     "--trials", "3"]),
+        ("tune with no trials", ["tune", "demo-mode2", "--space", "demo-mode2", "--trials", "0"]),
+        ("an unreachable study database", ["tune", "demo-mode2", "--space", "demo-mode2", "--trials", "3",
+                                           "--storage", "postgresql://tuner:secret@127.0.0.1:9/medcolor"]),
+        ("a k-NN head that would train the body", ["run", "recipe", "medmnistplus-knn", "model.mode=2"]),
+        ("padding smaller than the image", ["run", "recipe", "medmnistplus-end-to-end", "data.pad_to=16"]),
+        ("an unknown monitor", ["run", "recipe", "demo", "train.monitor=accuracy"]),
     ]
 
 
