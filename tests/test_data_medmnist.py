@@ -116,7 +116,7 @@ def test_rgb_datasets_go_straight_to_the_backbone_and_say_so(tmp_path, capsys):
                  str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == ("error: dermamnist is RGB: its images go straight to the backbone, so model.colorizer must be none "
-                   "(got coloru); colorizers are for gray datasets")
+                   "(got coloru); colorizers are for gray images")
     assert main(["run", "recipe", "medmnist-finetune", *data, "train.epochs=1", "--runs-dir", str(tmp_path),
                  "--json"]) == 0
     out, err = capsys.readouterr()

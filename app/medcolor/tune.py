@@ -36,6 +36,7 @@ from .spaces import Space, check_space, load_space
 
 STUDY_DB, TRIALS, TRIAL_RECIPES, RUNS = "study.db", "trials.csv", "trials", "runs"
 BEST, HISTORY_PLOT, IMPORTANCE_PLOT = "best.yaml", "history.png", "importance.png"
+DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pymysql": "pymysql", "MySQLdb": "mysqlclient"}
 HEARTBEAT = 60  # seconds: Optuna fails a trial of another machine that stops beating for twice as long
 
 
@@ -149,19 +150,21 @@ def open_storage(url: str):
     except ArgumentError:
         raise UsageError(f"--storage {url!r} is not a database URL (e.g. postgresql://user@host/db, "
                          f"sqlite:///study.db)") from None
-    sqlite = url.startswith("sqlite")
-    engine = {"connect_args": {"timeout": 60}} if sqlite else {"connect_args": {"connect_timeout": 10},
-                                                               "pool_pre_ping": True}
-    for attempt in range(3):  # two processes creating one SQLite file's tables at once: one waits and retries
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else \
+        {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    for attempt in range(3):  # two processes creating one database's tables at once: one waits and retries
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT)
-        except ImportError as e:
-            package = "psycopg2-binary" if "psycopg" in str(e.name) else "pymysql" if "mysql" in url else e.name
-            raise UsageError(f"--storage {shown} needs its database driver ({e.name}): pip install {package}") from None
+        except ImportError as e:  # Optuna wraps the driver's ModuleNotFoundError
+            module = getattr(e.__cause__, "name", None) or e.name or "its driver"
+            package = DRIVERS.get(module, module)
+            raise UsageError(f"--storage {shown} needs its database driver ({module}): pip install '{package}'") \
+                from None
         except Exception as e:  # SQLAlchemy's and the drivers' errors: one line
-            if attempt == 2 or not sqlite:
+            racing = any(w in str(e).lower() for w in ("already exists", "duplicate", "locked"))
+            if attempt == 2 or not racing:
                 first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
                 raise UsageError(f"cannot open the study database {shown}: {first}") from None
             time.sleep(1 + attempt)
