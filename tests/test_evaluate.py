@@ -207,3 +207,21 @@ def test_external_validation_without_a_shared_label_is_one_error_line(demo_runs,
     assert list(json.loads(capsys.readouterr().out)["auc"]) == ["Any finding"]
     assert main(["evaluate", str(runs[0]), "data.root=x"]) == 2
     assert "go with --data" in capsys.readouterr().err
+
+
+def test_tta_zero_is_plain_evaluate_and_tta_lists_no_flip(demo_runs, capsys):
+    _, runs = demo_runs
+    assert main(["evaluate", str(runs[2]), "--tta", "0", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert plain["tta"] is None and "without_tta" not in plain
+    assert main(["evaluate", str(runs[2]), "--json"]) == 0
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert again["auc"] == plain["auc"]
+    assert main(["evaluate", str(runs[2]), "--tta", "4", "--json"]) == 0
+    tta = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert tta["tta"]["passes"] == 4 and not tta["tta"]["flips"]
+    assert not any("flip" in t.lower() for t in tta["tta"]["transforms"])
+    assert tta["without_tta"]["auc"] == plain["auc"] and tta["auc"] != plain["auc"]
+    assert tta["out_dir"].endswith("eval-test-tta4")
+    assert "no TTA" in format_scores(tta)
+    assert main(["evaluate", str(runs[2]), "--tta", "-1"]) == 2

@@ -96,3 +96,16 @@ def test_holm_by_hand():
 def test_interval_and_p_ignore_undefined_resamples():
     assert ci95(np.array([np.nan, 0.0, 1.0, 0.5])) == pytest.approx([0.025, 0.975])
     assert bootstrap_p(np.array([0.1, 0.2, -0.1, np.nan])) == pytest.approx(2 / 3)
+
+
+def test_corrected_resampled_t_matches_a_hand_computed_example():
+    """5 folds, A - B per fold 0.02, 0.01, 0.03, 0.00, 0.04: mean 0.02, sample variance 2.5e-4; each fold tests on
+    1/5 and trains on 4/5, so n_test / n_train = 1/4 and t = 0.02 / sqrt((1/5 + 1/4) x 2.5e-4) = 1.885618 (the
+    plain paired t, 0.02 / sqrt(2.5e-4 / 5) = 2.828427, is what the correction shrinks); df 4."""
+    from scipy.stats import t as student
+
+    from medcolor.stats import corrected_resampled_t
+
+    r = corrected_resampled_t([0.02, 0.01, 0.03, 0.00, 0.04], n_train=4, n_test=1)
+    assert abs(r["t"] - 1.885618) < 1e-6 and r["df"] == 4 and abs(r["mean_diff"] - 0.02) < 1e-12
+    assert abs(r["p"] - 2 * student.sf(1.885618, 4)) < 1e-6 and 0.13 < r["p"] < 0.14

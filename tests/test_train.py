@@ -517,3 +517,22 @@ def test_early_stopping_counts_mid_epoch_evaluations_of_the_validation_loss(tmp_
     history = pd.read_csv(run / "history.csv")
     best = min(evals["valid_loss"].min(), history["valid_loss"].min())
     assert json.loads((run / "metrics.json").read_text())["best_valid_loss"] == pytest.approx(best, rel=1e-5)
+
+
+def test_class_weights_and_the_balanced_sampler_train_end_to_end(tmp_path, capsys):
+    """train.pos_weight: auto and train.sampler: balanced through the command line: metrics.json holds the weights
+    (negatives / positives per label of the training split, counted here by hand) and the model card says both."""
+    import json
+
+    from medcolor.data.readers import read_table
+    from medcolor.recipes import load_recipe
+
+    overrides = TINY + ["train.epochs=1", "train.pos_weight=auto", "train.sampler=balanced"]
+    assert main(["run", "recipe", "demo", *overrides, "--runs-dir", str(tmp_path)]) == 0
+    (run,) = tmp_path.glob("demo/*")
+    m = json.loads((run / "metrics.json").read_text())
+    train = read_table(load_recipe("demo").data).split("train")
+    expected = {lab: min(100.0, float((train[lab] == 0).sum() / (train[lab] == 1).sum())) for lab in m["class_weights"]}
+    assert m["sampler"] == "balanced" and m["class_weights"] == pytest.approx(expected, rel=1e-5)
+    card = (run / "model_card.md").read_text()
+    assert "negatives / positives" in card and "WeightedDL" in card

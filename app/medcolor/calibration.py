@@ -106,9 +106,11 @@ def check_rule(sensitivity: float | None, specificity: float | None) -> str:
         f"specificity:{specificity}" if specificity is not None else "youden"
 
 
-def fit(probs, targets, labels, softmax_outputs: bool, rule: str = "youden") -> dict:
-    """Everything calibration.json holds, fitted on validation predictions."""
-    temps = fit_temperatures(probs, targets, labels, softmax_outputs)
+def fit(probs, targets, labels, softmax_outputs: bool, rule: str = "youden", temperatures: bool = True) -> dict:
+    """Everything calibration.json holds, fitted on validation predictions; without `temperatures` every
+    temperature is 1 (an ensemble, whose members are calibrated already) and only thresholds are fitted."""
+    temps = fit_temperatures(probs, targets, labels, softmax_outputs) if temperatures else \
+        {label: 1.0 for label in labels}
     cal = {"fitted_on": "valid", "n_images": int(len(probs)), "activation": "softmax" if softmax_outputs else "sigmoid",
            "temperature": temps, "threshold_rule": rule}
     calibrated = calibrate(probs, cal, labels)

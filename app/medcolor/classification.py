@@ -20,21 +20,61 @@ def build_dls(recipe: Recipe, num_workers: int, device=None):
     from .data.block import build_dls_from_config
 
     t = recipe.train
-    return build_dls_from_config(recipe.data, t.image_size, t.bs, num_workers, device)
+    return build_dls_from_config(recipe.data, t.image_size, t.bs, num_workers, device, balanced=t.sampler == "balanced")
 
 
 def head(recipe: Recipe, dls):
-    """(n_out, loss, fastai metrics) for the labels of `dls`."""
+    """(n_out, loss, fastai metrics) for the labels of `dls`; class weights from the training split with
+    train.pos_weight: auto."""
     single = dls.valid_ds.single_label
-    return len(dls.vocab), losses.loss_for(single), auc_metrics(list(dls.vocab), single)
+    weights = losses.class_weights(dls.train_ds.targets, single) if recipe.train.pos_weight == "auto" else None
+    return len(dls.vocab), losses.loss_for(single, weights), auc_metrics(list(dls.vocab), single)
 
 
-def predict_rows(learn, rows: pd.DataFrame, with_labels: bool = True):
+def class_weighting(recipe: Recipe, learn) -> dict:
+    """What metrics.json and the model card say of class imbalance: the sampler and the loss's weights per label."""
+    loss = learn.loss_func
+    weights = getattr(loss, "pos_weight", getattr(loss, "weight", None))
+    return {"sampler": recipe.train.sampler,
+            "class_weights": None if weights is None else
+            {lab: round(float(w), 6) for lab, w in zip(learn.dls.vocab, weights.tolist())}}
+
+
+def predict_rows(learn, rows: pd.DataFrame, with_labels: bool = True, tta: int = 0):
     """(probabilities, targets or None) of the model in `learn` for table rows, with the loss function's activation
-    and the validation preprocessing."""
+    and the validation preprocessing; with `tta` > 0, fastai's Learner.tta over that many augmented passes
+    (TTA_TRANSFORMS, seeded)."""
+    from fastai.torch_core import no_random
+
+    dl = learn.dls.test_dl(rows.reset_index(drop=True), with_labels=with_labels)
     with learn.no_bar():
-        probs, targets = learn.get_preds(dl=learn.dls.test_dl(rows.reset_index(drop=True), with_labels=with_labels))
+        if tta:
+            with no_random(0):
+                probs, targets = learn.tta(dl=dl.new(after_batch=[*dl.after_batch.fs, *tta_transforms()]), n=tta)
+        else:
+            probs, targets = learn.get_preds(dl=dl)
     return probs.float().numpy(), (targets.float().numpy() if with_labels else None)
+
+
+TTA_BETA = 0.25  # fastai's default: the result is 0.75 x the mean of the augmented passes + 0.25 x the plain pass
+
+
+def tta_transforms() -> list:
+    """Test-time augmentation safe for radiographs: small rotations and zooms about a random centre (a shift of
+    up to 5 % of the side), never a flip - the heart is on the left."""
+    from fastai.vision.all import Rotate, Zoom
+
+    return [Rotate(max_deg=5, p=1.0), Zoom(min_zoom=1.0, max_zoom=1.1, p=1.0)]
+
+
+def tta_description(n: int) -> dict | None:
+    """What evaluate / predict write into their output about test-time augmentation."""
+    if not n:
+        return None
+    return {"passes": n, "transforms": ["Rotate(max_deg=5, p=1.0)", "Zoom(min_zoom=1.0, max_zoom=1.1, p=1.0; random "
+                                        "centre: shifts up to 5 %)"],
+            "flips": False, "combined": f"fastai Learner.tta: {1 - TTA_BETA:g} x the mean of {n} augmented passes + "
+                                        f"{TTA_BETA:g} x the plain pass (seeded)"}
 
 
 def predict_split(learn, table, split: str):
@@ -80,7 +120,10 @@ def colorizer_figure(path: Path, learn, xb: torch.Tensor) -> None:
     shown = shown_input(learn.dls, xb)
     if not has_colorizer(model):
         what = "gray" if xb.shape[1] == 1 else "RGB"
-        plot_colorizer(path, shown, None, title=f"no colorizer: the {what} input goes to the backbone as it is")
+        title = f"an ensemble of {len(model.members)} networks, each with its own front end (interpret a member " \
+                f"to see its colorizer)" if hasattr(model, "members") else \
+            f"no colorizer: the {what} input goes to the backbone as it is"
+        plot_colorizer(path, shown, None, title=title)
         return
     with torch.no_grad():
         rgb = model.colorizer(xb).float().cpu()

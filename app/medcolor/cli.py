@@ -114,7 +114,10 @@ def recipes_validate(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = 
 @run_app.command("recipe")
 def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERRIDES,
                seed: Optional[int] = typer.Option(None, "--seed", help="train.seed for this run"),
-               seeds: Optional[int] = typer.Option(None, "--seeds", help="run N seeds (0..N-1 or the recipe's list)"),
+               seeds: Optional[int] = typer.Option(None, "--seeds", help="run N seeds (0..N-1 or the recipe's list); "
+                                                   "N > 1 ends with their ensemble's test AUC"),
+               folds: Optional[int] = typer.Option(None, "--folds", help="K-fold cross-validation grouped by patient: "
+                                                   "train + valid pooled into K folds, test untouched"),
                runs_dir: str = RUNS_DIR_OPT,
                resume: Optional[str] = typer.Option(None, "--resume", help="continue this run folder from last.pth"),
                quiet: bool = typer.Option(False, "--quiet", help="log lines instead of progress bars"),
@@ -123,6 +126,14 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
     from . import train
 
     quiet = quiet or not sys.stdout.isatty()  # progress bars only on a terminal; logs elsewhere
+    if folds is not None and not resume:
+        from .crossval import format_cv, run_cv
+
+        cvs = run_cv(recipe, overrides or [], folds, seed=seed, n_seeds=seeds, runs_dir=runs_dir, quiet=quiet)
+        typer.echo("\n".join(format_cv(r) for r in cvs))
+        if as_json:
+            _print_json(cvs[0] if len(cvs) == 1 else {"cross_validations": cvs})
+        return
     results = [train.resume(resume, quiet, overrides or [])] if resume else \
         train.run_recipe(recipe, overrides or [], seed=seed, n_seeds=seeds, runs_dir=runs_dir, quiet=quiet)
     results = [r for r in results if r.get("run_dir")]  # distributed helper ranks write no run
@@ -133,8 +144,14 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
                    + f", {r['seconds']:.0f} s)")
         if r.get("files"):  # a finished run folder read back (--resume) lists nothing new
             typer.echo(f"  wrote {', '.join(r['files'])}", err=True)
+    ensemble = None
+    if len(results) > 1 and results[0].get("mean_auc") is not None:
+        from .ensembles import format_ensemble, of_seeds
+
+        ensemble = of_seeds(results, runs_dir)
+        typer.echo(format_ensemble(ensemble))
     if as_json and results:
-        _print_json(results[0] if len(results) == 1 else {"runs": results})
+        _print_json(results[0] if len(results) == 1 else {"runs": results, "ensemble": ensemble})
 
 
 @run_app.command("sweep")
@@ -143,13 +160,19 @@ def run_sweep(sweep: str = typer.Argument(..., help="sweep name (recipes/sweeps/
               shard: Optional[str] = typer.Option(None, "--shard", help="i/n: this machine's share of the grid"),
               runs_dir: str = RUNS_DIR_OPT,
               dry_run: bool = typer.Option(False, "--dry-run", help="list the jobs and whether each is done"),
+              folds: Optional[int] = typer.Option(None, "--folds", help="every job as a K-fold cross-validation"),
               quiet: bool = typer.Option(False, "--quiet", help="log lines instead of progress bars"),
               as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """Run a grid of recipes x backbones x seeds; finished runs are skipped, so it can be restarted."""
-    from .train import run_sweep as run
-
     quiet = quiet or not sys.stdout.isatty()
-    results = run(sweep, overrides or [], shard_text=shard, runs_dir=runs_dir, quiet=quiet, dry_run=dry_run)
+    if folds is not None:
+        from .crossval import run_sweep_cv
+
+        results = run_sweep_cv(sweep, overrides or [], shard, runs_dir, quiet, dry_run, folds)
+    else:
+        from .train import run_sweep as run
+
+        results = run(sweep, overrides or [], shard_text=shard, runs_dir=runs_dir, quiet=quiet, dry_run=dry_run)
     if as_json:
         _print_json(results)
     else:
@@ -187,6 +210,21 @@ def tune(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERR
         typer.echo(f"wrote {', '.join(r['files'])} in {r['study']}\n{r['next']}")
 
 
+@app.command("ensemble")
+def ensemble(inputs: List[str] = typer.Argument(..., help="run folders, ensemble or cross-validation folders, or "
+                                                "folders holding runs"),
+             out: str = typer.Option(..., "--out", help="the new ensemble folder (never overwritten)"),
+             seeds: Optional[int] = typer.Option(None, "--seeds", help="the newest run of each of N seeds of one recipe"),
+             as_json: bool = typer.Option(False, "--json", help="print JSON")):
+    """Several finished runs of one task, labels and preprocessing as one model (the mean of their calibrated
+    probabilities): thresholds fitted on validation, test AUC beside the members'. predict, evaluate, calibrate,
+    interpret and export take the folder like a run."""
+    from .ensembles import format_ensemble, make_ensemble
+
+    r = make_ensemble(inputs, out, seeds)
+    _print_json(r) if as_json else typer.echo(format_ensemble(r))
+
+
 @app.command("report")
 def report(run_dirs: List[str] = typer.Argument(..., help="run folders, or folders that hold them"),
            fmt: str = typer.Option("markdown", "--format", help="markdown, csv or json"),
@@ -218,6 +256,8 @@ def compare(run_a: str = typer.Argument(..., help="a finished run folder (A)"),
     _print_json(r) if as_json else typer.echo(format_comparison(r))
 
 
+TTA_OPT = typer.Option(0, "--tta", help="test-time augmentation: N augmented passes (small shifts, zoom, rotation; "
+                       "never flips), fastai's Learner.tta; 0: off")
 DATA_OPT = typer.Option(None, "--data", help="another dataset: a data spec (chexpert, chestxray14, mura, folder, csv, "
                          "medmnist, nih-sample); key=value arguments after the run set its fields, e.g. data.root=DIR")
 LABELS_MAP_OPT = typer.Option(None, "--labels-map", help="RUN_LABEL=DATA_LABEL for labels named differently "
@@ -273,12 +313,14 @@ def evaluate(run_dir: str = typer.Argument(..., help="a finished run folder"),
              split: Optional[str] = typer.Option(None, "--split", help="train, valid or test (default: test when there "
                                                  "is one, else valid - or all images of --data)"),
              data: Optional[str] = DATA_OPT, labels_map: Optional[List[str]] = LABELS_MAP_OPT,
+             tta: int = TTA_OPT,
              as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """Per-label AUC with 95% CI, calibration error, sensitivity / specificity at the run's thresholds, ROC and
-    reliability plots and predictions.csv (in RUN_DIR/eval-<split>/, or eval-<dataset>-<split>/ with --data)."""
+    reliability plots and predictions.csv (in RUN_DIR/eval-<split>/, or eval-<dataset>-<split>/ with --data).
+    RUN_DIR may be an ensemble or cross-validation folder."""
     from .evaluate import evaluate_run, format_scores
 
-    r = evaluate_run(run_dir, split, _data_request(data, overrides, labels_map))
+    r = evaluate_run(run_dir, split, _data_request(data, overrides, labels_map), tta)
     _print_json(r) if as_json else typer.echo(format_scores(r))
 
 
@@ -307,12 +349,13 @@ def interpret(run_dir: str = typer.Argument(..., help="a finished run folder"),
 @app.command("predict")
 def predict(model: str = typer.Argument(..., help="a finished run folder, or a MODEL.onnx / MODEL.pt from export"),
             images: List[str] = typer.Argument(..., help="image files or folders"),
-            out: Optional[str] = typer.Option(None, "--out", help="write a CSV here (never overwritten) instead of stdout")):
+            out: Optional[str] = typer.Option(None, "--out", help="write a CSV here (never overwritten) instead of stdout"),
+            tta: int = TTA_OPT):
     """Probabilities per label for new images (temperature-scaled) and pred_<label> 0/1 at the run's thresholds;
-    an exported file decides exactly like its run."""
+    an exported file decides exactly like its run. MODEL may be an ensemble or cross-validation folder."""
     from .evaluate import predict_images
 
-    frame = predict_images(model, images, out)
+    frame = predict_images(model, images, out, tta)
     typer.echo(f"{len(frame)} images -> {out}" if out else frame.to_csv(index=False), nl=bool(out))
 
 

@@ -37,7 +37,8 @@ def create_colorizer(name: str, mean: float = 0.5028, std: float = 0.2902) -> nn
 
 def has_colorizer(model) -> bool:
     """Whether the model's front end makes something to look at (none / gray / stemsum pass the input on)."""
-    return not isinstance(model.colorizer, (Replicate, StemSum))
+    colorizer = getattr(model, "colorizer", None)  # an ensemble (models.MeanOfMembers) has none of its own
+    return colorizer is not None and not isinstance(colorizer, (Replicate, StemSum))
 
 
 def _lrelu() -> nn.LeakyReLU:

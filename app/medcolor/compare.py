@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import UsageError
-from .runfolder import RECIPE, read_predictions
-from .stats import N_BOOT, paired_comparison
+from .runfolder import RECIPE, is_cv_dir, is_ensemble_dir, read_folds, read_oof, read_predictions
+from .stats import N_BOOT, corrected_resampled_t, mean_over_labels, paired_comparison, rank_aucs
 
 MAX_BOOT = 100_000
 
@@ -32,8 +32,12 @@ def aligned(frame_a: pd.DataFrame, frame_b: pd.DataFrame, labels: list[str], nam
 
 
 def compare_runs(run_a, run_b, n_boot: int = N_BOOT, seed: int = 0) -> dict:
-    labels_a, frame_a = read_predictions(run_a)
-    labels_b, frame_b = read_predictions(run_b)
+    """Two runs (or their evaluation folders, or ensembles) on the same test images; two cross-validation folders on
+    their pooled out-of-fold predictions, with the corrected resampled t-test over their common folds."""
+    cv = is_cv_dir(run_a) and is_cv_dir(run_b)
+    read = read_oof if cv else read_predictions
+    labels_a, frame_a = read(Path(run_a))
+    labels_b, frame_b = read(Path(run_b))
     if labels_a != labels_b:
         raise UsageError(f"{run_a} predicts {labels_a}, {run_b} predicts {labels_b}; compare needs the same labels")
     if not 100 <= n_boot <= MAX_BOOT:
@@ -43,19 +47,39 @@ def compare_runs(run_a, run_b, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     result = paired_comparison(targets, p_a, p_b, labels_a, groups, n_boot, seed)
     n_groups = len(set(map(str, groups)))
     return {"run_a": str(run_a), "run_b": str(run_b), "title_a": title_of(run_a), "title_b": title_of(run_b),
-            "n_images": len(targets), "n_groups": n_groups,
-            "n_boot": n_boot, **result}
+            "n_images": len(targets), "n_groups": n_groups, "images": "out-of-fold" if cv else "test",
+            "n_boot": n_boot, **result, **({"fold_test": fold_test(run_a, run_b, labels_a)} if cv else {})}
+
+
+def fold_test(cv_a, cv_b, labels: list[str]) -> dict:
+    """The corrected resampled t-test over the folds two cross-validations share (the same folds.csv): per fold,
+    the difference of their mean AUCs on that fold's held-out images."""
+    folds_a, folds_b = read_folds(Path(cv_a)), read_folds(Path(cv_b))
+    same = folds_a.sort_values("image").reset_index(drop=True)[["image", "fold"]]
+    if not same.equals(folds_b.sort_values("image").reset_index(drop=True)[["image", "fold"]]):
+        raise UsageError(f"{cv_a} and {cv_b} cut different folds (folds.csv differs: another data.fold_seed or "
+                         f"data?); the fold test needs the same folds")
+    (_, a), (_, b) = read_oof(Path(cv_a)), read_oof(Path(cv_b))
+    b = b.set_index("path").loc[a["path"]].reset_index()
+    probs = [f"p_{lab}" for lab in labels]
+    diffs = []
+    for fold in sorted(a["fold"].unique()):
+        held = (a["fold"] == fold).to_numpy()
+        t = a.loc[held, labels].to_numpy(float)
+        diffs.append(float(mean_over_labels(rank_aucs(a.loc[held, probs].to_numpy(float), t)) -
+                           mean_over_labels(rank_aucs(b.loc[held, probs].to_numpy(float), t))))
+    k = len(diffs)
+    return {"per_fold_diff": diffs, **corrected_resampled_t(diffs, n_train=k - 1, n_test=1)}
 
 
 def title_of(folder) -> str:
     """'demo: efficientnet_lite0 + coloru colorizer, mode 1, seed 0' for a run, or for a run's eval-* folder."""
-    from .config import run_title
-    from .runs import read_recipe
+    from .runs import model_title
 
     folder = Path(folder)
-    run = folder if (folder / RECIPE).is_file() else folder.parent
+    run = folder if (folder / RECIPE).is_file() or is_ensemble_dir(folder) else folder.parent
     try:
-        return run_title(read_recipe(run)) + ("" if run == folder else f" [{folder.name}]")
+        return model_title(run) + ("" if run == folder else f" [{folder.name}]")
     except UsageError:
         return folder.name
 
@@ -66,8 +90,13 @@ def format_comparison(r: dict) -> str:
     for label, v in r["labels"].items():
         lines.append(_line(label, v) + f" {v['p_delong']:>9.4f}")
     lines.append(_line("mean", r["mean"]) + f" {'':>9}")
-    lines.append(f"{r['n_images']} images in {r['n_groups']} groups (patients), {r['n_boot']} paired bootstrap "
-                 f"resamples of groups")
+    lines.append(f"{r['n_images']} {r.get('images', 'test')} images in {r['n_groups']} groups (patients), "
+                 f"{r['n_boot']} paired bootstrap resamples of groups")
+    if "fold_test" in r:
+        f = r["fold_test"]
+        lines.append(f"corrected resampled t-test over {f['n_folds']} folds (Nadeau & Bengio 2003): mean A - B "
+                     f"{f['mean_diff']:+.4f}, t {f['t']:.3f}, df {f['df']}, p {f['p']:.4f} (per fold: "
+                     f"{', '.join(f'{d:+.3f}' for d in f['per_fold_diff'])})")
     return "\n".join(lines)
 
 

@@ -90,6 +90,9 @@ class DataConfig:
     size: int = 28                # medmnist: which of its files, 28, 64, 128 or 224 px
     as_rgb: bool = False          # medmnist: gray images repeated to 3 channels, ImageNet-normalised (MedMNIST+)
     pad_to: Optional[int] = None  # zero-pad normalised images, centred, to pad_to x pad_to (MedMNIST+: 224)
+    folds: int = 0                # K-fold cross-validation: train + valid pooled into K patient-grouped folds
+    fold: int = 0                 # with folds: which fold (1..K) is this run's valid split (`run --folds K` sets it)
+    fold_seed: int = 0            # the seed of the fold assignment (the same folds for every training seed)
     use_test: bool = True         # false: the test split is never read, the run is scored on valid (medcolor tune)
     description: str = ""
 
@@ -126,6 +129,9 @@ class TrainConfig:
     early_stop_patience: int = 0  # stop after this many epochs without a better monitor value (0: never)
     loss: Literal["auto", "mse", "dssim"] = "auto"
     mix: Literal["none", "mixup", "cutmix", "fmix"] = "none"
+    pos_weight: Optional[Literal["auto"]] = None  # auto: BCE pos_weight negatives / positives per label (train
+    # split, clipped to [0.01, 100]); single-label: cross-entropy class weights n / (classes x n_class)
+    sampler: Literal["shuffle", "balanced"] = "shuffle"  # balanced: fastai's WeightedDL, rare classes drawn as often
     aux_weight: float = 0.1   # AECNN: loss = (1 - w) * BCE + w * MSE of the reconstruction
 
     @property

@@ -10,13 +10,12 @@ import numpy as np
 import pandas as pd
 
 from . import calibration, runfolder
-from .classification import predict_rows, predictions_frame, scores
-from .config import run_title
+from .classification import predict_rows, predictions_frame, scores, tta_description
 from .errors import UsageError
 from .io import check_output_file, info, warn, write_csv, write_json
-from .metrics import roc_inputs
+from .metrics import label_aucs, mean_of, roc_inputs
 from .plots import plot_reliability, plot_roc
-from .runs import load_model, read_recipe, require_classifier
+from .runs import load_model, model_title, read_recipe, require_classifier
 
 
 @dataclass
@@ -55,6 +54,9 @@ def own_images(run_dir, spec, split: str | None) -> LabelledImages:
     from .data.block import evaluation_rows, split_rows, used_splits
     from .data.readers import read_table
 
+    if split not in (None, "test") and runfolder.is_cv_dir(run_dir):
+        raise UsageError(f"{run_dir} is a cross-validation ensemble: its members trained on every {split} image; "
+                         f"evaluate it on test, or on another dataset with --data")
     cfg = read_recipe(run_dir).data
     try:
         table = read_table(cfg, ("train", "valid", "test") if split == "test" else used_splits(cfg))
@@ -88,34 +90,43 @@ def external_images(spec, data: DataRequest, split: str | None) -> LabelledImage
     return LabelledImages(rows, list(matched), chosen, folder, cfg.reader, where)
 
 
-def scored_predictions(learn, spec, images: LabelledImages, cal: dict | None):
+def scored_predictions(learn, spec, images: LabelledImages, cal: dict | None, tta: int = 0):
     """(raw probabilities, calibrated probabilities or None) of the evaluated labels, columns in images.labels
-    order. Temperatures apply to all outputs first: a softmax needs every class."""
-    probs, _ = predict_rows(learn, images.rows, with_labels=False)
+    order (with `tta`: test-time augmented). Temperatures apply to all outputs first: a softmax needs every class."""
+    probs, _ = predict_rows(learn, images.rows, with_labels=False, tta=tta)
     calibrated = calibration.calibrate(probs, cal, list(spec.labels)) if cal else None
     keep = [list(spec.labels).index(lab) for lab in images.labels]
     return probs[:, keep], (calibrated[:, keep] if calibrated is not None else None)
 
 
-def evaluate_run(run_dir: str | Path, split: str | None = None, data: DataRequest | None = None) -> dict:
+def evaluate_run(run_dir: str | Path, split: str | None = None, data: DataRequest | None = None,
+                 tta: int = 0) -> dict:
     """AUCs with bootstrap CIs, calibration error, sensitivity / specificity at the run's thresholds,
-    predictions.csv, roc.png and reliability.png, in a new eval-<split> (or eval-<dataset>-<split>) folder."""
+    predictions.csv, roc.png and reliability.png, in a new eval-<split> (or eval-<dataset>-<split>) folder; a run
+    folder or an ensemble folder. With `tta` > 0 the scores are test-time augmented, and the AUCs without TTA are
+    kept beside them."""
+    check_tta(tta)
     spec, learn = load_model(run_dir)
     require_classifier(spec, run_dir, "evaluate")
     images = labelled_images(run_dir, spec, data, split)
     cal = runfolder.read_calibration(run_dir)
-    probs, calibrated = scored_predictions(learn, spec, images, cal)
+    probs, calibrated = scored_predictions(learn, spec, images, cal, tta)
     targets, labels = images.targets, images.labels
-    with runfolder.result_dir(run_dir, f"eval-{images.folder}") as out:
+    with runfolder.result_dir(run_dir, f"eval-{images.folder}" + (f"-tta{tta}" if tta else "")) as out:
         result = {"run_dir": str(run_dir), "split": images.split, "data": images.source, "out_dir": str(out),
                   "single_label": spec.single_label,
                   "files": ["predictions.csv", "roc.png", "reliability.png", runfolder.METRICS],
                   **scores(probs, targets, images.rows, labels, images.reader, spec.single_label),
-                  **calibration.assess(probs, targets, labels, cal, calibrated)}
+                  **calibration.assess(probs, targets, labels, cal, calibrated), "tta": tta_description(tta)}
+        if tta:
+            plain = scored_predictions(learn, spec, images, None)[0]
+            result["without_tta"] = {"mean_auc": mean_of(label_aucs(plain, targets, labels)),
+                                     "auc": label_aucs(plain, targets, labels)}
         if len(labels) < len(spec.labels):
             result["labels_left_out"] = [lab for lab in spec.labels if lab not in labels]
         runfolder.write_predictions(out, predictions_frame(probs, targets, images.rows, labels))
-        title = f"{run_title(read_recipe(run_dir))}\non {images.source} ({len(images.rows)} images)"
+        title = f"{model_title(run_dir)}\non {images.source} ({len(images.rows)} images)" + \
+            (f", TTA x {tta}" if tta else "")
         plot_roc(out / "roc.png", roc_inputs(probs, targets, labels), title=title)
         shown = calibrated if calibrated is not None else probs
         plot_reliability(out / "reliability.png", calibration.reliability_curves(shown, targets, labels),
@@ -125,14 +136,20 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, data: DataReques
 
 
 def format_scores(r: dict) -> str:
-    points = r.get("operating_points", {})
-    lines = [f"{'label':<28} {'AUC':>7} {'95% CI':>16} {'ECE':>6}" + ("  sens / spec at threshold" if points else "")]
+    points, plain = r.get("operating_points", {}), r.get("without_tta")
+    lines = [f"{'label':<28} {'AUC':>7} {'95% CI':>16} {'ECE':>6}" + (f" {'no TTA':>7}" if plain else "") +
+             ("  sens / spec at threshold" if points else "")]
     for lab, auc in r["auc"].items():
         op = points.get(lab)
         ece = r.get("ece_calibrated", r["ece"]).get(lab, float("nan"))
         lines.append(f"{lab:<28} {auc:>7.4f} {_interval(r['auc_ci95'][lab]):>16} {ece:>6.3f}" +
+                     (f" {plain['auc'][lab]:>7.4f}" if plain else "") +
                      (f"  {op['sensitivity']:.2f} / {op['specificity']:.2f} at {op['threshold']:.3f}" if op else ""))
-    lines.append(f"{'mean':<28} {r['mean_auc']:>7.4f} {_interval(r['mean_auc_ci95']):>16}")
+    lines.append(f"{'mean':<28} {r['mean_auc']:>7.4f} {_interval(r['mean_auc_ci95']):>16}" +
+                 (f" {'':>6} {plain['mean_auc']:>7.4f}" if plain else ""))
+    if r.get("tta"):
+        lines.append(f"AUC with test-time augmentation ({r['tta']['combined']}; {', '.join(r['tta']['transforms'])}; "
+                     f"no flips); 'no TTA': the same model without it")
     rule = "arg-max" if r.get("single_label") else "each label at 0.5"
     lines.append(f"{'ACC (' + rule + ')':<28} {r['acc']:>7.4f}")
     if "study_auc" in r:
@@ -165,13 +182,26 @@ def image_files(inputs) -> list[str]:
     return files
 
 
-def predict_images(model, inputs, out: str | None = None) -> pd.DataFrame:
-    """A run's best model, or a file `medcolor export` wrote (MODEL.onnx / MODEL.pt with its sidecar), on new
-    images with the validation preprocessing: p_<label> and pred_<label> columns, the same either way."""
+def check_tta(tta: int) -> None:
+    if not 0 <= tta <= MAX_TTA:
+        raise UsageError(f"--tta must be between 0 (off) and {MAX_TTA} augmented passes, got {tta}")
+
+
+MAX_TTA = 64
+
+
+def predict_images(model, inputs, out: str | None = None, tta: int = 0) -> pd.DataFrame:
+    """A run's best model, an ensemble folder, or a file `medcolor export` wrote (MODEL.onnx / MODEL.pt with its
+    sidecar), on new images with the validation preprocessing: p_<label> and pred_<label> columns, the same either
+    way; `tta`: test-time augmented passes (not for an exported file: its graph holds no augmentation)."""
     from .export import is_exported, predict_exported
 
+    check_tta(tta)
     if out:
         check_output_file(Path(out))
+    if tta and is_exported(model):
+        raise UsageError(f"{model} is an exported graph without test-time augmentation; predict --tta with the run "
+                         f"or ensemble folder it was exported from")
     rows = pd.DataFrame({"path": image_files(inputs)})
     if is_exported(model):
         probs, labels, cal = predict_exported(Path(model), rows)
@@ -179,7 +209,7 @@ def predict_images(model, inputs, out: str | None = None) -> pd.DataFrame:
     else:
         spec, learn = load_model(model)
         require_classifier(spec, model, "predict")
-        probs, _ = predict_rows(learn, rows, with_labels=False)
+        probs, _ = predict_rows(learn, rows, with_labels=False, tta=tta)
         frame = with_decisions(rows, probs, list(spec.labels), runfolder.read_calibration(model), model)
     if out:
         write_csv(Path(out), frame)
@@ -213,15 +243,24 @@ def calibrate_run(run_dir, sensitivity: float | None = None, specificity: float 
                          f"add --replace to refit it")
     spec, learn = load_model(run_dir)
     require_classifier(spec, run_dir, "calibrate")
-    try:
-        images = labelled_images(run_dir, spec, data, "valid")
-    except UsageError as e:
-        raise UsageError(f"calibrate fits on the run's validation images: {e}") from None
-    if images.labels != list(spec.labels):
-        raise UsageError(f"calibrate needs every label of the run in {images.source}; it lacks "
-                         f"{[lab for lab in spec.labels if lab not in images.labels]}")
-    probs, _ = scored_predictions(learn, spec, images, None)
-    cal = calibration.fit(probs, images.targets, list(spec.labels), spec.single_label, rule)
+    ensemble = runfolder.is_ensemble_dir(run_dir)
+    if runfolder.is_cv_dir(run_dir) and data is None:  # every pool image was seen in training by K - 1 members
+        labels, oof = runfolder.read_oof(run_dir)
+        probs, targets = oof[[f"p_{lab}" for lab in labels]].to_numpy(float), oof[labels].to_numpy(float)
+        where = "out-of-fold predictions"
+    else:
+        try:
+            images = labelled_images(run_dir, spec, data, "valid")
+        except UsageError as e:
+            raise UsageError(f"calibrate fits on the run's validation images: {e}") from None
+        if images.labels != list(spec.labels):
+            raise UsageError(f"calibrate needs every label of the run in {images.source}; it lacks "
+                             f"{[lab for lab in spec.labels if lab not in images.labels]}")
+        probs, targets = scored_predictions(learn, spec, images, None)[0], images.targets
+        where = "validation images"
+    # an ensemble averages its members' calibrated probabilities: only its thresholds are fitted (temperature 1)
+    cal = calibration.fit(probs, targets, list(spec.labels), spec.single_label, rule, temperatures=not ensemble)
+    cal["fitted_on"] = "out-of-fold" if where.startswith("out") else "valid"
     runfolder.write_calibration(run_dir, cal)
-    info(f"wrote {path}: temperatures and {rule} thresholds from {cal['n_images']} validation images")
+    info(f"wrote {path}: {'' if ensemble else 'temperatures and '}{rule} thresholds from {cal['n_images']} {where}")
     return cal

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from . import runfolder
-from .calibration import EPS
 from .errors import RunError, UsageError
 from .io import atomic_write, check_output_file, claim_new, removed_on_failure, write_json
+from .models import Calibrated
 from .runfolder import ModelSpec
 from .runs import load_model, read_recipe, require_classifier
 
@@ -24,30 +23,10 @@ PARITY_LIMIT = 1e-4
 PARITY_IMAGES = 8
 
 
-class Deployed(nn.Module):
-    """The model, its activation and (with a calibration) temperature scaling, computed exactly as predict does
-    it: the float32 activation, then in float64 the clipped logit (or log) divided by the temperature."""
-
-    def __init__(self, model: nn.Module, softmax: bool, temperatures: list[float] | None):
-        super().__init__()
-        self.model, self.softmax = model, softmax
-        self.register_buffer("temperature", torch.tensor(temperatures or [1.0], dtype=torch.float64))
-        self.scaled = temperatures is not None
-
-    def forward(self, x):
-        logits = self.model(x)
-        p = (torch.softmax(logits, -1) if self.softmax else torch.sigmoid(logits)).double()
-        if not self.scaled:
-            return p.float()
-        if self.softmax:
-            return torch.softmax(torch.log(p.clamp(EPS, 1.0)) / self.temperature[0], -1).float()
-        p = p.clamp(EPS, 1 - EPS)
-        return torch.sigmoid((torch.log(p) - torch.log1p(-p)) / self.temperature).float()
-
-
-def deployed(learn, spec: ModelSpec, cal: dict | None) -> Deployed:
+def deployed(learn, spec: ModelSpec, cal: dict | None) -> Calibrated:
+    """The graph predict computes: the model, its activation and the run's temperature scaling."""
     temps = [cal["temperature"][lab] for lab in spec.labels] if cal else None
-    return Deployed(learn.model.float().cpu().eval(), spec.single_label, temps).eval()
+    return Calibrated(learn.model.float().cpu().eval(), spec.single_label, temps).eval()
 
 
 def preprocessing(spec: ModelSpec) -> dict:
@@ -96,7 +75,9 @@ def export_run(run_dir, fmt: str = "onnx", out: str | None = None) -> dict:
                           "thresholds_apply_to": "this output, as predict's p_<label>" if cal else None},
                "thresholds": cal["thresholds"] if cal else None, "preprocessing": preprocessing(spec),
                "model_spec": spec.to_dict(), "calibration": cal, "parity_max_abs_diff": diff,
-               "parity_inputs": f"{len(xb)} seeded random inputs"}
+               "parity_inputs": f"{len(xb)} seeded random inputs",
+               "ensemble_members": len(spec.model["ensemble"]) if "ensemble" in spec.model else None,
+               "tta": "not in the graph: one pass per image (predict --tta N on the run folder augments)"}
     with removed_on_failure(path):  # the model and its sidecar, or neither
         atomic_write(path, data)
         write_json(sidecar_path(path), sidecar)

@@ -10,8 +10,14 @@ import torch
 import torch.nn.functional as F
 
 
+def members_of(model) -> list:
+    """The networks of an ensemble (models.MeanOfMembers), or the model itself."""
+    return [m.model for m in model.members] if hasattr(model, "members") else [model]
+
+
 def has_feature_map(model) -> bool:
-    return hasattr(model, "colorizer") and hasattr(getattr(model, "backbone", None), "forward_features")
+    return all(hasattr(m, "colorizer") and hasattr(getattr(m, "backbone", None), "forward_features")
+               for m in members_of(model))
 
 
 MIN_SIDE = 7  # a map smaller than this says little about where: at 64 px the last one of most backbones is 2 x 2
@@ -22,6 +28,7 @@ def cam_layer(model, side: int, layer: str | None = None) -> str | None:
     map) when that map is at least MIN_SIDE wide, else the deepest of timm's `feature_info` stages that is."""
     from .errors import UsageError
 
+    model = members_of(model)[0]
     modules = dict(model.backbone.named_modules())
     if layer is not None:
         if layer not in modules:
@@ -37,7 +44,13 @@ def cam_layer(model, side: int, layer: str | None = None) -> str | None:
 
 def grad_cam(model, xb: torch.Tensor, label: int, layer: str | None = None) -> torch.Tensor:
     """(n, h, w) heat maps in [0, 1] at the input's size: ReLU of the feature maps (the last ones, or those of
-    the backbone module `layer`) weighted by the mean gradient of `label`'s logit."""
+    the backbone module `layer`) weighted by the mean gradient of `label`'s logit. An ensemble's: the mean of its
+    members' maps (each on `layer` when it has it, else on the layer cam_layer picks for it)."""
+    if hasattr(model, "members"):
+        maps = [grad_cam(m, xb, label, layer if layer in dict(m.backbone.named_modules()) else
+                         cam_layer(m, xb.shape[-1])) for m in members_of(model)]
+        cam = torch.stack(maps).mean(0)
+        return cam / cam.flatten(1).amax(1).clamp(min=1e-12)[:, None, None]
     model.eval()
     with torch.enable_grad():
         x = xb.detach().clone().requires_grad_(True)  # a graph even when every parameter is frozen

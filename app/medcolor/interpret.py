@@ -12,12 +12,11 @@ import pandas as pd
 
 from . import runfolder
 from .classification import colorizer_figure, shown_input
-from .config import run_title
 from .errors import UsageError
 from .io import warn, write_csv, write_json
 from .metrics import per_label
 from .plots import plot_confusions, plot_gallery
-from .runs import load_model, read_recipe, require_classifier
+from .runs import load_model, model_title, require_classifier
 
 
 def per_image_loss(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -99,7 +98,7 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
     probs, calibrated = scored_predictions(learn, spec, li, cal)
     labels, targets, rows = li.labels, li.targets, li.rows
     decided, thresholds = operating_thresholds(probs, calibrated, cal, labels, threshold)
-    title = run_title(read_recipe(run_dir))
+    title = model_title(run_dir)
     with runfolder.result_dir(run_dir, f"interpret-{li.folder}") as out:
         top = top_losses(out / "top_losses.png", rows, probs, targets, per_image_loss(probs, targets), labels,
                          min(top_k, len(rows)), f"{title}\n{li.source}", spec.input.get("channels", 1))
@@ -143,7 +142,7 @@ def _interpret_images(run_dir, learn, spec, paths: list[str], layer: str | None 
         colorizer_figure(out / "colorizer_gallery.png", learn, xb)
         which = f"{len(shown)} given image{'s' * (len(shown) > 1)}"
         figures, used = gradcam_figures(learn, out, [("gradcam_gallery.png", which, shown)], labels,
-                                        list(range(len(labels))), run_title(read_recipe(run_dir)), layer)
+                                        list(range(len(labels))), model_title(run_dir), layer)
         result = {"out_dir": str(out), "split": "images", "data": f"{len(paths)} given images", "gradcam": figures,
                   "gradcam_layer": used,
                   "files": ["colorizer_gallery.png", *figures, "interpretation.json"]}

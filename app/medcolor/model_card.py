@@ -47,6 +47,13 @@ def results_section(result: dict, calibration: dict | None) -> list[str]:
     return lines
 
 
+def imbalance(t) -> str:
+    weights = "loss weighted per label by negatives / positives of the training split (train.pos_weight: auto, " \
+              "clipped to [0.01, 100]; single-label: balanced class weights)" if t.pos_weight else "unweighted loss"
+    return weights + ("; batches drawn by fastai's WeightedDL, each image 1 / (images of its class)"
+                      if t.sampler == "balanced" else "; shuffled batches")
+
+
 def render(recipe: Recipe, result: dict, split_sizes: dict, labels: list[str], params: tuple[int, int],
            env: dict, calibration: dict | None, start: str) -> str:
     m, d, t = recipe.model, recipe.data, recipe.train
@@ -61,7 +68,9 @@ def render(recipe: Recipe, result: dict, split_sizes: dict, labels: list[str], p
              f"- spec `{d.spec}`, root `{d.root or '(bundled)'}`" + (f", table `{d.csv}`" if d.csv else ""),
              (f"- labels: {', '.join(labels)}" + (f" (policy `{d.policy}`)" if d.reader in ("chexpert", "csv") else "")
               if labels else "- target: the input image itself"),
-             f"- images per split: {sizes}" + (f" (subset fraction {d.subset.fraction:g})" if d.subset.fraction < 1 else ""),
+             f"- images per split: {sizes}" + (f" (subset fraction {d.subset.fraction:g})" if d.subset.fraction < 1 else "")
+             + (f"; cross-validation fold {d.fold} of {d.folds}: train + valid pooled and cut into {d.folds} folds "
+                f"grouped by patient (fold seed {d.fold_seed}), this fold validates" if d.folds else ""),
              "", f"## Results on the {result['split']} split ({result.get('n_images', '?')} images, best epoch "
              f"{result['best_epoch']})", ""]
     lines += results_section(result, calibration)
@@ -69,6 +78,7 @@ def render(recipe: Recipe, result: dict, split_sizes: dict, labels: list[str], p
               f"- epochs {t.epochs}, {t.opt} {SCHEDULES[t.schedule]}, max_lr {t.max_lr:g}, batch {t.bs}, {t.image_size} px, "
               f"seed {t.seed}" + (f"; body at max_lr / {t.lr_mult:g}" if t.lr_mult != 1 else "")
               + (f"; after {t.freeze_epochs} epoch(s) with the body frozen" if t.freeze_epochs else ""),
+              f"- class imbalance: {imbalance(t)}",
               f"- best.pth: the epoch with the best validation {result.get('monitor', 'score')} (epoch "
               f"{result['best_epoch']})" + stopping(t, result),
               f"- {result['seconds']:.0f} s on {env.get('device', '?')} ({env.get('cpu_count', '?')} CPU cores, "

@@ -206,3 +206,45 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     if problem:
         raise UsageError(f"checkpoint {path} does not fit this model: {problem}")
     model.load_state_dict(sd)
+
+
+# ---- probabilities as predict gives them, and ensembles ------------------------------------------------------
+
+PROB_EPS = 1e-7  # calibration.EPS: probabilities are clipped to [EPS, 1 - EPS] before a logit
+
+
+class Calibrated(nn.Module):
+    """A classifier's probabilities as `medcolor predict` computes them: the float32 activation, then (with a
+    calibration's temperatures) in float64 the clipped logit (or log) divided by the temperature."""
+
+    def __init__(self, model: nn.Module, softmax: bool, temperatures: list[float] | None):
+        super().__init__()
+        self.model, self.softmax = model, softmax
+        self.register_buffer("temperature", torch.tensor(temperatures or [1.0], dtype=torch.float64))
+        self.scaled = temperatures is not None
+
+    def forward(self, x):
+        logits = self.model(x)
+        p = (torch.softmax(logits, -1) if self.softmax else torch.sigmoid(logits)).double()
+        if not self.scaled:
+            return p.float()
+        if self.softmax:
+            return torch.softmax(torch.log(p.clamp(PROB_EPS, 1.0)) / self.temperature[0], -1).float()
+        p = p.clamp(PROB_EPS, 1 - PROB_EPS)
+        return torch.sigmoid((torch.log(p) - torch.log1p(-p)) / self.temperature).float()
+
+
+class MeanOfMembers(nn.Module):
+    """An ensemble as one network: the mean of its members' calibrated probabilities, returned as logits (log p for
+    softmax, logit p for sigmoid) so the loss's activation gives that mean back - fastai's get_preds, export and
+    Grad-CAM treat it like any classifier. `members`: Calibrated modules."""
+
+    def __init__(self, members: list[Calibrated], softmax: bool):
+        super().__init__()
+        self.members, self.softmax = nn.ModuleList(members), softmax
+
+    def forward(self, x):
+        p = torch.stack([m(x).double() for m in self.members]).mean(0)
+        if self.softmax:
+            return torch.log(p.clamp(min=1e-300)).float()
+        return (torch.log(p) - torch.log1p(-p)).float()  # members' p are clipped: finite

@@ -11,26 +11,28 @@ import pandas as pd
 from .compare import aligned
 from .errors import UsageError
 from .io import claim_new, info, removed_on_failure
-from .runfolder import METRICS, RECIPE, is_finished, read_metrics, read_predictions, saved_recipe
+from .runfolder import METRICS, RECIPE, is_cv_dir, is_finished, read_metrics, read_oof, read_predictions, saved_recipe
 from .runs import starting_point
 from .stats import auc_intervals, holm, mean_over_labels, paired_comparison, rank_aucs
 
 # Everything that makes two runs different experiments; seeds of one group are averaged.
 GROUP = ["recipe", "arch", "backbone", "colorizer", "mode", "start", "data", "labels", "policy", "subset_fraction",
-         "image_size", "split"]
+         "image_size", "split", "cv"]
 SHOWN_WHEN_THEY_DIFFER = {"start": "starts from", "data": "data", "labels": "labels", "policy": "policy",
-                          "image_size": "px", "split": "scored on"}
+                          "image_size": "px", "split": "scored on", "cv": "cross-validation"}
+CV_COLUMNS = ("cv_dir", "oof")  # a fold run's cross-validation folder and its pooled out-of-fold mean AUC
 OTHER_SCORES = ("psnr", "ssim", "study_auc")  # beside the AUCs and ACC: reconstructions' scores, MURA's study AUC
 SUMMARY = ("mean", "ACC", *OTHER_SCORES)  # every score but the per-label AUCs
 
 
 def find_runs(paths) -> list[Path]:
-    """Finished run folders among `paths` (run folders, or folders holding them at any depth)."""
+    """Finished run folders among `paths` (run folders, cross-validation folders - their fold runs - or folders
+    holding them at any depth)."""
     runs = []
     for p in map(Path, paths):
         if not p.exists():
             raise UsageError(f"{p} does not exist")
-        runs += [p] if (p / METRICS).is_file() else sorted(m.parent for m in p.rglob(METRICS))
+        runs += [p] if is_finished(p) else sorted(m.parent for m in p.rglob(METRICS))
     runs = [r for r in dict.fromkeys(runs) if is_finished(r)]
     if not runs:
         raise UsageError(f"no finished runs (folders with metrics.json) under {', '.join(map(str, paths))}")
@@ -51,12 +53,22 @@ def run_rows(runs: list[Path]) -> pd.DataFrame:
                 "labels": _text(used(d, "labels")) + (" + any finding" if used(d, "any_finding") else ""),
                 "policy": _text(used(d, "policy")), "subset_fraction": d["subset"]["fraction"],
                 "image_size": r["train"]["image_size"], "split": m.get("split", "test"), "n_train": m.get("n_train"),
-                "seed": r["train"]["seed"]}
+                "seed": r["train"]["seed"], **cross_validation(run, m)}
         scores = {"mean": m["mean_auc"], **({"ACC": m["acc"]} if "acc" in m else {}), **m.get("auc", {})} \
             if "mean_auc" in m else {}
         scores.update({k: m[k]["mean"] if isinstance(m[k], dict) else m[k] for k in OTHER_SCORES if k in m})
         rows.append({"run_dir": str(run), **keys, **scores})
     return pd.DataFrame(rows)
+
+
+def cross_validation(run: Path, metrics: dict) -> dict:
+    """cv ('5-fold', or '' for a run of its own), and for a fold run its CV folder and pooled out-of-fold AUC."""
+    folder = run.parent
+    if not metrics.get("folds") or not is_cv_dir(folder):
+        return {"cv": "", "cv_dir": None, "oof": float("nan")}
+    cv = read_metrics(folder)
+    return {"cv": f"{metrics['folds']}-fold", "cv_dir": str(folder),
+            "oof": cv["oof"]["mean_auc"] if cv.get("finished") else float("nan")}
 
 
 def used(data: dict, field: str):
@@ -73,7 +85,7 @@ def _text(value) -> str:
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
     """The mean AUC and ACC first (MedMNIST's two numbers), then per-label AUCs and other scores."""
-    fixed = set(GROUP) | {"run_dir", "n_train", "seed"}
+    fixed = set(GROUP) | {"run_dir", "n_train", "seed", *CV_COLUMNS}
     columns = [c for c in df.columns if c not in fixed]
     first = [c for c in ("mean", "ACC") if c in columns]
     return first + [c for c in columns if c not in first]
@@ -93,6 +105,9 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     out.columns = [f"{m}_{stat}" for m, stat in out.columns]
     out.insert(0, "n_runs", grouped.size())
     out.insert(1, "n_train", grouped["n_train"].first())
+    cvs = df.drop_duplicates("cv_dir").groupby(GROUP, dropna=False, sort=True)
+    out["oof_mean"], out["oof_std"] = cvs["oof"].mean(), cvs["oof"].std()  # over cross-validations (their seeds)
+    out["n_cv"] = df.groupby(GROUP, dropna=False, sort=True)["cv_dir"].nunique()
     return out.reset_index()
 
 
@@ -146,12 +161,24 @@ def averaged_predictions(runs: list[str]):
     return labels, frame
 
 
+def out_of_fold_predictions(cv_dirs):
+    """(labels, oof_predictions.csv averaged over cross-validations of one row): a CV row is compared on its pool."""
+    labels, frame = read_oof(Path(cv_dirs[0]))
+    probs = [f"p_{lab}" for lab in labels]
+    for folder in cv_dirs[1:]:
+        _, other = read_oof(Path(folder))
+        frame[probs] += aligned(frame, other, labels, (cv_dirs[0], folder))[2]
+    frame[probs] /= len(cv_dirs)
+    return labels, frame
+
+
 def add_versus(df: pd.DataFrame, table: pd.DataFrame, selector: str) -> pd.DataFrame:
     """vs_* columns: the row's mean AUC on seed-averaged predictions with its CI, and its paired difference to the
     reference row (CI, bootstrap p, Holm-adjusted p across the compared rows)."""
     if "mean_mean" not in table:
         raise UsageError("--vs compares AUCs; these runs have none (reconstruction runs?)")
-    preds = [averaged_predictions(list(g["run_dir"])) for _, g in df.groupby(GROUP, dropna=False, sort=True)]
+    preds = [out_of_fold_predictions(g["cv_dir"].dropna().unique()) if g["cv_dir"].notna().all() else
+             averaged_predictions(list(g["run_dir"])) for _, g in df.groupby(GROUP, dropna=False, sort=True)]
     refs = reference_rows(table, selector)
     cols = {c: [float("nan")] * len(table) for c in ("vs_auc", "vs_auc_lo", "vs_auc_hi", "vs_diff", "vs_diff_lo",
                                                      "vs_diff_hi", "vs_p")}
@@ -198,16 +225,18 @@ def strategy(mode) -> str:
 
 
 def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:
-    sizes, vs = table["subset_fraction"].nunique() > 1, "vs_diff" in table
+    sizes, vs, oof = table["subset_fraction"].nunique() > 1, "vs_diff" in table, bool(table["oof_mean"].notna().any())
     varying = [k for k in SHOWN_WHEN_THEY_DIFFER if table[k].nunique(dropna=False) > 1]
     head = ["row"] * vs + (["size"] if sizes else []) + ["recipe", "model", "colorizer", "strategy"] + \
         [SHOWN_WHEN_THEY_DIFFER[k] for k in varying] + ["runs"] + [("AUC" if m == "mean" else m) for m in metrics] + \
+        ["pooled out-of-fold AUC"] * oof + \
         ["AUC of mean prediction [95% CI]", "difference to reference [95% CI], Holm p"] * vs
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in table.iterrows():
         cells = ([f"{r['subset_fraction']:g} ({int(r['n_train']):,})"] if sizes else []) + model_cells(r) + \
             [r[k] for k in varying] + [str(int(r["n_runs"]))]
         cells += [_pm(r[f"{m}_mean"], r[f"{m}_std"], r[f"{m}_count"], r["n_runs"]) for m in metrics]
+        cells += [_pm(r["oof_mean"], r["oof_std"], r["n_cv"], r["n_cv"]) if r["n_cv"] else "-"] * oof
         if vs:
             cells = [str(r.name + 1)] + cells + [f"{r['vs_auc']:.4f} [{r['vs_auc_lo']:.3f}, {r['vs_auc_hi']:.3f}]",
                                                  versus_cell(r)]
@@ -274,5 +303,10 @@ def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", v
         return table.to_json(orient="records", indent=2)
     text = to_markdown(table, metric_columns(df))
     splits = set(table["split"])
+    if table["oof_mean"].notna().any():
+        text += ("\n\nA row with a pooled out-of-fold AUC is a cross-validation: its AUC is the mean ± std over the "
+                 "fold models, each scored on the test split; the pooled AUC is over every pool image, predicted once "
+                 "by the fold model that did not train on it" + ("; with --vs such rows are compared on those "
+                                                                  "out-of-fold predictions" if vs else "") + ".")
     return text + ("\n\nEvery row is scored on the valid split: its runs never read a test split (tuning trials), "
                    "or their data has none." if splits == {"valid"} else "")

@@ -10,6 +10,12 @@ which version of the format a folder is in.
         predictions.csv   the evaluated split            calibration.json  temperatures and thresholds
         model_card.md     plots/                         eval-*/ interpret-*/  result folders
 
+An ensemble folder (`medcolor ensemble`, or a cross-validation folder `run recipe --folds K` makes) is a model
+too: ensemble.json names its members (run folders, referenced with the checksums of their best.pth and
+calibration.json, never copied), calibration.json holds its thresholds, metrics.json its test scores; a
+cross-validation folder also holds its fold runs (`<run>-f1of5`, ...), folds.csv (image, group, fold) and
+oof_predictions.csv (every pool image predicted once, by the fold model that did not train on it).
+
 Version 1 is every folder written before model.json existed; it has no version stamp and is read through
 `runs.model_spec`, which derives the same facts from recipe.yaml, predictions.csv and best.pth.
 Every write is atomic and nothing here overwrites a result folder."""
@@ -45,6 +51,9 @@ CALIBRATION = "calibration.json"
 CARD = "model_card.md"
 LR_FIND = "lr_find.json"
 OWNER = ".owner"
+ENSEMBLE = "ensemble.json"
+FOLDS = "folds.csv"
+OOF = "oof_predictions.csv"
 PLOTS = "plots"
 
 
@@ -78,9 +87,11 @@ def check_name(name: str, what: str = "recipe name") -> str:
     return name
 
 
-def new_run_dir(runs_dir: Path, recipe: str, backbone: str, seed: int, suffix: str = "") -> Path:
-    """A fresh run folder with an empty plots/ inside."""
-    parent = Path(runs_dir) / check_name(recipe)
+def new_run_dir(runs_dir: Path, recipe: str, backbone: str, seed: int, suffix: str = "", parent: Path | None = None,
+                plots: bool = True) -> Path:
+    """A fresh run folder with an empty plots/ inside, in runs_dir/<recipe>/ or in `parent` (a cross-validation
+    folder's fold runs)."""
+    parent = Path(parent) if parent is not None else Path(runs_dir) / check_name(recipe)
     stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{backbone.replace('/', '_')}-s{seed}{suffix}"
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -89,8 +100,17 @@ def new_run_dir(runs_dir: Path, recipe: str, backbone: str, seed: int, suffix: s
         raise UsageError(f"cannot create a run folder in {parent}: {e.strerror}; pass --runs-dir to a writable "
                          f"place") from None
     write_owner(path)
-    (path / PLOTS).mkdir()
+    if plots:
+        (path / PLOTS).mkdir()
     return path
+
+
+def fold_suffix(fold: int, folds: int) -> str:
+    return f"-f{fold}of{folds}" if folds else ""
+
+
+def cv_suffix(folds: int) -> str:
+    return f"-cv{folds}"
 
 
 @contextmanager
@@ -110,6 +130,14 @@ def plot_path(run_dir: Path, name: str) -> Path:
 
 def is_run_dir(run_dir: Path) -> bool:
     return (Path(run_dir) / RECIPE).is_file() and (Path(run_dir) / BEST).is_file()
+
+
+def is_ensemble_dir(folder: Path) -> bool:
+    return (Path(folder) / ENSEMBLE).is_file()
+
+
+def is_cv_dir(folder: Path) -> bool:
+    return (Path(folder) / FOLDS).is_file() and is_ensemble_dir(folder)
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -174,7 +202,7 @@ def stale_runs(runs_dir: Path, recipe: str) -> list[Path]:
     def gone(p: Path) -> bool:
         return not owner_alive(p) and ((p / OWNER).exists() or time.time() - p.stat().st_mtime > 60)
     return sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".") and not is_finished(p)
-                  and gone(p))
+                  and not is_ensemble_dir(p) and not (p / FOLDS).exists() and gone(p))
 
 
 CLAIMS = ".claims"
@@ -289,6 +317,11 @@ def write_final(run_dir: Path, metrics: dict, seconds: float) -> None:
     write_json(Path(run_dir) / METRICS, metrics)
 
 
+def write_metrics(folder: Path, metrics: dict) -> None:
+    """metrics.json of an ensemble or cross-validation folder (a run's goes with its timing: write_final)."""
+    write_json(Path(folder) / METRICS, metrics)
+
+
 def read_seconds(run_dir: Path) -> float | None:
     path = Path(run_dir) / TIMING
     return _read_json(path, "timing").get("seconds") if path.is_file() else None
@@ -386,3 +419,81 @@ def write_card(run_dir: Path, text: str) -> None:
 
 def write_lr_find(run_dir: Path, result: dict) -> None:
     write_json(Path(run_dir) / LR_FIND, result)
+
+
+# ---- ensembles and cross-validation ---------------------------------------------------------------------------
+
+def checksum(path: Path) -> str | None:
+    """sha256 of a file, None when it does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def member_record(folder: Path, run_dir: Path) -> dict:
+    """How an ensemble references a member: its path (relative when inside the ensemble folder) and the checksums
+    of what makes it a model."""
+    run_dir = Path(run_dir).resolve()
+    try:
+        where = str(run_dir.relative_to(Path(folder).resolve()))
+    except ValueError:
+        where = str(run_dir)
+    return {"run": where, "best_sha256": checksum(run_dir / BEST), "calibration_sha256": checksum(run_dir / CALIBRATION)}
+
+
+def member_dirs(folder: Path) -> list[Path]:
+    """The member run folders of an ensemble, each checked to be the model it was when the ensemble was made."""
+    folder = Path(folder)
+    members = read_ensemble(folder)["members"]
+    dirs = []
+    for k, m in enumerate(members, start=1):
+        run = folder / m["run"] if not Path(m["run"]).is_absolute() else Path(m["run"])
+        if not is_run_dir(run):
+            raise UsageError(f"member {k} of ensemble {folder} ({run}) is missing; restore it or make the ensemble "
+                             f"again (`medcolor ensemble`)")
+        for what, name in (("best_sha256", BEST), ("calibration_sha256", CALIBRATION)):
+            if checksum(run / name) != m[what]:
+                raise UsageError(f"member {k} of ensemble {folder} ({run}) changed since the ensemble was made "
+                                 f"({name} differs); make the ensemble again (`medcolor ensemble`)")
+        dirs.append(run)
+    return dirs
+
+
+def write_ensemble(folder: Path, record: dict) -> None:
+    write_json(Path(folder) / ENSEMBLE, record)
+
+
+def read_ensemble(folder: Path) -> dict:
+    data = _read_json(Path(folder) / ENSEMBLE, "ensemble description")
+    if not isinstance(data.get("members"), list) or not data["members"]:
+        raise UsageError(f"{Path(folder) / ENSEMBLE} names no members; it is not the file medcolor wrote")
+    return data
+
+
+def write_folds(folder: Path, frame) -> None:
+    write_csv(Path(folder) / FOLDS, frame)
+
+
+def read_folds(folder: Path):
+    import pandas as pd
+    return pd.read_csv(Path(folder) / FOLDS, keep_default_na=False, na_values=[""])
+
+
+def write_oof(folder: Path, frame) -> None:
+    write_csv(Path(folder) / OOF, frame)
+
+
+def read_oof(folder: Path):
+    """(labels, oof_predictions.csv) of a cross-validation folder: path, split, group, fold, <label>, p_<label>."""
+    import pandas as pd
+
+    path = Path(folder) / OOF
+    if not path.is_file():
+        raise UsageError(f"{folder} is not a finished cross-validation folder (no {OOF})")
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return [c[2:] for c in frame.columns if c.startswith("p_")], frame

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from .config import Recipe, to_dict
 from .errors import UsageError
-from .runfolder import (ModelSpec, finished_runs, format_version, is_run_dir, predicted_labels, read_model_spec,
-                        saved_recipe)
+from .runfolder import (ModelSpec, finished_runs, format_version, is_ensemble_dir, is_run_dir, member_dirs,
+                        predicted_labels, read_ensemble, read_model_spec, saved_recipe)
 
 
 def environment() -> dict:
@@ -88,9 +88,13 @@ def _source_name(source: str) -> str:
 
 
 def read_recipe(run_dir: Path) -> Recipe:
-    """The run's recipe.yaml as a Recipe; one written by medcolor has every section."""
+    """The run's recipe.yaml as a Recipe; one written by medcolor has every section. An ensemble's is its first
+    member's, without the member's fold: its data (the test split every member was scored on)."""
     from .recipes import recipe_from_dict
 
+    if is_ensemble_dir(run_dir):
+        recipe = read_recipe(member_dirs(run_dir)[0])
+        return replace(recipe, data=replace(recipe.data, fold=0))
     saved = saved_recipe(run_dir)
     missing = [k for k in ("name", "task", "data", "model", "train") if k not in saved]
     if missing:
@@ -137,14 +141,17 @@ def model_spec(run_dir: Path) -> ModelSpec:
 
 def load_model(run_dir: str | Path, bs: int = 64):
     """(ModelSpec, fastai Learner with the run's best weights) for inference: built from the run folder alone,
-    with DataLoaders that preprocess given images as validation did (`learn.dls.test_dl(rows)`)."""
+    with DataLoaders that preprocess given images as validation did (`learn.dls.test_dl(rows)`). An ensemble
+    folder gives one network averaging its members' calibrated probabilities."""
     from .learner import inference_learner
     from .models import load_weights
     from .runfolder import best_weights
 
     run_dir = Path(run_dir)
+    if is_ensemble_dir(run_dir):
+        return load_ensemble(run_dir, bs)
     if not is_run_dir(run_dir):
-        raise UsageError(f"{run_dir} is not a run folder with recipe.yaml and best.pth")
+        raise UsageError(f"{run_dir} is not a run folder with recipe.yaml and best.pth, nor an ensemble folder")
     spec = model_spec(run_dir)
     learn = inference_learner(spec, bs)
     load_weights(learn.model, best_weights(run_dir))
@@ -156,3 +163,55 @@ def require_classifier(spec: ModelSpec, run_dir, command: str) -> None:
     if spec.task != "classification":
         raise UsageError(f"{run_dir} is a {spec.task} run; {command} is for classifiers (its PSNR / SSIM are in "
                          f"metrics.json and predictions.csv)")
+
+
+# ---- ensembles as models ---------------------------------------------------------------------------------------
+
+def ensemble_spec(specs: list[ModelSpec], names: list) -> ModelSpec:
+    """The ModelSpec of an ensemble: its members' task, labels and preprocessing, which must agree (one line
+    naming the first difference), and the members' networks."""
+    first = specs[0]
+    for name, spec in zip(names[1:], specs[1:]):
+        for field, what in (("task", "task"), ("labels", "labels"), ("single_label", "single- or multi-label"),
+                            ("input", "preprocessing")):
+            if getattr(spec, field) != getattr(first, field):
+                raise UsageError(f"an ensemble needs members of the same task, labels and preprocessing: {name} has "
+                                 f"{what} {getattr(spec, field)} where {names[0]} has {getattr(first, field)}")
+    return replace(first, model={"ensemble": [s.model for s in specs]})
+
+
+def load_ensemble(folder: Path, bs: int = 64):
+    """(ModelSpec, Learner) of an ensemble folder: every member loaded from its run folder (checked against the
+    checksums the ensemble recorded) and temperature-scaled by its own calibration.json, then averaged."""
+    from fastai.learner import Learner
+
+    from .callbacks import PlainTensors
+    from .losses import loss_for
+    from .models import Calibrated, MeanOfMembers
+    from .runfolder import read_calibration
+
+    dirs = member_dirs(folder)
+    loaded = [load_model(d, bs) for d in dirs]
+    spec = ensemble_spec([s for s, _ in loaded], [str(d) for d in dirs])
+    require_classifier(spec, folder, "an ensemble")
+    nets = []
+    for d, (_, learn) in zip(dirs, loaded):
+        cal = read_calibration(d)
+        nets.append(Calibrated(learn.model.eval(), spec.single_label,
+                               [cal["temperature"][lab] for lab in spec.labels] if cal else None))
+    learn = Learner(loaded[0][1].dls, MeanOfMembers(nets, spec.single_label).eval(),
+                    loss_func=loss_for(spec.single_label), cbs=[PlainTensors()])
+    learn.path = Path(folder)
+    return spec, learn
+
+
+def model_title(folder: Path) -> str:
+    """What a model folder is, for titles: the run's title, or 'ensemble of 5 folds of demo: ..., seed 0'."""
+    from .config import run_title
+
+    title = run_title(read_recipe(folder))
+    if not is_ensemble_dir(folder):
+        return title
+    e = read_ensemble(folder)
+    kind = e.get("kind", "runs")
+    return f"ensemble of {len(e['members'])} {kind} of " + (title if kind == "folds" else title.rsplit(", seed", 1)[0])

@@ -22,12 +22,15 @@ class Task:
     mid_epoch_scores: Optional[Callable] = None  # learn -> {monitor: value, "valid_loss": value}, for
     # train.eval_every_iters
     predicts_labels: bool = False     # `medcolor predict` / `interpret` make sense
+    class_weighting: Callable = lambda recipe, learn: {}  # (recipe, learn) -> what metrics.json says of class
+    # imbalance (train.sampler, the loss's class weights)
 
 
 TASKS = {
     "classification": Task("classification", "mean_auc", classification.METRICS, classification.build_dls,
                            classification.head, classification.finalize, classification.summary_line,
-                           classification.mid_epoch_scores, predicts_labels=True),
+                           classification.mid_epoch_scores, predicts_labels=True,
+                           class_weighting=classification.class_weighting),
     "reconstruction": Task("reconstruction", "ssim", reconstruction.METRICS, reconstruction.build_dls,
                            reconstruction.head, reconstruction.finalize, reconstruction.summary_line),
 }
@@ -64,6 +67,10 @@ def check_recipe(recipe: Recipe) -> list[str]:
     if recipe.train.monitor not in (None, "valid_loss", task.monitor):
         problems.append(f"train.monitor must be valid_loss or {task.monitor} (the {task.name} score), got "
                         f"{recipe.train.monitor!r}")
+    if not task.predicts_labels and (recipe.train.pos_weight or recipe.train.sampler != "shuffle"):
+        problems.append(f"train.pos_weight and train.sampler weigh classes; task {task.name} has none")
+    if not task.predicts_labels and recipe.data.folds:
+        problems.append(f"data.folds (cross-validation) is for classifiers; task {task.name} has no AUC to pool")
     if recipe.metrics and task.monitor.replace("mean_", "") not in recipe.metrics:
         problems.append(f"metrics must include {task.monitor.replace('mean_', '')!r}: it picks the best checkpoint")
     return problems

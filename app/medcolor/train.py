@@ -24,25 +24,26 @@ from .tasks import task_of
 
 def run_recipe(name_or_path: str, overrides=(), seed: int | None = None, n_seeds: int | None = None,
                runs_dir: str | Path = "runs", quiet: bool = False, existing=None, wait: bool = True,
-               callbacks=()) -> list[dict]:
+               callbacks=(), into: Path | None = None) -> list[dict]:
     """`medcolor run recipe`: one run per seed; a recipe:NAME init_from is found or trained first. With `existing`
     (sweeps), every run is claimed in the runs folder first, so concurrent sweeps never train one job twice; without
     `wait` a run another sweep holds is left to it ({"deferred": True}). `callbacks`: extra fastai callbacks for the
-    recipe's own runs, not for the runs they start from (a tuning trial's pruning)."""
+    recipe's own runs, not for the runs they start from (a tuning trial's pruning). `into`: the folder the recipe's
+    own runs are made in (a cross-validation folder's folds), else runs_dir/<recipe>/."""
     from .chains import resolve_chain
 
     runs_dir, overrides = Path(runs_dir), list(overrides)
     base = load_recipe(name_or_path, overrides)
     shared = existing is not None
 
-    def train(recipe, find=lambda: None, wait=True, cbs=()):
+    def train(recipe, find=lambda: None, wait=True, cbs=(), folder=None):
         return train_shared(recipe, runs_dir, quiet, find, wait, cbs) if shared else \
-            train_new(recipe, runs_dir, quiet, cbs)
+            train_new(recipe, runs_dir, quiet, cbs, folder)
     results = []
     for s in seed_list(base, seed, n_seeds):
         seeded = overrides + [f"train.seed={s}"]
         recipe = resolve_chain(load_recipe(name_or_path, seeded), seeded, runs_dir, train_parent=train)
-        results.append(train(recipe, existing or (lambda: None), wait, callbacks))
+        results.append(train(recipe, existing or (lambda: None), wait, callbacks, into))
     return results
 
 
@@ -98,8 +99,12 @@ def seed_list(recipe: Recipe, seed: int | None, n_seeds: int | None) -> list[int
     return [recipe.train.seed]
 
 
-def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False, callbacks=()) -> dict:
-    """A fresh run: everything that can fail on bad input fails before the run folder is made."""
+def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False, callbacks=(), into: Path | None = None) -> dict:
+    """A fresh run (in runs_dir/<recipe>/, or in `into`): everything that can fail on bad input fails before the run
+    folder is made."""
+    if recipe.data.folds and not recipe.data.fold:
+        raise UsageError(f"data.folds={recipe.data.folds} without data.fold: run every fold with `medcolor run recipe "
+                         f"{recipe.name} --folds {recipe.data.folds}`, or one with data.fold=1..{recipe.data.folds}")
     start = time.time()
     dls, table = build_data(recipe)
     learn = build_learner(recipe, dls)
@@ -117,7 +122,8 @@ def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False, callbacks=())
         else:  # stopped before it held anything to continue from
             shutil.rmtree(stale, ignore_errors=True)
             info(f"note: removed {stale}, a run folder stopped before its recipe was written")
-    run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed)
+    run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed,
+                          runfolder.fold_suffix(recipe.data.fold, recipe.data.folds), parent=into)
     with stopping_cleanly(run_dir, recipe):
         write_run_start(run_dir, recipe, learn.dls)
         info(f"run folder: {run_dir}")
@@ -327,7 +333,8 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, seconds: float, fitted
                "colorizer": recipe.model.colorizer, "mode": recipe.model.mode, "seed": recipe.train.seed,
                "start": starting_point(to_dict(recipe.model)), "subset_fraction": recipe.data.subset.fraction,
                "subset_seed": recipe.data.subset.seed, "n_train": int((table.df["split"] == "train").sum()),
-               "finished": True, "history_rows": len(last["rows"])}
+               **({"fold": recipe.data.fold, "folds": recipe.data.folds} if recipe.data.folds else {}),
+               **task.class_weighting(recipe, learn), "finished": True, "history_rows": len(last["rows"])}
     runfolder.write_final(run_dir, metrics, seconds=result["seconds"])
     write_card(learn, recipe, run_dir, result, table)
     files = sorted(p.name + ("/" if p.is_dir() else "") for p in run_dir.iterdir() if not p.name.startswith("."))

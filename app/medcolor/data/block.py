@@ -151,8 +151,10 @@ def check_classes(table: Table) -> None:
         warn(f"label {lab!r} has one class only in the valid split: its AUC is left out of the mean")
 
 
-def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers: int = 0, device=None):
-    """(fastai DataLoaders for train/valid, the full table with its test split)."""
+def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers: int = 0, device=None,
+                          balanced: bool = False):
+    """(fastai DataLoaders for train/valid, the full table with its test split); `balanced`: training batches drawn
+    by fastai's WeightedDL (train.sampler: balanced)."""
     table, cached = read_existing(cfg, image_size)
     fits = split_fits(cfg, image_size)
     if fits[0].channels == 3:
@@ -165,8 +167,20 @@ def build_dls_from_config(cfg: DataConfig, image_size: int, bs: int, num_workers
               for split, fit in zip(("train", "valid"), fits)}
     known = {**(images.get("train", {}) if fits[0] == fits[1] else {}), **images.get("valid", {})}
     dls = gray_dataloaders(splits, batch_transforms(cfg), fit_batch_size(len(splits["train"]), bs), num_workers,
-                           device, known)
+                           device, known, weights=balancing_weights(splits["train"]) if balanced else None)
     return dls, table
+
+
+def balancing_weights(items: GrayItems):
+    """train.sampler: balanced - each training image drawn with weight 1 / (images of its class); for multi-label
+    data its rarest positive label's count (images without a positive label count as one class, "no finding")."""
+    import numpy as np
+
+    from .folds import strata
+
+    classes = strata(items.rows, items.vocab, items.single_label)
+    counts = np.bincount(classes)
+    return 1.0 / counts[classes]
 
 
 def inference_dls(spec, bs: int, device=None):

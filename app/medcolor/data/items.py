@@ -8,6 +8,7 @@ resize the shorter side to the size once, then a random square crop in training 
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +88,15 @@ class GrayItems(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.paths)
 
+    @contextmanager
+    def set_split_idx(self, split_idx: int):
+        """fastai's Datasets.set_split_idx, which Learner.tta uses: 0 turns the random crops and augmentation on."""
+        old, self.split_idx = self.split_idx, split_idx
+        try:
+            yield self
+        finally:
+            self.split_idx = old
+
     def image(self, i: int) -> np.ndarray:
         if self.images[i] is not None:
             return self.images[i]
@@ -138,12 +148,15 @@ def inference_dataloaders(fit: Fit, labels: list[str], single_label: bool, after
 
 
 def gray_dataloaders(splits: dict, after_batch: list, bs: int, num_workers: int, device, known: dict,
-                     drop_last: bool = True):
-    """GrayDataLoaders over {'train': GrayItems, 'valid': GrayItems}: shuffled, full training batches."""
+                     drop_last: bool = True, weights=None):
+    """GrayDataLoaders over {'train': GrayItems, 'valid': GrayItems}: shuffled, full training batches; with
+    `weights`, training images drawn with replacement by those weights (fastai's WeightedDL)."""
+    from fastai.callback.data import WeightedDL
     from fastai.data.transforms import IntToFloatTensor
 
     tfms = [IntToFloatTensor(), *after_batch]
-    train = TfmdDL(splits["train"], bs=bs, shuffle=True, drop_last=drop_last, after_batch=tfms, num_workers=num_workers,
-                   device=device)
+    extra = {} if weights is None else {"wgts": weights}
+    train = (TfmdDL if weights is None else WeightedDL)(splits["train"], bs=bs, shuffle=True, drop_last=drop_last,
+                                                        after_batch=tfms, num_workers=num_workers, device=device, **extra)
     valid = TfmdDL(splits["valid"], bs=bs, shuffle=False, after_batch=tfms, num_workers=num_workers, device=device)
     return GrayDataLoaders(train, valid, known=known, device=device)

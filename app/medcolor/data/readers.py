@@ -14,6 +14,7 @@ from .._resources import resolve_package_path
 from ..config import DataConfig
 from ..errors import UsageError
 from ..io import warn
+from .folds import pool_splits, with_fold
 from .policies import apply_policy, check_values
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom"}
@@ -69,6 +70,9 @@ def read_table(cfg: DataConfig, splits=("train", "valid", "test"), allow_unsplit
             raise UsageError(table.unsplit_reason)
         return table
     table.df = subset_of_train(table.df[table.df["split"].isin(splits)], cfg).reset_index(drop=True)
+    if cfg.folds and set(pool_splits(table.test_is_valid)) <= set(splits):
+        table.df = with_fold(table.df, table.labels, table.single_label, cfg.folds, cfg.fold, cfg.fold_seed,
+                             table.test_is_valid)
     for name in splits:
         if name in ("train", "valid") and not (table.df["split"] == name).any():
             raise UsageError(f"the {name} split of data spec {cfg.spec!r} is empty; check data.root, the label "

@@ -1,0 +1,48 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medcolor.cli import main
+from medcolor.errors import UsageError
+
+
+def test_an_ensemble_of_seeds_predicts_the_mean_of_its_members(demo_runs, tmp_path, sample_dir, capsys):
+    runs_dir, runs = demo_runs
+    images = [str(p) for p in sorted((sample_dir / "images").glob("*.png"))[-12:]]
+    assert main(["ensemble", str(runs_dir), "--seeds", "3", "--out", str(tmp_path / "ens")]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble of 3 seeds" in out and "members" in out
+    record = json.loads((tmp_path / "ens" / "ensemble.json").read_text())
+    assert record["kind"] == "seeds" and len(record["members"]) == 3
+    assert all(len(m["best_sha256"]) == 64 for m in record["members"])  # referenced with checksums, not copied
+    assert not list((tmp_path / "ens").glob("*.pth"))
+    cal = json.loads((tmp_path / "ens" / "calibration.json").read_text())
+    assert set(cal["temperature"].values()) == {1.0} and cal["fitted_on"] == "valid"
+    assert main(["predict", str(tmp_path / "ens"), *images, "--out", str(tmp_path / "e.csv")]) == 0
+    members = []
+    for k, run in enumerate(runs):
+        assert main(["predict", str(run), *images, "--out", str(tmp_path / f"{k}.csv")]) == 0
+        members.append(pd.read_csv(tmp_path / f"{k}.csv"))
+    got = pd.read_csv(tmp_path / "e.csv")
+    p = [c for c in got.columns if c.startswith("p_")]
+    assert np.abs(got[p].to_numpy() - np.mean([m[p].to_numpy() for m in members], 0)).max() < 1e-6
+    metrics = json.loads((tmp_path / "ens" / "metrics.json").read_text())
+    assert metrics["split"] == "test" and len(metrics["member_mean_auc"]) == 3
+
+
+def test_ensemble_refuses_mismatched_or_too_few_members(demo_runs, tmp_path, capsys):
+    from medcolor.runfolder import ModelSpec
+    from medcolor.runs import ensemble_spec
+
+    _, runs = demo_runs
+    assert main(["ensemble", str(runs[0]), "--out", str(tmp_path / "one")]) == 2
+    assert "at least 2 finished runs" in capsys.readouterr().err and not (tmp_path / "one").exists()
+    assert main(["ensemble", str(runs[0].parent), "--seeds", "5", "--out", str(tmp_path / "five")]) == 2
+    assert "only 3 seed(s) finished" in capsys.readouterr().err
+    a = ModelSpec("classification", ["x", "y"], False, {}, {"size": 32})
+    with pytest.raises(UsageError, match="b has labels \\['x', 'z'\\] where a has"):
+        ensemble_spec([a, ModelSpec("classification", ["x", "z"], False, {}, {"size": 32})], ["a", "b"])
+    with pytest.raises(UsageError, match="preprocessing"):
+        ensemble_spec([a, ModelSpec("classification", ["x", "y"], False, {}, {"size": 64})], ["a", "b"])
