@@ -125,14 +125,15 @@ def table(out: Path) -> None:
         with_tta = [compare_runs(r / "eval-test-tta8", r / "eval-test") for r in single
                     if (r / "eval-test-tta8").exists()]
         if with_tta:
-            print(f"(c) TTA x 8 - none, per seed: " + "; ".join(_diff(c) for c in with_tta))
+            print("(c) TTA x 8 - none, per seed: " + "; ".join(_diff(c) for c in with_tta))
         for name in ("pos_weight", "balanced"):
             other = sorted(find_runs([runs_of(out, f"{data}-{name}")])) if runs_of(out, f"{data}-{name}").exists() \
                 else []
             if other:
                 scores = [read_metrics(r)["mean_auc"] for r in other]
                 paired = [_diff(compare_runs(o, s)) for o, s in zip(other, single)]
-                print(f"(d) {name}: test {_ms(scores)} vs {_ms(tests[:3])}; paired per seed: {'; '.join(paired)}")
+                print(f"(d) {name}: test {_ms(scores)} vs {_ms(tests[:3])}; paired per seed: {'; '.join(paired)}; "
+                      f"seed-averaged predictions: {_averaged_diff(other, single[:3])}")
     thesis = sorted(runs_of(out, "").glob("thesis-*"))
     if thesis:
         print("\n### (e) BreastMNIST, 5-fold CV\n")
@@ -155,6 +156,18 @@ def table(out: Path) -> None:
                         f = c["fold_test"]
                         print(f"{size}: {names[a]} - {names[b]}: OOF {_diff(c)}; corrected t over folds "
                               f"{f['mean_diff']:+.4f}, p {f['p']:.3f}")
+
+
+def _averaged_diff(runs_a, runs_b) -> str:
+    """A - B on the seed-averaged test predictions (report --vs's comparison), paired bootstrap over patients."""
+    from medcolor.compare import aligned
+    from medcolor.report import averaged_predictions
+    from medcolor.stats import paired_comparison
+
+    labels, a = averaged_predictions([str(r) for r in runs_a])
+    _, b = averaged_predictions([str(r) for r in runs_b])
+    t, p_a, p_b, groups = aligned(a, b, labels)
+    return _diff(paired_comparison(t, p_a, p_b, labels, groups))
 
 
 def _mean(xs) -> float:

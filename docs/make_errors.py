@@ -187,6 +187,17 @@ def cases(tmp: Path) -> list[tuple[str, list[str]]]:
         ("a k-NN head that would train the body", ["run", "recipe", "medmnistplus-knn", "model.mode=2"]),
         ("padding smaller than the image", ["run", "recipe", "medmnistplus-end-to-end", "data.pad_to=16"]),
         ("an unknown monitor", ["run", "recipe", "demo", "train.monitor=accuracy"]),
+        ("one fold", ["run", "recipe", "demo", "--folds", "1"]),
+        ("folds without a fold", ["run", "recipe", "demo", "data.folds=5"]),
+        ("a fold beyond the folds", ["recipes", "validate", "demo", "data.folds=5", "data.fold=6"]),
+        ("more folds than patients", ["run", "recipe", "demo", "data.spec=folder", f"data.root={empty}", "--folds",
+                                      "20"]),
+        ("class weights for a reconstruction", ["recipes", "validate", "ixi-ae-big-mse", "train.pos_weight=auto"]),
+        ("an ensemble of one run", ["ensemble", str(run), "--out", str(tmp / "ens")]),
+        ("an ensemble of more seeds than ran", ["ensemble", str(run.parent), "--seeds", "3", "--out", str(tmp / "e3")]),
+        ("test-time augmentation in an exported graph", ["predict", str(tmp / "alone.onnx"), str(tmp / "text.png"),
+                                                         "--tta", "4"]),
+        ("too many test-time passes", ["evaluate", str(run), "--tta", "1000"]),
     ]
 
 

@@ -14,7 +14,8 @@ from .runs import matching_run
 # Overrides that belong to the child run only; every other key=value is passed on to the parent run.
 CHILD_ONLY = ("model.mode", "model.init_from", "model.init_parts", "name", "description")
 SAME_DATA = ("spec", "root", "csv", "labels", "any_finding", "policy", "policy_map", "frontal_only", "subset",
-             "body_part")
+             "body_part", "valid_pct", "split_seed", "folds", "fold", "fold_seed")  # a parent trained on the child's
+# validation images (another split or fold) would leak them into the child's choice of its best epoch
 
 
 def parent_overrides(overrides, recipe: Recipe) -> list[str]:

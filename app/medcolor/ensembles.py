@@ -60,7 +60,7 @@ def make_ensemble(inputs, out: str, n_seeds: int | None = None) -> dict:
     """A new ensemble folder `out`: members checked to agree, thresholds fitted on validation, test scores."""
     runs = member_runs(inputs, n_seeds)
     if len(runs) < 2:
-        raise UsageError(f"an ensemble needs at least 2 finished runs; {', '.join(map(str, inputs))} hold {len(runs)}")
+        raise UsageError(f"an ensemble needs at least 2 finished runs; {', '.join(map(str, inputs))}: {len(runs)}")
     ensemble_spec([model_spec(r) for r in runs], [str(r) for r in runs])
     folder = claim_new(Path(out), is_dir=True)
     with removed_on_failure(folder):

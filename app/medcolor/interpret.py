@@ -65,7 +65,7 @@ def gradcam_figures(learn, out: Path, groups: list[tuple[str, str, list[str]]], 
     if not has_feature_map(learn.model):
         warn("no Grad-CAM: this model does not expose a backbone feature map")
         return [], None
-    written = []
+    written, ensemble = [], hasattr(learn.model, "members")
     for name, which, paths in groups:
         xb = learn.dls.test_dl(pd.DataFrame({"path": paths}), with_labels=False, bs=len(paths)).one_batch()[0]
         layer = cam_layer(learn.model, xb.shape[-1], layer)
@@ -73,8 +73,9 @@ def gradcam_figures(learn, out: Path, groups: list[tuple[str, str, list[str]]], 
         images = shown_input(learn.dls, xb).permute(0, 2, 3, 1).squeeze(-1).numpy()
         plot_gradcam(out / name, images, colorized(learn.model, xb) if has_colorizer(learn.model) else None, cams,
                      [Path(p).name for p in paths],
-                     title=f"{what}\n{which}: Grad-CAM on {layer or 'the last feature map'} of the backbone (red: "
-                           f"where the evidence for the label is strongest)")
+                     title=f"{what}\n{which}: Grad-CAM on {layer or 'the last feature map'} of the backbone" +
+                           (f", the mean of the {len(learn.model.members)} members' maps" if ensemble else "") +
+                           " (red: where the evidence for the label is strongest)")
         written.append(name)
     return written, layer or "last feature map"
 

@@ -115,11 +115,19 @@ def recipe_from_dict(raw: dict) -> Recipe:
     if recipe is not None:
         errors += check_values(recipe)
     if recipe is not None and data is not None:
-        errors += medmnist_problems(recipe, data)
+        errors += medmnist_problems(recipe, data) + fold_problems(recipe, data)
     if errors:
         raise UsageError("; ".join(errors))
     recipe.data = data
     return recipe
+
+
+def fold_problems(r: Recipe, data) -> list[str]:
+    from .tasks import task_of
+
+    task = task_of(r)
+    return [f"data.folds (cross-validation) is for classifiers; task {task.name} has no AUC to pool"] \
+        if data.folds and not task.predicts_labels else []
 
 
 def medmnist_problems(r: Recipe, data) -> list[str]:
@@ -181,11 +189,6 @@ def check_values(r: Recipe) -> list[str]:
               (not t.freeze_epochs or m.mode == 2, f"train.freeze_epochs freezes the body for the first epochs of "
                                                    f"mode 2; model.mode {m.mode} never trains the body"),
               (not t.freeze_epochs or t.schedule == "one_cycle", "train.freeze_epochs needs train.schedule=one_cycle"),
-              (r.data.folds == 0 or r.data.folds >= 2, f"data.folds must be 0 (no cross-validation) or at least 2, "
-                                                       f"got {r.data.folds}"),
-              (0 <= r.data.fold <= max(r.data.folds, 0), f"data.fold must be in 1..data.folds ({r.data.folds}), got "
-                                                         f"{r.data.fold}" if r.data.folds else
-               f"data.fold={r.data.fold} needs data.folds (or `medcolor run recipe ... --folds K`)"),
               (t.early_stop_patience >= 0, f"train.early_stop_patience must be at least 0 (0: never stop early), got "
                                            f"{t.early_stop_patience}")]
     problems += [message for ok, message in checks if not ok]

@@ -69,8 +69,6 @@ def check_recipe(recipe: Recipe) -> list[str]:
                         f"{recipe.train.monitor!r}")
     if not task.predicts_labels and (recipe.train.pos_weight or recipe.train.sampler != "shuffle"):
         problems.append(f"train.pos_weight and train.sampler weigh classes; task {task.name} has none")
-    if not task.predicts_labels and recipe.data.folds:
-        problems.append(f"data.folds (cross-validation) is for classifiers; task {task.name} has no AUC to pool")
     if recipe.metrics and task.monitor.replace("mean_", "") not in recipe.metrics:
         problems.append(f"metrics must include {task.monitor.replace('mean_', '')!r}: it picks the best checkpoint")
     return problems

@@ -54,6 +54,10 @@ def value_problems(cfg: DataConfig) -> list[str]:
               (cfg.max_zoom >= 1, f"data.max_zoom must be at least 1, got {cfg.max_zoom}"),
               (cfg.rotate_deg >= 0, f"data.rotate_deg must be at least 0, got {cfg.rotate_deg}"),
               (0 <= cfg.contrast < 1, f"data.contrast must be in [0, 1), got {cfg.contrast}"),
+              (cfg.folds == 0 or cfg.folds >= 2, f"data.folds must be 0 (no cross-validation) or at least 2, got "
+                                                 f"{cfg.folds}"),
+              (0 <= cfg.fold <= max(cfg.folds, 0), f"data.fold must be in 1..data.folds ({cfg.folds}), got {cfg.fold}"
+               if cfg.folds else f"data.fold={cfg.fold} needs data.folds (or `medcolor run recipe ... --folds K`)"),
               (cfg.pad_to is None or 1 <= cfg.pad_to <= 4096, f"data.pad_to must be between 1 and 4096 px (or null), "
                                                                f"got {cfg.pad_to}")]
     return [message for ok, message in checks if not ok]
