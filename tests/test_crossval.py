@@ -33,7 +33,7 @@ def test_a_cross_validation_folder_holds_its_folds_and_out_of_fold_predictions(c
     assert not folds["image"].str.contains("/test/").any()  # the test split never enters a fold
     recipe = read_recipe(cv_dir)
     assert recipe.data.folds == 3 and recipe.data.fold == 0
-    assert fold_assignment(recipe).equals(folds)  # the same seed cuts the same folds again
+    assert fold_assignment(recipe)[0].equals(folds)  # the same seed cuts the same folds again
     oof = pd.read_csv(cv_dir / "oof_predictions.csv")
     assert sorted(oof["path"]) == sorted(folds["image"]) and oof["path"].is_unique
     assert (oof.set_index("path")["fold"].loc[folds["image"]].to_numpy() == folds["fold"].to_numpy()).all()
@@ -81,6 +81,9 @@ def test_a_cross_validation_ensemble_is_evaluated_on_test_only(cv_dir, capsys):
     assert main(["interpret", str(cv_dir), "--top-losses", "2", "--json"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["split"] == "test" and r["gradcam"] == ["gradcam_top_losses.png", "gradcam_gallery.png"]
+    assert main(["calibrate", str(cv_dir), "--replace", "--data", "medmnist", *BREAST]) == 2
+    assert main(["ensemble", str(cv_dir), "--out", str(cv_dir.parent / "again")]) == 2  # its folds saw each other
+    assert "already the ensemble of its folds" in capsys.readouterr().err
 
 
 def test_a_changed_or_missing_member_is_one_line(cv_dir, tmp_path, capsys):

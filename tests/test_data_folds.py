@@ -64,3 +64,13 @@ def test_the_nih_sample_read_with_folds(sample_dir):
     valid = [set(t.split("valid")["path"]) for t in tables]
     assert set.union(*valid) == set(plain.df.loc[plain.df["split"] != "test", "path"])
     assert sum(map(len, valid)) == len(set.union(*valid))
+
+
+def test_where_test_is_the_valid_split_again_only_train_is_pooled_and_valid_never_validates_a_fold():
+    """CheXpert and MURA: the reader's test rows are copies of its valid rows (their own tests are hidden)."""
+    df = table()
+    df = pd.concat([df[df["split"] != "test"], df[df["split"] == "valid"].assign(split="test")], ignore_index=True)
+    out = with_fold(df, ["A", "B"], False, 3, 2, seed=0, test_is_valid=True)
+    assert set(out.loc[out["split"] == "valid", "fold"]) == {2}
+    assert sorted(out.loc[out["split"] == "test", "path"]) == sorted(df.loc[df["split"] == "test", "path"])
+    assert set(out.loc[out["split"] != "test", "path"]) == set(df.loc[df["split"] == "train", "path"])

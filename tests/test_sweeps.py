@@ -100,6 +100,7 @@ def test_two_concurrent_sweeps_train_every_job_once(tmp_path):
     import sys
 
     cmd = [sys.executable, "-m", "medcolor", "run", "sweep", "demo", "train.epochs=1", "train.image_size=32",
+           "data.subset.fraction=0.25",
            "train.lr_find=false", "--runs-dir", str(tmp_path), "--quiet", "--json"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]

@@ -14,7 +14,7 @@ import pytest
 from fixtures import chexpert, folders
 from medcolor.cli import main
 
-TINY = ["train.image_size=32", "train.bs=64", "train.lr_find=false"]
+TINY = ["train.image_size=32", "train.bs=64", "train.lr_find=false", "data.subset.fraction=0.25"]
 SMALL_SPACE = "description: a small demo space\ntrain.max_lr: {log: [1.0e-3, 5.0e-2]}\ntrain.epochs: {int: [1, 2]}\n"
 
 

@@ -72,7 +72,8 @@ def tta_description(n: int) -> dict | None:
     if not n:
         return None
     return {"passes": n, "transforms": ["Rotate(max_deg=5, p=1.0)", "Zoom(min_zoom=1.0, max_zoom=1.1, p=1.0; random "
-                                        "centre: shifts up to 5 %)"],
+                                        "centre: shifts up to 5 %)", "random crop along the longer side (non-square "
+                                                                      "images, as in training)"],
             "flips": False, "combined": f"fastai Learner.tta: {1 - TTA_BETA:g} x the mean of {n} augmented passes + "
                                         f"{TTA_BETA:g} x the plain pass (seeded)"}
 

@@ -126,7 +126,12 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
     from . import train
 
     quiet = quiet or not sys.stdout.isatty()  # progress bars only on a terminal; logs elsewhere
-    if folds is not None and not resume:
+    if folds is not None and resume:
+        from .errors import UsageError
+
+        raise UsageError(f"--folds starts a new cross-validation; --resume {resume} continues one run (a fold run "
+                         f"too); a stopped cross-validation is started again with --folds")
+    if folds is not None:
         from .crossval import format_cv, run_cv
 
         cvs = run_cv(recipe, overrides or [], folds, seed=seed, n_seeds=seeds, runs_dir=runs_dir, quiet=quiet)
@@ -144,11 +149,10 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
                    + f", {r['seconds']:.0f} s)")
         if r.get("files"):  # a finished run folder read back (--resume) lists nothing new
             typer.echo(f"  wrote {', '.join(r['files'])}", err=True)
-    ensemble = None
-    if len(results) > 1 and results[0].get("mean_auc") is not None:
-        from .ensembles import format_ensemble, of_seeds
+    from .ensembles import format_ensemble, of_seeds
 
-        ensemble = of_seeds(results, runs_dir)
+    ensemble = None if resume else of_seeds(results, runs_dir)
+    if ensemble:
         typer.echo(format_ensemble(ensemble))
     if as_json and results:
         _print_json(results[0] if len(results) == 1 else {"runs": results, "ensemble": ensemble})
@@ -244,12 +248,13 @@ def report(run_dirs: List[str] = typer.Argument(..., help="run folders, or folde
 
 
 @app.command("compare")
-def compare(run_a: str = typer.Argument(..., help="a finished run folder (A)"),
-            run_b: str = typer.Argument(..., help="a finished run folder evaluated on the same images (B)"),
+def compare(run_a: str = typer.Argument(..., help="a finished run, evaluation, ensemble or cross-validation folder (A)"),
+            run_b: str = typer.Argument(..., help="one of the same kind, evaluated on the same images (B)"),
             n_boot: int = typer.Option(2000, "--n-boot", help="bootstrap resamples"),
             seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
             as_json: bool = typer.Option(False, "--json", help="last line of stdout: the comparison as JSON")):
-    """A vs B on the same test images: per-label and mean AUC, A - B with a bootstrap 95% CI, DeLong p."""
+    """A vs B on the same test images: per-label and mean AUC, A - B with a bootstrap 95% CI, DeLong p. Two
+    cross-validation folders: on their pooled out-of-fold predictions, plus the corrected resampled t-test."""
     from .compare import compare_runs, format_comparison
 
     r = compare_runs(run_a, run_b, n_boot=n_boot, seed=seed)

@@ -57,8 +57,8 @@ def fold_test(cv_a, cv_b, labels: list[str]) -> dict:
     folds_a, folds_b = read_folds(Path(cv_a)), read_folds(Path(cv_b))
     same = folds_a.sort_values("image").reset_index(drop=True)[["image", "fold"]]
     if not same.equals(folds_b.sort_values("image").reset_index(drop=True)[["image", "fold"]]):
-        raise UsageError(f"{cv_a} and {cv_b} cut different folds (folds.csv differs: another data.fold_seed or "
-                         f"data?); the fold test needs the same folds")
+        return {"skipped": "the two cross-validations cut different folds (folds.csv differs: another "
+                           "data.fold_seed?), so there are no paired folds to test"}
     (_, a), (_, b) = read_oof(Path(cv_a)), read_oof(Path(cv_b))
     b = b.set_index("path").loc[a["path"]].reset_index()
     probs = [f"p_{lab}" for lab in labels]
@@ -92,7 +92,9 @@ def format_comparison(r: dict) -> str:
     lines.append(_line("mean", r["mean"]) + f" {'':>9}")
     lines.append(f"{r['n_images']} {r.get('images', 'test')} images in {r['n_groups']} groups (patients), "
                  f"{r['n_boot']} paired bootstrap resamples of groups")
-    if "fold_test" in r:
+    if "fold_test" in r and "skipped" in r["fold_test"]:
+        lines.append(f"no corrected resampled t-test: {r['fold_test']['skipped']}")
+    elif "fold_test" in r:
         f = r["fold_test"]
         lines.append(f"corrected resampled t-test over {f['n_folds']} folds (Nadeau & Bengio 2003): mean A - B "
                      f"{f['mean_diff']:+.4f}, t {f['t']:.3f}, df {f['df']}, p {f['p']:.4f} (per fold: "

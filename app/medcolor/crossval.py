@@ -44,7 +44,7 @@ def cross_validate(name_or_path: str, overrides: list, runs_dir, quiet: bool) ->
 
     recipe = load_recipe(name_or_path, overrides)
     k = recipe.data.folds
-    assignment = fold_assignment(recipe)
+    assignment, has_test = fold_assignment(recipe)
     folder = runfolder.new_run_dir(Path(runs_dir), recipe.name, recipe.model.backbone, recipe.train.seed,
                                    runfolder.cv_suffix(k), plots=False)
     try:
@@ -64,18 +64,19 @@ def cross_validate(name_or_path: str, overrides: list, runs_dir, quiet: bool) ->
     oof = out_of_fold(runs, assignment)
     runfolder.write_oof(folder, oof)
     write_members(folder, runs, "folds")
-    ensemble = finish(folder)
+    ensemble = finish(folder, score=has_test)
     result = {**cv_scores(oof, runs, recipe), "ensemble": {k_: ensemble[k_] for k_ in
-                                                          ("mean_auc", "mean_auc_ci95", "auc", "acc", "split")},
+                                                          ("mean_auc", "mean_auc_ci95", "auc", "acc", "split")}
+              if has_test else None,
               "recipe": recipe.name, "seed": recipe.train.seed, "folds": k, "fold_seed": recipe.data.fold_seed,
               "finished": True}
     runfolder.write_metrics(folder, result)
     return {**result, "cv_dir": str(folder), "runs": [str(r) for r in runs]}
 
 
-def fold_assignment(recipe) -> pd.DataFrame:
-    """folds.csv: image, group, fold of every pool image - the folds every fold run of this recipe cuts (the same
-    table read, with data.fold unset), checked for patients in two folds."""
+def fold_assignment(recipe) -> tuple[pd.DataFrame, bool]:
+    """(folds.csv: image, group, fold of every pool image - the folds every fold run of this recipe cuts, the same
+    table read with data.fold unset - checked for patients in two folds; whether a test split stays out of them)."""
     from dataclasses import replace
 
     from .data.block import used_splits
@@ -90,7 +91,7 @@ def fold_assignment(recipe) -> pd.DataFrame:
     leaked = groups_in_two_folds(frame)
     if leaked:  # StratifiedGroupKFold never does this; the check is what folds.csv promises
         raise RunError(f"{len(leaked)} patients fall in two folds (first: {leaked[0]}); this is a bug, please report it")
-    return frame
+    return frame, bool((table.df["split"] == "test").any())
 
 
 def out_of_fold(runs: list[Path], assignment: pd.DataFrame) -> pd.DataFrame:
@@ -117,10 +118,11 @@ def out_of_fold(runs: list[Path], assignment: pd.DataFrame) -> pd.DataFrame:
 def cv_scores(oof: pd.DataFrame, runs: list[Path], recipe) -> dict:
     """Pooled out-of-fold AUC per label (grouped bootstrap CI), the per-fold out-of-fold AUC and the fold models'
     test AUCs, each with mean and sample std over folds."""
+    from .runs import model_spec
+
     labels = [c[2:] for c in oof.columns if c.startswith("p_")]
     probs, targets = oof[[f"p_{lab}" for lab in labels]].to_numpy(float), oof[labels].to_numpy(float)
-    single = bool(np.allclose(np.nansum(targets, 1), 1))
-    pooled = scores(probs, targets, oof, labels, recipe.data.reader, single)
+    pooled = scores(probs, targets, oof, labels, recipe.data.reader, model_spec(runs[0]).single_label)
     per_fold = [mean_of(label_aucs(probs[oof["fold"] == f], targets[oof["fold"] == f], labels))
                 for f in sorted(oof["fold"].unique())]
     tests = [runfolder.read_metrics(r)["mean_auc"] for r in runs]
@@ -137,8 +139,9 @@ def format_cv(r: dict) -> str:
             f"[{o['mean_auc_ci95'][0]:.3f}, {o['mean_auc_ci95'][1]:.3f}]; per fold {r['fold_valid_auc_mean']:.4f} ± "
             f"{r['fold_valid_auc_std']:.4f}\n"
             f"  {r['test_split']}: fold models {r['fold_test_auc_mean']:.4f} ± {r['fold_test_auc_std']:.4f} "
-            f"({', '.join(f'{a:.4f}' for a in r['fold_test_auc'])}); their ensemble {e['mean_auc']:.4f} "
-            f"[{e['mean_auc_ci95'][0]:.3f}, {e['mean_auc_ci95'][1]:.3f}]")
+            f"({', '.join(f'{a:.4f}' for a in r['fold_test_auc'])}); " +
+            (f"their ensemble {e['mean_auc']:.4f} [{e['mean_auc_ci95'][0]:.3f}, {e['mean_auc_ci95'][1]:.3f}]" if e
+             else "no test split: their ensemble is not scored"))
 
 
 def done_cv(job, runs_dir: Path, folds: int) -> Path | None:

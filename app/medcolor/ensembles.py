@@ -48,12 +48,28 @@ def pick_seeds(runs: list[Path], n: int) -> list[Path]:
 
 
 def kind_of(runs: list[Path]) -> str:
-    """folds (one cross-validation's), seeds (one recipe, distinct seeds) or runs."""
+    """seeds (one recipe, distinct seeds) or runs; a cross-validation folder's own ensemble is "folds"."""
     recipes = [read_recipe(r) for r in runs]
-    if all(r.data.folds for r in recipes) and len({r.data.fold for r in recipes}) == len(runs):
-        return "folds"
     same = len({r.name for r in recipes}) == 1 and len({r.train.seed for r in recipes}) == len(runs)
     return "seeds" if same else "runs"
+
+
+def check_same_data(runs: list[Path]) -> None:
+    """The ensemble's thresholds are fitted on its members' valid split, so every member must have held that split
+    out: the same data, split and no fold (a fold run belongs to its cross-validation folder, itself an ensemble)."""
+    from .chains import SAME_DATA
+    from .config import to_dict
+
+    datas = [to_dict(read_recipe(r).data) for r in runs]
+    for run, data in zip(runs, datas):
+        if data["folds"]:
+            raise UsageError(f"{run} is fold {data['fold']} of a cross-validation: its folder (the one holding "
+                             f"folds.csv) is already the ensemble of its folds; use that")
+    for run, data in zip(runs[1:], datas[1:]):
+        differ = [f"data.{k}" for k in SAME_DATA if data[k] != datas[0][k]]
+        if differ:
+            raise UsageError(f"{run} was trained on other data than {runs[0]} ({', '.join(differ)} differ): an "
+                             f"ensemble's thresholds are fitted on a valid split every member held out")
 
 
 def make_ensemble(inputs, out: str, n_seeds: int | None = None) -> dict:
@@ -62,17 +78,24 @@ def make_ensemble(inputs, out: str, n_seeds: int | None = None) -> dict:
     if len(runs) < 2:
         raise UsageError(f"an ensemble needs at least 2 finished runs; {', '.join(map(str, inputs))}: {len(runs)}")
     ensemble_spec([model_spec(r) for r in runs], [str(r) for r in runs])
+    check_same_data(runs)
+    if Path(out).exists():
+        raise UsageError(f"--out {out} exists; give a new folder (an ensemble is never written over anything)")
     folder = claim_new(Path(out), is_dir=True)
     with removed_on_failure(folder):
         write_members(folder, runs, kind_of(runs))
         return finish(folder)
 
 
-def of_seeds(results: list[dict], runs_dir) -> dict:
-    """`run recipe --seeds N`: the N runs as one ensemble, runs/<recipe>/<stamp>-<backbone>-s0_1_2-ensemble/."""
+def of_seeds(results: list[dict], runs_dir) -> dict | None:
+    """`run recipe --seeds N`: the N classifier runs as one ensemble, runs/<recipe>/<stamp>-<backbone>-s0_1_2-ensemble/
+    (None for one run, or runs without an AUC: reconstructions)."""
+    if len(results) < 2 or results[0].get("mean_auc") is None:
+        return None
     runs = [Path(r["run_dir"]) for r in results]
     recipe = read_recipe(runs[0])
     ensemble_spec([model_spec(r) for r in runs], [str(r) for r in runs])
+    check_same_data(runs)
     seeds = "_".join(str(read_recipe(r).train.seed) for r in runs)
     folder = runfolder.new_run_dir(Path(runs_dir), recipe.name, recipe.model.backbone, seeds, "-ensemble", plots=False)
     with removed_on_failure(folder):
@@ -85,11 +108,16 @@ def write_members(folder: Path, runs: list[Path], kind: str) -> None:
                                       "probabilities": "mean of the members' calibrated probabilities"})
 
 
-def finish(folder: Path) -> dict:
+def finish(folder: Path, score: bool = True) -> dict:
     """Thresholds (calibrate: out-of-fold predictions of a CV folder, else the validation split), then the
     ensemble's scores on its test split (valid for data without one) beside its members', in metrics.json and
-    predictions.csv."""
+    predictions.csv. Without `score` (a cross-validation of data without a test split: every other image trained
+    a member) only the thresholds."""
     calibrate_run(folder, replace=True)
+    if not score:
+        info(f"ensemble {folder}: no test split, so the ensemble of the folds is not scored (the out-of-fold "
+             f"predictions are the estimate)")
+        return {"ensemble_dir": str(folder), "mean_auc": None}
     spec, learn = load_model(folder)
     images = labelled_images(folder, spec, None, None)
     cal = runfolder.read_calibration(folder)

@@ -54,9 +54,6 @@ def own_images(run_dir, spec, split: str | None) -> LabelledImages:
     from .data.block import evaluation_rows, split_rows, used_splits
     from .data.readers import read_table
 
-    if split not in (None, "test") and runfolder.is_cv_dir(run_dir):
-        raise UsageError(f"{run_dir} is a cross-validation ensemble: its members trained on every {split} image; "
-                         f"evaluate it on test, or on another dataset with --data")
     cfg = read_recipe(run_dir).data
     try:
         table = read_table(cfg, ("train", "valid", "test") if split == "test" else used_splits(cfg))
@@ -64,6 +61,10 @@ def own_images(run_dir, spec, split: str | None) -> LabelledImages:
         raise UsageError(f"the run's own data cannot be read ({e}); give where it is now with --data {cfg.spec} "
                          f"data.root=DIR") from None
     split = split or table.eval_split()
+    if split != "test" and runfolder.is_cv_dir(run_dir):
+        raise UsageError(f"{run_dir} is a cross-validation ensemble: its members trained on every {split} image "
+                         f"(its data has {'a' if split != table.eval_split() else 'no'} test split); evaluate it on "
+                         f"test, or on another dataset with --data")
     rows = evaluation_rows(cfg, split_rows(table, split))
     return LabelledImages(rows, list(spec.labels), split, split, cfg.reader, f"the {split} split of its own data")
 
@@ -244,7 +245,10 @@ def calibrate_run(run_dir, sensitivity: float | None = None, specificity: float 
     spec, learn = load_model(run_dir)
     require_classifier(spec, run_dir, "calibrate")
     ensemble = runfolder.is_ensemble_dir(run_dir)
-    if runfolder.is_cv_dir(run_dir) and data is None:  # every pool image was seen in training by K - 1 members
+    if runfolder.is_cv_dir(run_dir) and data is not None:
+        raise UsageError(f"{run_dir} is a cross-validation ensemble: it calibrates on its out-of-fold predictions, "
+                         f"never on a valid split (its members trained on it); leave out --data")
+    if runfolder.is_cv_dir(run_dir):  # every pool image was seen in training by K - 1 members
         labels, oof = runfolder.read_oof(run_dir)
         probs, targets = oof[[f"p_{lab}" for lab in labels]].to_numpy(float), oof[labels].to_numpy(float)
         where = "out-of-fold predictions"

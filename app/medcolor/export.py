@@ -65,7 +65,7 @@ def export_run(run_dir, fmt: str = "onnx", out: str | None = None) -> dict:
     model, xb = deployed(learn, spec, cal), parity_batch(spec)
     data = (_onnx if fmt == "onnx" else _torchscript)(model, xb)  # in memory: torch's own file writers abort the
     diff = parity(model, xb, data, fmt)                            # process on a full disk instead of raising
-    if diff >= PARITY_LIMIT:
+    if not diff < PARITY_LIMIT:  # NaN fails too
         raise RunError(f"exported {fmt} model differs from the fastai model by {diff:.2e} (limit {PARITY_LIMIT:g})")
     path = Path(out) if out else claim_new(Path(run_dir) / f"model{FORMATS[fmt]}")
     sidecar = {"model": path.name, "format": fmt, "run": str(run_dir), "recipe": read_recipe(run_dir).name,

@@ -246,5 +246,6 @@ class MeanOfMembers(nn.Module):
     def forward(self, x):
         p = torch.stack([m(x).double() for m in self.members]).mean(0)
         if self.softmax:
-            return torch.log(p.clamp(min=1e-300)).float()
-        return (torch.log(p) - torch.log1p(-p)).float()  # members' p are clipped: finite
+            return torch.log(p.clamp(PROB_EPS, 1.0)).float()
+        p = p.clamp(PROB_EPS, 1 - PROB_EPS)  # a member without calibration can give exactly 0 or 1
+        return (torch.log(p) - torch.log1p(-p)).float()

@@ -64,9 +64,11 @@ def run_rows(runs: list[Path]) -> pd.DataFrame:
 def cross_validation(run: Path, metrics: dict) -> dict:
     """cv ('5-fold', or '' for a run of its own), and for a fold run its CV folder and pooled out-of-fold AUC."""
     folder = run.parent
-    if not metrics.get("folds") or not is_cv_dir(folder):
+    if not metrics.get("folds"):
         return {"cv": "", "cv_dir": None, "oof": float("nan")}
-    cv = read_metrics(folder)
+    if not is_cv_dir(folder):  # a fold run of its own (a chain's parent): not averaged with plain runs
+        return {"cv": f"fold {metrics['fold']} of {metrics['folds']}", "cv_dir": None, "oof": float("nan")}
+    cv = read_metrics(folder) if (folder / METRICS).is_file() else {}  # a CV stopped before it finished: no OOF
     return {"cv": f"{metrics['folds']}-fold", "cv_dir": str(folder),
             "oof": cv["oof"]["mean_auc"] if cv.get("finished") else float("nan")}
 
@@ -177,7 +179,7 @@ def add_versus(df: pd.DataFrame, table: pd.DataFrame, selector: str) -> pd.DataF
     reference row (CI, bootstrap p, Holm-adjusted p across the compared rows)."""
     if "mean_mean" not in table:
         raise UsageError("--vs compares AUCs; these runs have none (reconstruction runs?)")
-    preds = [out_of_fold_predictions(g["cv_dir"].dropna().unique()) if g["cv_dir"].notna().all() else
+    preds = [out_of_fold_predictions(g["cv_dir"].dropna().unique()) if g["oof"].notna().all() else
              averaged_predictions(list(g["run_dir"])) for _, g in df.groupby(GROUP, dropna=False, sort=True)]
     refs = reference_rows(table, selector)
     cols = {c: [float("nan")] * len(table) for c in ("vs_auc", "vs_auc_lo", "vs_auc_hi", "vs_diff", "vs_diff_lo",

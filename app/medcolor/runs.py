@@ -44,8 +44,26 @@ def check_free_space(runs_dir: Path, model) -> None:
 
 # ---- finished runs as experiments ------------------------------------------------------------------------------
 
+_MISSING = object()
+
+
 def lookup(tree: dict, dotted: str):
+    """A dotted key of a saved recipe; a key the recipe lacks (written before the field existed) has the field's
+    default, so older runs still match."""
     for part in dotted.split("."):
+        tree = tree.get(part, _MISSING) if isinstance(tree, dict) else _MISSING
+        if tree is _MISSING:
+            return recipe_default(dotted)
+    return tree
+
+
+def recipe_default(dotted: str):
+    from .config import DataConfig, ModelConfig, TrainConfig
+
+    section, _, rest = dotted.partition(".")
+    cls = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}.get(section)
+    tree = to_dict(cls()) if cls else {}
+    for part in rest.split("."):
         tree = tree.get(part) if isinstance(tree, dict) else None
     return tree
 

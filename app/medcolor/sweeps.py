@@ -143,5 +143,5 @@ def done_run(job: Job, runs_dir: Path) -> Path | None:
     """The finished run of the job's recipe whose saved recipe.yaml has every value the job sets, if any."""
     from .recipes import load_recipe
 
-    wanted = {".".join(path): value for path, value in map(parse_override, job.overrides)}
+    wanted = {"data.folds": 0, **{".".join(path): value for path, value in map(parse_override, job.overrides)}}
     return matching_run(runs_dir, load_recipe(job.recipe, list(job.overrides), check_unused=False).name, wanted)

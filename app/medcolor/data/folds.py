@@ -61,6 +61,8 @@ def with_fold(df: pd.DataFrame, labels: list[str], single_label: bool, k: int, f
     out.loc[pooled, "fold"] = cut_folds(df[pooled].reset_index(drop=True), labels, single_label, k, seed)
     if fold:
         out.loc[pooled, "split"] = np.where(out.loc[pooled, "fold"] == fold, "valid", "train")
+        if test_is_valid:  # the original valid rows are this dataset's test split: never a fold's validation
+            out = out[pooled | (out["split"] == "test")].reset_index(drop=True)
     return out
 
 
