@@ -46,3 +46,15 @@ def test_ensemble_refuses_mismatched_or_too_few_members(demo_runs, tmp_path, cap
         ensemble_spec([a, ModelSpec("classification", ["x", "z"], False, {}, {"size": 32})], ["a", "b"])
     with pytest.raises(UsageError, match="preprocessing"):
         ensemble_spec([a, ModelSpec("classification", ["x", "y"], False, {}, {"size": 64})], ["a", "b"])
+
+
+def test_run_recipe_with_seeds_ends_with_their_ensemble(tmp_path, capsys):
+    tiny = ["train.epochs=1", "train.image_size=32", "train.bs=64", "train.lr_find=false", "data.subset.fraction=0.25"]
+    assert main(["run", "recipe", "demo", *tiny, "--seeds", "2", "--runs-dir", str(tmp_path), "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    r = json.loads(out[-1])
+    (folder,) = tmp_path.glob("demo/*-s0_1-ensemble")
+    assert r["ensemble"]["ensemble_dir"] == str(folder) and len(r["runs"]) == 2
+    assert any("ensemble of 2 seeds" in line and "members" in line for line in out)
+    members = [run["mean_auc"] for run in r["runs"]]
+    assert json.loads((folder / "metrics.json").read_text())["member_mean_auc"] == pytest.approx(members)
