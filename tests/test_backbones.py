@@ -7,14 +7,48 @@ from medcolor.errors import UsageError
 
 
 @pytest.mark.skipif(_hub_reachable(), reason="needs a machine without access to the Hugging Face hub")
-def test_pretrained_offline_switches_the_hub_offline_and_fails_with_a_fix(monkeypatch):
-    """Offline mode is what spares the user huggingface_hub's ~47 s of retries (its speed is the benchmark's)."""
+def test_pretrained_offline_fails_fast_with_a_fix_and_leaves_the_process_online(monkeypatch):
+    """Offline mode spares the user huggingface_hub's ~47 s of retries (its speed is the benchmark's), for this
+    call only: later downloads in the same process (a notebook) are not switched off."""
+    import time
+
     import huggingface_hub.constants as hub
 
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    start = time.time()
     with pytest.raises(UsageError, match="model.weights=FILE"):
         create_backbone("resnet18", 5, pretrained=True)
-    assert hub.HF_HUB_OFFLINE is True
+    assert hub.HF_HUB_OFFLINE is False and time.time() - start < 30
+
+
+def test_the_hub_probe_goes_through_the_proxy_the_environment_names(monkeypatch):
+    """Hospitals reach the internet through a proxy: the probe must ask it (it used to open a raw socket)."""
+    import http.server
+    import threading
+
+    asked = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            asked.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):  # urllib lets lowercase ones win
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", "http://hub.invalid")  # a name no resolver knows: only the proxy answers
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_port}")
+        assert _hub_reachable(timeout=5) and asked == ["http://hub.invalid"]
+        monkeypatch.delenv("HTTP_PROXY")
+        assert not _hub_reachable(timeout=5)
+    finally:
+        server.shutdown()
 
 
 @pytest.mark.parametrize("fmt", ["pth", "safetensors", "wrapped"])

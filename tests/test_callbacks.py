@@ -49,3 +49,22 @@ def test_the_best_epochs_validation_predictions_spare_finalize_a_pass(tmp_path):
     again, targets_again, rows = predict_split(learn, table, "valid")
     assert probs.shape == again.shape == (len(rows), 6)
     assert np.allclose(probs, again, atol=1e-5) and np.array_equal(targets, targets_again)
+
+
+def test_a_nan_loss_is_blamed_on_the_learning_rate_only_when_the_batch_was_finite():
+    import pytest
+    from fastai.callback.core import CancelFitException
+
+    from medcolor.callbacks import StopOnNaN
+
+    nan, finite = torch.tensor(float("nan")), torch.zeros(2, 1, 4, 4)
+    cases = [((finite,), (torch.zeros(2, 3),), True, "the weights diverged"),
+             ((finite,), (torch.tensor([[float("nan"), 1.0, 0.0]] * 2),), True, "the weights diverged"),  # masked
+             ((finite / 0 * 0,), (torch.zeros(2, 3),), False, "non-finite images"),
+             ((finite,), (torch.full((2, 3), float("inf")),), False, "infinite targets")]
+    for xb, yb, diverged, cause in cases:
+        stop = StopOnNaN()
+        stop.learn = SimpleNamespace(training=True, loss=nan, xb=xb, yb=yb, epoch=3)
+        with pytest.raises(CancelFitException):
+            stop.after_batch()
+        assert (stop.nan_epoch, stop.diverged) == (3, diverged) and cause in stop.cause

@@ -158,7 +158,7 @@ def test_bad_files_are_one_line(tmp_path, capsys, monkeypatch):
              (["run", "recipe", "demo", f"model.weights={tmp_path / 'empty.pth'}"], "the file is empty"),
              (["run", "recipe", "demo", f"model.weights={tmp_path / 'text.pth'}"], "neither a PyTorch"),
              (["data", "cache", "nih-sample", "--size", "16"], "cannot write the cache"),
-             (["recipes", "validate", str(tmp_path / "bomb.yaml")], "characters in all)"),
+             (["recipes", "validate", str(tmp_path / "bomb.yaml")], "and 4 more (9 problems in all)"),
              (["lr-find", "demo", "--num-it", "0", "--runs-dir", str(tmp_path / "runs")], "--num-it must be at least 2"),
              (["run", "recipe", "demo", f"model.weights={tmp_path / 'random.pth'}"], "cannot read weights file"),
              (["run", "recipe", "demo", f"model.weights={tmp_path / 'random.safetensors'}"], "not a safetensors file")]

@@ -40,3 +40,13 @@ def test_types_are_coerced_only_where_safe():
 def test_null_clears_an_optional_string_field():
     out = apply_overrides({"model": {"weights": "package:x"}}, ["model.weights=null", "data.slices=5:15"], schema=Recipe)
     assert out["model"]["weights"] is None and out["data"]["slices"] == "5:15"
+
+
+def test_two_hundred_unknown_keys_are_named_by_the_first_few_and_counted(tmp_path, capsys):
+    from medcolor.cli import main
+
+    (tmp_path / "many.yaml").write_text("name: many\ntrain:\n" + "".join(f"  typo{i}: 1\n" for i in range(200)))
+    assert main(["recipes", "validate", str(tmp_path / "many.yaml")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: unknown key train.typo0; unknown key train.typo1;") and len(line) < 300
+    assert line.endswith("and 195 more (200 problems in all)")

@@ -45,3 +45,10 @@ def test_float_tiffs_are_scaled_by_their_range(tmp_path):
     for name in ("unit.tif", "hu.tif"):
         a = np.asarray(open_gray(tmp_path / name))
         assert a.dtype == np.uint8 and a.min() == 0 and a.max() == 255, name  # not "almost black"
+
+
+def test_an_image_inside_a_medmnist_file_is_named_by_file_split_and_index_not_by_its_index_alone():
+    from medcolor.data.images import image_name
+
+    assert image_name("/data/medmnist/breastmnist.npz/test/12") == "breastmnist test #12"
+    assert image_name("/data/xrays/00000165_005.png") == "00000165_005.png"

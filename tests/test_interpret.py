@@ -64,3 +64,11 @@ def test_an_rgb_run_is_shown_in_its_colours(tmp_path, capsys, monkeypatch):
     for shown, t in zip(images, top):  # the 28 px file upsampled to the run's 32 px, normalisation undone
         expected = pixels[int(t["path"].rsplit("/", 1)[1])].mean((0, 1)) / 255
         assert np.abs(shown.mean((0, 1)) - expected).max() < 0.02
+
+
+def test_labels_map_without_data_is_refused_as_evaluate_refuses_it(demo_runs, capsys):
+    _, runs = demo_runs
+    assert main(["interpret", str(runs[0]), "--labels-map", "Effusion=Pleural Effusion"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "--data" in err[0]
+    assert not list(runs[0].glob("interpret-*-2"))  # nothing was drawn

@@ -137,3 +137,36 @@ def test_cosine_follows_timms_scheduler_stepped_once_per_epoch_as_medmnist_plus_
         for within in (0.0, 0.5, 0.999):
             assert ours((epoch + within) / n) == pytest.approx(expected[epoch], rel=1e-9)
     assert epoch_cosine([peak, peak / 10], n)(0.35) == pytest.approx([expected[3], expected[3] / 10])
+
+
+LOGGED_RUN = ["train.epochs=2", "train.image_size=32", "train.bs=64", "train.lr_find=false",
+              "data.subset.fraction=0.1"]
+
+
+def test_tensorboard_logger_trains_a_whole_run_and_logs_every_epoch(tmp_path, capsys):
+    pytest.importorskip("tensorboard", reason="tensorboard is an optional extra: pip install 'medcolor[tensorboard]'")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from medcolor.cli import main
+
+    assert main(["run", "recipe", "demo", *LOGGED_RUN, "train.loggers=[csv,tensorboard]", "--runs-dir",
+                 str(tmp_path)]) == 0
+    (run,) = (tmp_path / "demo").iterdir()
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert len(events.Scalars("valid_loss")) == len(events.Scalars("mean_auc")) == 2
+    assert (run / "history.csv").is_file() and (run / "metrics.json").is_file()
+
+
+def test_wandb_logger_starts_its_own_run_named_for_the_folder(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("wandb", reason="wandb is an optional extra: pip install 'medcolor[wandb]'")
+    from medcolor.cli import main
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    assert main(["run", "recipe", "demo", *LOGGED_RUN, "train.loggers=[wandb]", "--runs-dir", str(tmp_path)]) == 0
+    (run,) = (tmp_path / "demo").iterdir()
+    (record,) = run.glob("wandb/offline-run-*/run-*.wandb")
+    logged = record.read_bytes()
+    assert run.name.encode() in logged and b"max_lr" in logged and b"mean_auc" in logged
+    assert (run / "metrics.json").is_file()

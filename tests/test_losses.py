@@ -37,3 +37,14 @@ def test_weighted_losses_are_pytorchs():
     assert torch.allclose(SoftTargetCrossEntropy(w)(logits, onehot),  # one-hot rows: the class-index weighted mean
                           F.cross_entropy(logits, onehot.argmax(1), weight=torch.tensor(w)))
     assert torch.allclose(SoftTargetCrossEntropy()(logits, onehot), F.cross_entropy(logits, onehot.argmax(1)))
+
+
+def test_a_batch_with_no_known_target_adds_zero_loss_and_zero_gradient():
+    """CheXpert's u-ignore leaves rare labels unknown: a small batch can hold none known (it used to give NaN)."""
+    logits = torch.randn(4, 3, requires_grad=True)
+    loss = MaskedBCEWithLogits()(logits, torch.full((4, 3), float("nan")))
+    loss.backward()
+    assert loss.item() == 0 and torch.equal(logits.grad, torch.zeros(4, 3))
+    some = torch.tensor([[1.0, float("nan"), 0.0]] * 4)
+    expected = F.binary_cross_entropy_with_logits(logits[:, [0, 2]], some[:, [0, 2]])
+    assert torch.allclose(MaskedBCEWithLogits()(logits, some), expected)

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from medcolor.errors import UsageError
-from medcolor.recipes import copy_recipe, list_recipes, load_recipe, recipe_files, recipe_to_yaml, validate
+from medcolor.recipes import (copy_recipe, list_recipes, load_recipe, recipe_files, recipe_to_yaml, resolve_recipe_path,
+                              validate)
 
 REQUIRED = ([f"chexpert-{c}-mode{m}" for c in ("baseline", "deconv", "pixelshuffle", "colorU") for m in (1, 2)]
             + [f"mura-{c}-mode{m}" for c in ("baseline", "deconv", "pixelshuffle", "colorU") for m in (1, 2)]
@@ -93,6 +94,11 @@ def test_unknown_recipe_points_to_ls():
 def test_cp_copies_and_refuses_to_overwrite(tmp_path):
     out = copy_recipe("demo", str(tmp_path / "mine.yaml"))
     assert load_recipe(str(out)).name == "mine"
+    first, note, *rest = out.read_text().splitlines()
+    assert first == f"# medcolor run recipe {out}" and note == "# copied from recipe demo"  # the copy's command
+    assert rest == resolve_recipe_path("demo").read_text().splitlines()[1:]
+    medmnist = copy_recipe("medmnist-finetune", str(tmp_path / "m.yaml")).read_text().splitlines()[0]
+    assert medmnist.startswith(f"# medcolor run recipe {tmp_path / 'm.yaml'} data.root=~/.medmnist")
     with pytest.raises(UsageError, match="already exists"):
         copy_recipe("demo", str(out))
 

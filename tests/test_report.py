@@ -130,11 +130,20 @@ def _as_colorizer(runs, folder, colorizer: str, shift: float):
         r = yaml.safe_load((copy / "recipe.yaml").read_text())
         r["model"]["colorizer"] = colorizer
         (copy / "recipe.yaml").write_text(yaml.safe_dump(r))
+        same_network_in_model_json(copy, r["model"])
         preds = pd.read_csv(copy / "predictions.csv")
         rng = np.random.default_rng(len(colorizer))
         for lab in LABELS:
             preds[f"p_{lab}"] = (preds[f"p_{lab}"] + shift * rng.random(len(preds))).clip(0, 1)
         preds.to_csv(copy / "predictions.csv", index=False)
+
+
+def same_network_in_model_json(run, model: dict) -> None:
+    """A copied run made to stand for another experiment: model.json names the network its recipe.yaml now does
+    (a recipe.yaml edited alone is refused as damage)."""
+    spec = json.loads((run / "model.json").read_text())
+    spec["model"].update({k: model[k] for k in ("arch", "backbone", "colorizer", "head") if k in model})
+    (run / "model.json").write_text(json.dumps(spec))
 
 
 def test_versus_a_reference_row_on_seed_averaged_predictions(demo_runs, tmp_path):
@@ -207,6 +216,7 @@ def test_an_autoencoder_row_names_its_architecture(demo_runs, tmp_path):
     r.update(name="ixi-ae-small-mse")
     r["model"].update(arch="ae-small", backbone="resnet18", colorizer="none", mode=2)
     (copy / "recipe.yaml").write_text(yaml.safe_dump(r))
+    same_network_in_model_json(copy, r["model"])
     row = report([tmp_path]).splitlines()[2]
     assert row.startswith("| ixi-ae-small-mse | ae-small | - | - |")
 

@@ -58,3 +58,60 @@ def test_a_run_name_is_one_plain_folder_name(tmp_path):
     for bad in ("../x", "/abs", "a/b", "..", ""):
         with pytest.raises(UsageError, match="one plain name"):
             runfolder.new_run_dir(tmp_path, bad, "resnet18", 0)
+
+
+def test_an_lr_find_folder_is_never_taken_for_a_stopped_run(tmp_path):
+    """`run recipe` removes run folders stopped before they held anything; lr-find's result is not one of them."""
+    import os
+
+    from medcolor.runfolder import stale_runs
+
+    lrfind, stopped = tmp_path / "demo" / "20260101-000000-resnet18-s0-lrfind", tmp_path / "demo" / "20260101-000001-x"
+    for folder in (lrfind, stopped):
+        (folder / "plots").mkdir(parents=True)
+        (folder / "recipe.yaml").write_text("name: demo\n")
+        os.utime(folder, (0, 0))  # older than the minute an ownerless folder is given
+    assert stale_runs(tmp_path, "demo") == [stopped]
+
+
+def _damaged(run: Path, kind: str) -> str:
+    """Damage a copy of a finished run the way a careless edit or a broken copy does; the file a message must name."""
+    import yaml
+
+    if kind == "recipe without data":
+        saved = yaml.safe_load((run / "recipe.yaml").read_text())
+        del saved["data"]
+        (run / "recipe.yaml").write_text(yaml.safe_dump(saved))
+        return "recipe.yaml"
+    if kind == "recipe edited to another backbone":
+        (run / "recipe.yaml").write_text((run / "recipe.yaml").read_text().replace("efficientnet_lite0", "resnet18"))
+        return "recipe.yaml"
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({k: v for k, v in metrics.items()
+                                                  if not any(s in k for s in ("auc", "acc", "ece"))}))
+    return "metrics.json"
+
+
+@pytest.mark.parametrize("kind", ["recipe without data", "recipe edited to another backbone", "metrics without scores"])
+def test_every_result_command_on_a_damaged_run_is_one_line_naming_the_file(demo_runs, tmp_path, sample_dir, capsys,
+                                                                            kind):
+    """Each result command either does its job without the damaged file, or says in one `error:` line which file is
+    damaged and what to do (never a raw KeyError / ValueError, never a silent success on the wrong model)."""
+    _, runs = demo_runs
+    run = Path(shutil.copytree(runs[0], tmp_path / "runs" / "demo" / runs[0].name))
+    name = _damaged(run, kind)
+    image = str(next((sample_dir / "images").glob("*.png")))
+    must_refuse = {"evaluate", "report"} if name == "recipe.yaml" else {"report"}  # they read what is damaged
+    commands = {"evaluate": [str(run)], "predict": [str(run), image], "interpret": [str(run), image],
+                "export": [str(run), "--out", str(tmp_path / "m.onnx")], "calibrate": [str(run), "--replace"],
+                "report": [str(run)], "compare": [str(run), str(runs[1])]}
+    for command, args in commands.items():
+        code = main([command, *args])
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert code in ((2,) if command in must_refuse else (0, 2)) and "Traceback" not in err, (command, err)
+        if code:
+            assert len(errors) == 1 and f"{run / name}" in errors[0], (command, err)
+            assert "restore" in errors[0] or "leave" in errors[0], errors[0]
+        else:
+            assert not errors, (command, err)

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -65,3 +67,28 @@ def test_cheap_baselines_and_mode_1_options_in_model_summary(capsys):
     assert trainable("--colorizer", "none", "--train-stem") == head + 64 * 3 * 49 + 2 * 64  # conv1 + bn1
     assert main(["model", "summary", "--colorizer", "conv1x1", "--train-bn"]) == 0
     assert "mode 1, train_bn" in capsys.readouterr().out
+
+
+def test_an_autoencoder_body_is_the_one_named_or_refused(capsys):
+    """ae-resnet50 with model.backbone=resnet18 used to build a ResNet-50 while its run said resnet18."""
+    from medcolor.cli import main
+    from medcolor.config import ModelConfig
+    from medcolor.models import build_model
+
+    model = build_model(ModelConfig(arch="ae-resnet50", backbone="resnet18"), n_out=1)
+    assert model.encoder.num_features == 512  # ResNet-18's, not ResNet-50's 2048
+    assert main(["model", "summary", "--model", "ae-resnet50", "--backbone", "resnet18", "--image-size", "64"]) == 0
+    assert capsys.readouterr().out.startswith("ae-resnet50 (resnet18 body): 15,105,376 parameters")
+    assert main(["model", "summary", "--recipe", "ixi-ae-resnet50-mse", "model.backbone=resnet18", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_params"] == 15_105_376
+    assert main(["model", "summary", "--model", "ae-small", "--backbone", "resnet18"]) == 2
+    assert "--backbone is not used by ae-small" in capsys.readouterr().err
+    assert main(["model", "summary", "--recipe", "ixi-ae-small-mse"]) == 0
+
+
+def test_an_autoencoder_with_a_timm_body_needs_the_body_named(tmp_path, capsys):
+    from medcolor.cli import main
+
+    (tmp_path / "ae.yaml").write_text("name: ae\ntask: reconstruction\ndata: {spec: ixi}\nmodel: {arch: ae-resnet50}\n")
+    assert main(["recipes", "validate", str(tmp_path / "ae.yaml")]) == 2
+    assert "needs model.backbone" in capsys.readouterr().err

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import inspect
 import os
-import socket
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
+from unittest.mock import patch
 
 from torch import nn
 
@@ -79,11 +78,23 @@ def with_in_chans(model: nn.Module, name: str, n_out: int, in_chans: int) -> nn.
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    """Whether the hub answers at all, asked as huggingface_hub asks it: through HTTPS_PROXY / HTTP_PROXY (NO_PROXY
+    respected), which hospital networks need; any HTTP answer, a refusal too, means the network is there."""
+    import http.client
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
+        # an opener of its own reads the proxies now (urlopen's shared one keeps those of its first call)
+        urllib.request.build_opener().open(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
         return True
-    except OSError:
+    except urllib.error.HTTPError:
+        return True
+    except urllib.error.URLError as e:  # a TLS failure (a proxy that inspects TLS, another CA store): a network
+        return isinstance(e.reason, ssl.SSLError)
+    except (OSError, ValueError, http.client.HTTPException):
         return False
 
 
@@ -91,11 +102,12 @@ def _from_hub(name: str, n_out: int, in_chans: int = 3) -> nn.Module:
     import timm
     import huggingface_hub.constants as hub
 
-    # Without a network, huggingface_hub retries for ~47 s; offline mode answers from the cache at once.
-    if not _hub_reachable():
-        hub.HF_HUB_OFFLINE = True
+    # Without a network, huggingface_hub retries for ~47 s; offline mode answers from the cache at once. Only for
+    # this call: the process (a notebook, later downloads) keeps the mode it had.
+    offline = hub.HF_HUB_OFFLINE or not _hub_reachable()
     try:
-        return timm.create_model(name, pretrained=True, num_classes=n_out, in_chans=in_chans)
+        with patch.object(hub, "HF_HUB_OFFLINE", offline):
+            return timm.create_model(name, pretrained=True, num_classes=n_out, in_chans=in_chans)
     except (OSError, RuntimeError, ValueError) as e:
         raise UsageError(
             f"could not load ImageNet weights for {name!r} ({type(e).__name__}: the hub is unreachable and they are "

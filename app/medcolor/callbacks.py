@@ -146,8 +146,8 @@ class BestValidPredictions(Callback):
 
     def after_batch(self):
         if not self.training and hasattr(self.learn.loss_func, "activation"):
-            self._batches.append((self.learn.loss_func.activation(self.learn.pred).float().cpu(),
-                                  self.learn.yb[0].float().cpu()))
+            self._batches.append((self.learn.loss_func.activation(self.learn.pred).detach().float().cpu(),
+                                  self.learn.yb[0].detach().float().cpu()))
 
     def after_epoch(self):
         best = self.learn.save_best
@@ -159,17 +159,22 @@ class BestValidPredictions(Callback):
 
 
 class StopOnNaN(Callback):
-    """Stop at the first non-finite training loss and remember the epoch in `nan_epoch` (fastai's
-    TerminateOnNaNCallback stops too, but says nothing about where)."""
+    """Stop at the first non-finite training loss; `nan_epoch` says where and `diverged` whether the batch was
+    finite (so the weights diverged: too high a learning rate) rather than holding non-finite images or targets
+    (fastai's TerminateOnNaNCallback stops too, but says neither)."""
 
     order = -9
 
     def __init__(self):
-        self.nan_epoch = None
+        self.nan_epoch, self.diverged, self.cause = None, False, ""
 
     def after_batch(self):
         if self.training and not torch.isfinite(self.learn.loss).all():
-            self.nan_epoch = self.epoch
+            images_ok = all(torch.isfinite(x).all() for x in self.learn.xb)
+            targets_ok = all(not torch.isinf(y).any() for y in self.learn.yb)  # NaN: an unknown target, masked
+            self.nan_epoch, self.diverged = self.epoch, images_ok and targets_ok
+            self.cause = ("the weights diverged" if self.diverged else
+                          "a batch held non-finite images" if not images_ok else "a batch held infinite targets")
             raise CancelFitException
 
 

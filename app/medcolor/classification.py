@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -95,6 +96,9 @@ def scores(probs, targets, rows: pd.DataFrame, labels: list[str], reader: str, s
            "acc": accuracy(probs, targets, labels, single_label), "n_images": int(len(rows))}
     if reader == "mura":
         out["study_auc"] = group_auc(probs[:, 0], targets[:, 0], rows["group"])
+    chosen = np.unique(np.asarray(probs).argmax(1))
+    if single_label and len(chosen) == 1:  # ACC is then the class's share: the AUC alone would not show it
+        out["constant_prediction"] = labels[int(chosen[0])]
     return out
 
 
@@ -113,8 +117,9 @@ def shown_input(dls, xb: torch.Tensor) -> torch.Tensor:
     return dls.after_batch.decode(xb).float().cpu() / 255
 
 
-def colorizer_figure(path: Path, learn, xb: torch.Tensor) -> None:
-    """Input vs colorized output for a fixed batch (plots/colorizer.png, interpret's gallery)."""
+def colorizer_figure(path: Path, learn, xb: torch.Tensor, what: str) -> None:
+    """Input vs colorized output for a fixed batch (plots/colorizer.png, interpret's gallery); `what`: the run and
+    the images, the title's first line."""
     from .colorizers import has_colorizer
 
     model = learn.model.eval()
@@ -124,13 +129,13 @@ def colorizer_figure(path: Path, learn, xb: torch.Tensor) -> None:
         title = f"an ensemble of {len(model.members)} networks, each with its own front end (interpret a member " \
                 f"to see its colorizer)" if hasattr(model, "members") else \
             f"no colorizer: the {what} input goes to the backbone as it is"
-        plot_colorizer(path, shown, None, title=title)
+        plot_colorizer(path, shown, None, title=f"{what}\n{title}")
         return
     with torch.no_grad():
         rgb = model.colorizer(xb).float().cpu()
     if rgb.shape[-2:] != xb.shape[-2:]:  # AECNN's front end compresses: shown at the input's size
         rgb = torch.nn.functional.interpolate(rgb, size=tuple(xb.shape[-2:]), mode="nearest")
-    plot_colorizer(path, shown, rgb.expand(-1, 3, -1, -1), title="what the colorizer makes of the input")
+    plot_colorizer(path, shown, rgb.expand(-1, 3, -1, -1), title=f"{what}\nwhat the colorizer makes of the input")
 
 
 def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> dict:
@@ -145,7 +150,8 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> d
     runfolder.write_predictions(run_dir, predictions_frame(probs, targets, rows, labels))
     plot_roc(runfolder.plot_path(run_dir, "roc.png"), roc_inputs(probs, targets, labels),
              title=f"{run_title(recipe)} ({split}, {len(rows)} images)")
-    colorizer_figure(runfolder.plot_path(run_dir, "colorizer.png"), learn, learn.dls.valid.one_batch()[0][:4])
+    colorizer_figure(runfolder.plot_path(run_dir, "colorizer.png"), learn, learn.dls.valid.one_batch()[0][:4],
+                     f"{run_title(recipe)}: the first 4 validation images")
     return scores(probs, targets, rows, labels, recipe.data.reader, table.single_label)
 
 
@@ -180,4 +186,11 @@ def frozen_features(learn, rows: pd.DataFrame):
 
 
 def summary_line(result: dict) -> str:
-    return f"mean AUC {result['mean_auc']:.4f}"
+    acc = f", ACC {result['acc']:.4f}" if "acc" in result else ""
+    return f"mean AUC {result['mean_auc']:.4f}{acc}{constant_note(result)}"
+
+
+def constant_note(result: dict) -> str:
+    """What an arg-max that never changes means, next to the ACC it makes."""
+    label = result.get("constant_prediction")
+    return f" - every image predicted {label}: ACC is that class's share, not skill" if label else ""

@@ -22,6 +22,21 @@ app.add_typer(run_app, name="run")
 data_app = typer.Typer(help="Inspect, check and cache datasets described by data specs.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"medcolor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                          help="print medcolor's version and exit")) -> None:
+    pass
+
+
 DATASET_ARG = typer.Argument(..., help="data spec name (chexpert, chestxray14, mura, folder, csv, medmnist, nih-sample)")
 OVERRIDES_ARG = typer.Argument(None, help="key=value overrides of data fields, e.g. subset.fraction=0.1")
 ROOT_OPT = typer.Option(None, "--root", help="dataset folder (data.root)")
@@ -41,7 +56,8 @@ def _required(value, what: str):
 
 @model_app.command("summary")
 def model_summary(
-    backbone: str = typer.Option("resnet18", help="any timm model name"),
+    backbone: Optional[str] = typer.Option(None, help="any timm model name (default resnet18; with --model, the "
+                                           "model's own body: densenet121 for aecnn, resnet50 for ae-resnet50)"),
     colorizer: str = typer.Option("none", help="none|gray|conv1x1|stemsum|deconv|pixelshuffle|resizeconv|coloru|window|filters"),
     mode: int = typer.Option(1, help="transfer mode 1, 2 or 3"),
     n_out: Optional[int] = typer.Option(None, "--n-out", help="number of outputs (labels; default 5, aecnn 14)"),
@@ -64,10 +80,11 @@ def model_summary(
     if recipe:
         s = recipe_model_summary(load_recipe(recipe, overrides or []))
     elif model:
-        s = summarize_arch(model, given(n_out, 14), given(image_size, 256))
+        s = summarize_arch(model, given(n_out, 14), given(image_size, 256), backbone)
     else:
-        s = summarize_colornet(ModelConfig(backbone=backbone, colorizer=colorizer, mode=mode, train_bn=train_bn,
-                                           train_stem=train_stem), given(n_out, 5), given(image_size, 320))
+        s = summarize_colornet(ModelConfig(backbone=given(backbone, "resnet18"), colorizer=colorizer, mode=mode,
+                                           train_bn=train_bn, train_stem=train_stem),
+                               given(n_out, 5), given(image_size, 320))
     _print_json(s) if as_json else typer.echo(format_summary(s))
 
 
@@ -239,12 +256,19 @@ def report(run_dirs: List[str] = typer.Argument(..., help="run folders, or folde
            vs_plot: str = typer.Option("auc_vs_reference.png", "--vs-plot", help="with --vs: AUC with 95% CI per row "
                                        "(a bare file name goes next to the runs)"),
            per_label: bool = typer.Option(True, "--per-label/--no-per-label", help="a column per label; without "
-                                          "them, MedMNIST's layout: AUC and ACC per row")):
+                                          "them, MedMNIST's layout: AUC and ACC per row"),
+           html: Optional[str] = typer.Option(None, "--html", help="also write one self-contained page (PAGE.html: "
+                                              "sortable table, ROC, reliability, colorizer gallery and Grad-CAM of "
+                                              "the best row, model cards; opens offline); an existing page is kept "
+                                              "and the new one gets -2, -3 ...")):
     """Mean ± std over seeds per label and mean, grouped by recipe, backbone, mode and subset (thesis tables);
-    with --vs, each row's paired difference to a reference row with a 95% CI and Holm-corrected p."""
+    with --vs, each row's paired difference to a reference row with a 95% CI and Holm-corrected p; with --html,
+    also one page with the table and its figures."""
+    from .html_report import report_with_page
     from .report import report as make
 
-    typer.echo(make(run_dirs, fmt=fmt, plot=plot, vs=vs, vs_plot=vs_plot, per_label=per_label))
+    args = {"fmt": fmt, "plot": plot, "vs": vs, "vs_plot": vs_plot, "per_label": per_label}
+    typer.echo(report_with_page(run_dirs, html, **args)[0] if html else make(run_dirs, **args))
 
 
 @app.command("compare")
@@ -345,7 +369,7 @@ def interpret(run_dir: str = typer.Argument(..., help="a finished run folder"),
     (RUN_DIR/interpret-<split>/); on image files: the gallery and Grad-CAM of those images."""
     from .interpret import interpret_run
 
-    request = _data_request(data, words, labels_map) if data else None
+    request = _data_request(data, words if data else None, labels_map)  # --labels-map alone is refused
     r = interpret_run(run_dir, split=split, top_k=top_losses, threshold=threshold, data=request,
                       images=None if data else words, layer=layer)
     _print_json(r) if as_json else typer.echo(f"{', '.join(r['files'])} in {r['out_dir']}")
@@ -438,6 +462,13 @@ def _quiet_warnings() -> None:
     warnings.showwarning = show
 
 
+def _draw_off_screen() -> None:
+    """medcolor's commands write figures to files; as a library it leaves the user's backend alone (notebooks)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
 def _sigterm_stops_like_ctrl_c() -> None:
     """kill / timeout / job schedulers send SIGTERM: stop through the same path as Ctrl-C (runs stay resumable)."""
     import signal
@@ -473,6 +504,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     _quiet_warnings()
     _sigterm_stops_like_ctrl_c()
+    _draw_off_screen()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
@@ -504,7 +536,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         unwritable = write_failure(e) if isinstance(e, OSError) else None  # a full disk, a read-only folder
         if unwritable:
             typer.echo(f"error: {unwritable}", err=True)
-            return 1
+            return unwritable.exit_code
         first = str(e).splitlines()[0] if str(e) else ""
         typer.echo(f"error: {type(e).__name__}: {first} (rerun with --debug for the traceback)", err=True)
         return 1

@@ -14,7 +14,12 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from .errors import UsageError, closest
+from .errors import UsageError, all_problems, closest
+
+
+def gray_replicated(colorizer: str) -> bool:
+    """No colorizer: the gray image repeated to 3 channels (colorizer `none`, or its alias `gray`)."""
+    return str(colorizer).lower() in ("none", "gray")
 
 
 @dataclass
@@ -38,8 +43,7 @@ class ModelConfig:
 
     @property
     def gray_replicated(self) -> bool:
-        """No colorizer: the gray image repeated to 3 channels (colorizer `none`, or its alias `gray`)."""
-        return self.colorizer.lower() in ("none", "gray")
+        return gray_replicated(self.colorizer)
 
 
 @dataclass
@@ -158,7 +162,7 @@ def from_dict(cls, data: dict, where: str = "") -> Any:
     errors: list[str] = []
     obj = _build(cls, data, where, errors)
     if errors:
-        raise UsageError("; ".join(errors))
+        raise all_problems(errors)
     return obj
 
 

@@ -43,3 +43,9 @@ def closest(word: str, choices, n: int = 3) -> str:
 
     hits = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.5)
     return f" (did you mean {', '.join(hits)}?)" if hits else ""
+
+
+def all_problems(found: list[str], shown: int = 5) -> UsageError:
+    """One UsageError for every problem found at once: the first `shown` of them and how many more."""
+    more = f"; and {len(found) - shown} more ({len(found)} problems in all)" if len(found) > shown else ""
+    return UsageError("; ".join(found[:shown]) + more)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from . import calibration, runfolder
-from .classification import predict_rows, predictions_frame, scores, tta_description
+from .classification import constant_note, predict_rows, predictions_frame, scores, tta_description
 from .errors import UsageError
 from .io import check_output_file, info, warn, write_csv, write_json
 from .metrics import label_aucs, mean_of, roc_inputs
@@ -66,7 +66,13 @@ def own_images(run_dir, spec, split: str | None) -> LabelledImages:
                          f"(its data has {'a' if split != table.eval_split() else 'no'} test split); evaluate it on "
                          f"test, or on another dataset with --data")
     rows = evaluation_rows(cfg, split_rows(table, split))
-    return LabelledImages(rows, list(spec.labels), split, split, cfg.reader, f"the {split} split of its own data")
+    source = f"the {split} split of its own data"
+    if split == "valid":
+        source += " (the images that chose best.pth and fitted its calibration: optimistic scores)"
+        if table.eval_split() == "valid":
+            warn(f"{cfg.spec} data has no test split: scoring the valid split, which chose the best epoch and fitted "
+                 f"the calibration, so its scores are optimistic; `--data` scores another dataset")
+    return LabelledImages(rows, list(spec.labels), split, split, cfg.reader, source)
 
 
 def external_images(spec, data: DataRequest, split: str | None) -> LabelledImages:
@@ -152,7 +158,7 @@ def format_scores(r: dict) -> str:
         lines.append(f"AUC with test-time augmentation ({r['tta']['combined']}; {', '.join(r['tta']['transforms'])}; "
                      f"no flips); 'no TTA': the same model without it")
     rule = "arg-max" if r.get("single_label") else "each label at 0.5"
-    lines.append(f"{'ACC (' + rule + ')':<28} {r['acc']:>7.4f}")
+    lines.append(f"{'ACC (' + rule + ')':<28} {r['acc']:>7.4f}{constant_note(r)}")
     if "study_auc" in r:
         lines.append(f"{'study-level (MURA)':<28} {r['study_auc']:>7.4f}")
     note = "ECE after the run's temperature scaling" if points else "ECE of raw probabilities (no calibration.json)"

@@ -4,8 +4,10 @@ p_<label>, and the run's thresholds apply to it directly. A sidecar JSON holds t
 (model.json: labels, preprocessing), the thresholds and the parity check; `predict MODEL.onnx|MODEL.pt` reads both."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -96,16 +98,26 @@ def _require_onnx() -> None:
         raise UsageError(f"ONNX export needs {' and '.join(missing)}: pip install 'medcolor[export]'")
 
 
+@contextlib.contextmanager
+def tracing_quietly():
+    """torch's TracerWarning ('might not generalize to other inputs') is for graphs nobody checks; every export
+    here is parity-checked against the model on seeded inputs, so the warning would only alarm the user."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        yield
+
+
 def _onnx(model, xb) -> bytes:
     buffer = io.BytesIO()
-    torch.onnx.export(model, (xb,), buffer, dynamo=False, input_names=["image"], output_names=["probabilities"],
-                      dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17)
+    with tracing_quietly():
+        torch.onnx.export(model, (xb,), buffer, dynamo=False, input_names=["image"], output_names=["probabilities"],
+                          dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17)
     return buffer.getvalue()
 
 
 def _torchscript(model, xb) -> bytes:
     buffer = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), tracing_quietly():
         torch.jit.save(torch.jit.trace(model, xb), buffer)
     return buffer.getvalue()
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from . import runfolder
 from .classification import colorizer_figure, shown_input
+from .data.images import image_name
 from .errors import UsageError
 from .io import warn, write_csv, write_json
 from .metrics import per_label
@@ -19,11 +20,17 @@ from .plots import plot_confusions, plot_gallery
 from .runs import load_model, model_title, require_classifier
 
 
-def per_image_loss(probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Mean binary cross-entropy over each image's known labels."""
+def per_image_loss(probs: np.ndarray, targets: np.ndarray, single_label: bool = False) -> np.ndarray:
+    """Each image's loss as training measured it: cross-entropy of its class (single-label), else the mean binary
+    cross-entropy over its known labels."""
     p = np.clip(probs, 1e-7, 1 - 1e-7)
+    if single_label:
+        return -np.log((p * np.nan_to_num(targets)).sum(1))
     bce = -(targets * np.log(p) + (1 - targets) * np.log(1 - p))
     return np.nanmean(np.where(np.isnan(targets), np.nan, bce), axis=1)
+
+
+LOSS_NAMES = {False: "mean BCE over labels", True: "cross-entropy"}
 
 
 def confusion(probs, targets, labels, thresholds) -> dict[str, list[list[int]]]:
@@ -34,7 +41,7 @@ def confusion(probs, targets, labels, thresholds) -> dict[str, list[list[int]]]:
 
 
 def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k: int, what: str = "",
-               channels: int = 1) -> pd.DataFrame:
+               channels: int = 1, single_label: bool = False) -> pd.DataFrame:
     """The k images with the highest loss: a figure (true labels, two most probable; each image decoded as the
     model reads it, gray or RGB) and their table."""
     from .data.images import open_image
@@ -49,7 +56,8 @@ def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k
                       **{f"{lab}": targets[idx, j] for j, lab in enumerate(labels)},
                       **{f"p_{lab}": float(probs[idx, j]) for j, lab in enumerate(labels)}})
     plot_gallery(path, [np.asarray(open_image(rows["path"].iloc[i], channels)) for i in top], titles,
-                 title=f"{what}: the {len(top)} images with the highest loss (mean BCE over labels, raw probabilities)")
+                 title=f"{what}: the {len(top)} images with the highest loss ({LOSS_NAMES[single_label]}, raw "
+                       f"probabilities)")
     return pd.DataFrame(table)
 
 
@@ -72,7 +80,7 @@ def gradcam_figures(learn, out: Path, groups: list[tuple[str, str, list[str]]], 
         cams = {lab: grad_cam(learn.model, xb, j, layer).cpu().numpy() for lab, j in zip(labels, outputs)}
         images = shown_input(learn.dls, xb).permute(0, 2, 3, 1).squeeze(-1).numpy()
         plot_gradcam(out / name, images, colorized(learn.model, xb) if has_colorizer(learn.model) else None, cams,
-                     [Path(p).name for p in paths],
+                     [image_name(p) for p in paths],
                      title=f"{what}\n{which}: Grad-CAM on {layer or 'the last feature map'} of the backbone" +
                            (f", the mean of the {len(learn.model.members)} members' maps" if ensemble else "") +
                            " (red: where the evidence for the label is strongest)")
@@ -101,15 +109,17 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
     decided, thresholds = operating_thresholds(probs, calibrated, cal, labels, threshold)
     title = model_title(run_dir)
     with runfolder.result_dir(run_dir, f"interpret-{li.folder}") as out:
-        top = top_losses(out / "top_losses.png", rows, probs, targets, per_image_loss(probs, targets), labels,
-                         min(top_k, len(rows)), f"{title}\n{li.source}", spec.input.get("channels", 1))
+        losses = per_image_loss(probs, targets, spec.single_label)
+        top = top_losses(out / "top_losses.png", rows, probs, targets, losses, labels, min(top_k, len(rows)),
+                         f"{title}\n{li.source}", spec.input.get("channels", 1), spec.single_label)
         write_csv(out / "top_losses.csv", top)
         matrices = confusion(decided, targets, labels, thresholds)
         scale = "calibrated probabilities (predict's decisions)" if decided is calibrated else "raw probabilities"
         plot_confusions(out / "confusion.png", matrices, thresholds,
                         title=f"{title}\n{li.source} ({len(rows)} images): thresholds on {scale}")
         xb = learn.dls.test_dl(rows.head(8), with_labels=False).one_batch()[0]
-        colorizer_figure(out / "colorizer_gallery.png", learn, xb)
+        colorizer_figure(out / "colorizer_gallery.png", learn, xb,
+                         f"{title}\n{li.source}: the first {min(8, len(rows))} images")
         outputs = [list(spec.labels).index(lab) for lab in labels]
         groups = [("gradcam_top_losses.png", "the images with the highest loss", list(top["path"])),
                   ("gradcam_gallery.png", f"the first {min(8, len(rows))} images", list(rows["path"][:8]))]
@@ -139,9 +149,9 @@ def _interpret_images(run_dir, learn, spec, paths: list[str], layer: str | None 
     """Unlabelled images: the colorizer gallery and Grad-CAM of the first eight (no losses without labels)."""
     shown, labels = paths[:8], list(spec.labels)
     xb = learn.dls.test_dl(pd.DataFrame({"path": shown}), with_labels=False, bs=len(shown)).one_batch()[0]
+    which = f"{len(shown)} given image{'s' * (len(shown) > 1)}"
     with runfolder.result_dir(run_dir, "interpret-images") as out:
-        colorizer_figure(out / "colorizer_gallery.png", learn, xb)
-        which = f"{len(shown)} given image{'s' * (len(shown) > 1)}"
+        colorizer_figure(out / "colorizer_gallery.png", learn, xb, f"{model_title(run_dir)}\n{which}")
         figures, used = gradcam_figures(learn, out, [("gradcam_gallery.png", which, shown)], labels,
                                         list(range(len(labels))), model_title(run_dir), layer)
         result = {"out_dir": str(out), "split": "images", "data": f"{len(paths)} given images", "gradcam": figures,

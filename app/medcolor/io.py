@@ -13,7 +13,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from .errors import RunError, UsageError
+from .errors import MedcolorError, RunError, UsageError
 
 
 def info(message: str) -> None:
@@ -203,10 +203,12 @@ def removed_on_failure(path: Path):
 WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
 
-def write_failure(e: OSError) -> str | None:
-    """One line for an OSError that is a failure to write (full disk, read-only or unwritable folder), naming the
-    folder; None for other OSErrors."""
+def write_failure(e: OSError) -> MedcolorError | None:
+    """One line for an OSError that is a failure to write, naming the folder: a read-only or unwritable folder is
+    bad input (exit 2), a full disk a failure while running (exit 1); None for other OSErrors."""
     if e.errno not in WRITE_ERRNOS:
         return None
     where = Path(e.filename).parent if e.filename and not Path(e.filename).is_dir() else e.filename
-    return f"cannot write in {where or 'the output folder'}: {e.strerror}; free some space or choose a writable folder"
+    message = f"cannot write in {where or 'the output folder'}: {e.strerror}; free some space or choose a writable " \
+              f"folder"
+    return RunError(message) if e.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError(message)

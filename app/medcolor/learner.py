@@ -7,6 +7,7 @@ import contextlib
 import os
 import tempfile
 from functools import partial
+from pathlib import Path
 
 import torch
 
@@ -73,14 +74,42 @@ def logger_callbacks(recipe: Recipe, run_dir) -> list:
     try:
         if "tensorboard" in recipe.train.loggers:
             from fastai.callback.tensorboard import TensorBoardCallback
-            cbs.append(TensorBoardCallback(log_dir=str(run_dir / "tensorboard"), trace_model=False))
+            # log_preds would predict the validation split a second time inside every epoch's end
+            cbs.append(TensorBoardCallback(log_dir=str(run_dir / "tensorboard"), trace_model=False, log_preds=False))
         if "wandb" in recipe.train.loggers:
-            from fastai.callback.wandb import WandbCallback
-            cbs.append(WandbCallback(log_preds=False))
+            cbs.append(wandb_callback(recipe, run_dir))
     except ImportError as e:
         raise UsageError(f"train.loggers needs an optional package ({e.name}): pip install "
                          f"'medcolor[{'wandb' if 'wandb' in str(e.name) else 'tensorboard'}]'") from None
     return cbs
+
+
+def wandb_callback(recipe: Recipe, run_dir):
+    """fastai's WandbCallback logs into a W&B run that must already exist: medcolor starts one per fit, named for
+    the run folder, the recipe as its config, its files in the run folder (WANDB_PROJECT, default medcolor;
+    WANDB_MODE=offline keeps it on this machine), and finishes it when the fit ends."""
+    from unittest.mock import patch
+
+    import wandb
+    from fastai.callback.wandb import WandbCallback
+
+    from .config import to_dict
+
+    class WandbRun(WandbCallback):
+        def before_fit(self):
+            if wandb.run is not None:  # left open by a fit that failed (fastai skips after_fit then)
+                wandb.finish()
+            wandb.init(project=os.environ.get("WANDB_PROJECT", "medcolor"), name=Path(run_dir).name,
+                       config=to_dict(recipe), dir=str(run_dir))
+            # fastai also logs the Learner's own arguments, and its formatting of them fails on every bool and int
+            # with today's fastcore (init_args); the recipe logged above is the run's configuration
+            with patch.object(self.learn, "gather_args", dict):
+                super().before_fit()
+
+        def after_fit(self):
+            super().after_fit()
+            wandb.finish()
+    return WandbRun(log_preds=False)
 
 
 def build_learner(recipe: Recipe, dls=None):
@@ -96,8 +125,9 @@ def build_learner(recipe: Recipe, dls=None):
 
 
 def checkpoint_learner(recipe: Recipe, dls=None):
-    """The recipe's architecture with no starting weights, for weights that come from a checkpoint (resume,
-    evaluate, predict): nothing is downloaded or read from other runs."""
+    """The recipe's architecture with no starting weights, for `--resume`, whose weights come from last.pth:
+    nothing is downloaded or read from other runs. (Finished runs load for inference through
+    `runs.load_model`, from model.json alone.)"""
     from dataclasses import replace
 
     dls = dls if dls is not None else build_dls(recipe)

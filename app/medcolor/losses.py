@@ -41,7 +41,7 @@ class MaskedBCEWithLogits(nn.Module):
                                                      pos_weight=weight)
             if self.reduction == "none":
                 return (bce * known).sum(1) / known.sum(1).clamp(min=1)
-            return bce[known].mean()
+            return bce[known].mean() if known.any() else (bce * 0).sum()  # a batch with nothing known teaches nothing
         return F.binary_cross_entropy_with_logits(logits, targets.float(), pos_weight=weight)
 
     def activation(self, x):

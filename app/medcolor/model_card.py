@@ -3,9 +3,8 @@ and what it must not be used for. Built from the run's own files and counts, nev
 from __future__ import annotations
 
 from .config import Recipe
-
-STRATEGY = {1: "mode 1: colorizer + head trained, ImageNet body frozen", 2: "mode 2: everything fine-tuned",
-            3: "mode 3: head only"}
+from .data.readers import GROUP_UNITS
+from .modes import get_mode
 
 
 SCHEDULES = {"one_cycle": "one-cycle", "plateau": "with ReduceLROnPlateau on valid_loss",
@@ -25,12 +24,12 @@ def _ci(ci) -> str:
     return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
 
 
-def results_section(result: dict, calibration: dict | None) -> list[str]:
+def results_section(result: dict, calibration: dict | None, groups: str = "patients") -> list[str]:
     if "auc" not in result:
         return [f"- {k.upper()}: {v['mean']:.4f}" if isinstance(v, dict) else f"- {k}: {v}"
                 for k, v in result.items() if k in ("psnr", "ssim")]
     ci = result.get("auc_ci95", {})
-    lines = ["| label | AUC | 95% CI (bootstrap over patients) |", "|---|---|---|"]
+    lines = [f"| label | AUC | 95% CI (bootstrap over {groups}) |", "|---|---|---|"]
     lines += [f"| {lab} | {auc:.4f} | {_ci(ci.get(lab))} |" for lab, auc in result["auc"].items()]
     lines.append(f"| **mean** | **{result['mean_auc']:.4f}** | {_ci(result.get('mean_auc_ci95'))} |")
     if "acc" in result:
@@ -61,7 +60,7 @@ def render(recipe: Recipe, result: dict, split_sizes: dict, labels: list[str], p
     sizes = ", ".join(f"{k} {v:,}" for k, v in split_sizes.items())
     lines = [f"# Model card: {recipe.name} (seed {t.seed})", "", recipe.description or "", "",
              "## Model", "",
-             f"- {model}, {STRATEGY.get(m.mode, f'mode {m.mode}')}; task: {recipe.task}",
+             f"- {model}, {get_mode(m.mode).label(not m.gray_replicated)}; task: {recipe.task}",
              f"- weights started from: {start}",
              f"- parameters: {params[0]:,} trained of {params[1]:,}",
              "", "## Data", "",
@@ -73,7 +72,7 @@ def render(recipe: Recipe, result: dict, split_sizes: dict, labels: list[str], p
                 f"grouped by patient (fold seed {d.fold_seed}), this fold validates" if d.folds else ""),
              "", f"## Results on the {result['split']} split ({result.get('n_images', '?')} images, best epoch "
              f"{result['best_epoch']})", ""]
-    lines += results_section(result, calibration)
+    lines += results_section(result, calibration, GROUP_UNITS.get(d.reader, "images"))
     lines += ["", "## Training", "",
               f"- epochs {t.epochs}, {t.opt} {SCHEDULES[t.schedule]}, max_lr {t.max_lr:g}, batch {t.bs}, {t.image_size} px, "
               f"seed {t.seed}" + (f"; body at max_lr / {t.lr_mult:g}" if t.lr_mult != 1 else "")

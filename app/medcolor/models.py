@@ -127,8 +127,7 @@ def _aecnn(cfg, n_out, stats):
 
 
 def _timm_autoencoder(cfg, n_out, stats):
-    name = cfg.backbone if cfg.backbone != "resnet18" else "resnet50"  # the recipes' default body is resnet50
-    return TimmAutoencoder(name, cfg.pretrained, cfg.weights, cfg.pretrained_tag)
+    return TimmAutoencoder(cfg.backbone, cfg.pretrained, cfg.weights, cfg.pretrained_tag)
 
 
 ARCHS = {

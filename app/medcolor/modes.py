@@ -22,16 +22,22 @@ class Mode:
     number: int
     frozen: tuple[str, ...]
     description: str
+    short: str
 
     @property
     def trainable(self) -> tuple[str, ...]:
         return tuple(p for p in PARTS if p not in self.frozen)
 
+    def label(self, with_colorizer: bool = True) -> str:
+        """'mode 1 (colorizer + head)' as report and model cards name it; a run without a colorizer trains none."""
+        short = self.short if with_colorizer else self.short.replace("colorizer + ", "")
+        return f"mode {self.number} ({short})"
+
 
 MODES = {
-    1: Mode(1, ("body",), "colorizer + head trained, backbone body frozen (BN affine too)"),
-    2: Mode(2, (), "everything trained (from the mode-1 result with a new head)"),
-    3: Mode(3, ("colorizer", "body"), "head only (colorizer and backbone from another run)"),
+    1: Mode(1, ("body",), "colorizer + head trained, backbone body frozen (BN affine too)", "colorizer + head"),
+    2: Mode(2, (), "everything trained (from the mode-1 result with a new head)", "fine-tune all"),
+    3: Mode(3, ("colorizer", "body"), "head only (colorizer and backbone from another run)", "head only"),
 }
 
 

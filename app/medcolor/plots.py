@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt  # the backend stays the user's: medcolor's commands choose Agg in cli.main
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .io import save_figure  # noqa: E402
+from .io import save_figure
 
 
 def plot_roc(path: Path, curves: dict, title: str = "") -> None:
@@ -43,6 +40,7 @@ def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc", title:
         ax2 = ax.twinx()
         lines += ax2.plot(h["epoch"], h[monitor], color="tab:green", marker="s", label=f"{monitor} (valid)")
         ax2.set_ylabel(monitor)
+        at_least(ax2, h[monitor], SCORE_SPAN)
     if best_epoch is not None and best_epoch >= 0:
         lines.append(ax.axvline(best_epoch, color="0.4", ls="--", lw=1, label=f"best.pth (epoch {best_epoch}, "
                                                                               f"by {best_by or monitor})"))
@@ -53,6 +51,17 @@ def plot_history(path: Path, rows: list[dict], monitor: str = "mean_auc", title:
     ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2,
               fontsize=8, frameon=False)
     save_figure(fig, path)
+
+
+SCORE_SPAN = 0.05  # a score axis shows at least this range: matplotlib would zoom a 0.0007 change to full height
+
+
+def at_least(ax, values, span: float) -> None:
+    """Widen the y axis to `span` around the values' middle when they move less (finite values only)."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    if len(v) and v.max() - v.min() < span:
+        middle = (v.max() + v.min()) / 2
+        ax.set_ylim(middle - span / 2, middle + span / 2)
 
 
 def plot_colorizer(path: Path, x, rgb, title: str = "") -> None:
@@ -195,15 +204,61 @@ def plot_gradcam(path: Path, images, colorized, cams: dict, titles: list[str], t
             ax.set_title(name, fontsize=6)
         for ax, (label, cam) in zip(axes[r, 1 + len(extra):], cams.items()):
             ax.imshow(images[r], cmap="gray")
-            ax.imshow(np.ma.masked_less(cam[r], 0.05), cmap="jet", alpha=0.45, vmin=0, vmax=1)  # 0: no evidence
+            heat = ax.imshow(np.ma.masked_less(cam[r], 0.05), cmap="jet", alpha=0.45, vmin=0, vmax=1)  # 0: none
             none = "" if cam[r].max() > 0 else "\n(no positive evidence)"
             ax.set_title(textwrap.fill(label, 28) + none, fontsize=6)
     for ax in axes.flat:
         ax.axis("off")
+    if cams:
+        bar = fig.colorbar(heat, ax=axes[:, -1], shrink=0.6, pad=0.02)
+        bar.set_label("Grad-CAM, scaled to the image's strongest evidence (below 0.05: not drawn)", fontsize=6)
+        bar.ax.tick_params(labelsize=6)
     title_above(fig, title, 8)
     save_figure(fig, path)
 
 
-def current_figure(path: Path) -> None:
-    """The figure a library drew on pyplot's current axes (fastai's LR finder)."""
+def lr_finder_figure(path: Path, title: str, max_lr: float) -> None:
+    """fastai's LR finder plot, drawn on pyplot's current axes, titled and with the recipe's max_lr marked."""
+    ax = plt.gca()
+    ax.axvline(max_lr, color="tab:red", ls="--", lw=1, label=f"the recipe's train.max_lr ({max_lr:.1e})")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
     save_figure(plt.gcf(), path)
+
+
+def plot_roc_rows(path: Path, curves: dict, title: str = "") -> None:
+    """curves: name -> (false positive rates, true positive rates, AUC): one ROC per report row, overlaid."""
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    for name, (fpr, tpr, auc) in curves.items():
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title or "ROC", aspect="equal")
+    ax.title.set_fontsize(9)
+    ax.legend(loc="lower right", fontsize=7)
+    save_figure(fig, path)
+
+
+def plot_reliability_panels(path: Path, panels: dict, title: str = "", cols: int = 4) -> None:
+    """One reliability diagram per panel, side by side: name -> (mean probability, observed rate, ECE, images) per
+    non-empty bin (calibration.reliability_curves); each point says how many images its bin holds."""
+    import textwrap
+
+    cols = min(cols, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows + 0.3), squeeze=False, sharex=True,
+                             sharey=True, layout="constrained")
+    for ax, (name, (mean_p, rate, ece, counts)) in zip(axes.flat, panels.items()):
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ax.plot(mean_p, rate, marker="o")
+        for px, py, n in zip(mean_p, rate, counts):
+            ax.annotate(str(int(n)), (px, py), textcoords="offset points", xytext=(3, -9), fontsize=6, color="0.3")
+        ax.set_title(textwrap.fill(f"{name} (ECE {ece:.3f})", 56), fontsize=7)
+        ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal")
+    for ax in axes[-1]:
+        ax.set_xlabel("mean predicted probability", fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("observed rate", fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    title_above(fig, title, 9)
+    save_figure(fig, path)

@@ -10,7 +10,7 @@ import yaml
 from . import io
 from ._resources import resolve_named, shipped_yaml
 from .config import ModelConfig, Recipe, apply_overrides, from_dict, to_dict
-from .errors import UsageError
+from .errors import UsageError, all_problems
 from .runfolder import is_plain_name
 
 
@@ -39,7 +39,7 @@ def load_recipe(name_or_path: str, overrides=(), check_unused: bool = True) -> R
     recipe = recipe_from_dict(raw)
     problems = unused_settings(recipe, written, list(overrides)) if check_unused else []
     if problems:
-        raise UsageError("; ".join(problems))
+        raise all_problems(problems)
     return recipe
 
 
@@ -94,6 +94,9 @@ def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list
         problems.append(f"model.colorizer is not used by model.arch {recipe.model.arch!r} (only colornet has one)")
     if arch and not arch.backbone and "backbone" in m:
         problems.append(f"model.backbone is not used by model.arch {recipe.model.arch!r} (it has its own encoder)")
+    if arch and arch.backbone and arch.task == "reconstruction" and "backbone" not in m:  # resnet18 by default
+        problems.append(f"model.arch {recipe.model.arch!r} needs model.backbone, the timm body of its encoder (the "
+                        f"thesis's: resnet50)")
     return problems
 
 
@@ -117,7 +120,7 @@ def recipe_from_dict(raw: dict) -> Recipe:
     if recipe is not None and data is not None:
         errors += medmnist_problems(recipe, data) + fold_problems(recipe, data)
     if errors:
-        raise UsageError("; ".join(errors))
+        raise all_problems(errors)
     recipe.data = data
     return recipe
 
@@ -314,10 +317,20 @@ def copy_recipe(name_or_path: str, dest: str) -> Path:
         raise UsageError(f"{out} must end in .yaml")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        io.atomic_write(out, src.read_bytes())
-    except OSError as e:
-        raise UsageError(f"cannot write {out}: {e.strerror} ({e.filename or out.parent})") from None
+        io.atomic_write(out, copied_text(src.read_text(encoding="utf-8"), src.stem, out))
+    except OSError as e:  # a full disk is a failure (exit 1), an unwritable folder bad input (2)
+        raise io.write_failure(e) or UsageError(f"cannot write {out}: {e.strerror} ({e.filename or out.parent})") \
+            from None
     return out
+
+
+def copied_text(text: str, source: str, out: Path) -> str:
+    """A recipe's text for its copy: the first line's `medcolor run recipe NAME ...` runs the copy, not the source."""
+    first, _, rest = text.partition("\n")
+    command = f"# medcolor run recipe {source}"
+    if first == command or first.startswith(command + " "):
+        first = f"# medcolor run recipe {out}{first[len(command):]}\n# copied from recipe {source}"
+    return f"{first}\n{rest}"
 
 
 def validate(name_or_path: str, overrides=()) -> Recipe:
@@ -346,13 +359,14 @@ def recipe_model_summary(recipe: Recipe) -> dict:
     from dataclasses import replace
 
     from .data.readers import read_table
+    from .models import ARCHS
     from .summary import summarize_arch, summarize_colornet
-
     from .tasks import task_of
 
     n_out = len(read_table(recipe.data, splits=("train",), allow_unsplit=True).labels) \
         if task_of(recipe).predicts_labels else 1
     m = replace(recipe.model, pretrained=False, weights=None, init_from=None)
     if m.arch != "colornet":
-        return {**summarize_arch(m.arch, n_out, recipe.train.image_size, m.backbone), "recipe": recipe.name}
+        body = m.backbone if ARCHS[m.arch].backbone else None
+        return {**summarize_arch(m.arch, n_out, recipe.train.image_size, body), "recipe": recipe.name}
     return {**summarize_colornet(m, n_out, recipe.train.image_size, recipe.train), "recipe": recipe.name}

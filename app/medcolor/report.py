@@ -4,6 +4,7 @@ training-set size. `--vs` adds each row's paired difference in mean AUC to a ref
 predictions, with a bootstrap 95 % CI and Holm-corrected significance across the rows."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -57,6 +58,9 @@ def run_rows(runs: list[Path]) -> pd.DataFrame:
         scores = {"mean": m["mean_auc"], **({"ACC": m["acc"]} if "acc" in m else {}), **m.get("auc", {})} \
             if "mean_auc" in m else {}
         scores.update({k: m[k]["mean"] if isinstance(m[k], dict) else m[k] for k in OTHER_SCORES if k in m})
+        if not scores:
+            raise UsageError(f"{run / METRICS} says the run finished but holds no scores (mean_auc, auc or "
+                             f"{', '.join(OTHER_SCORES)}): restore it from a copy, or leave this run out of the report")
         rows.append({"run_dir": str(run), **keys, **scores})
     return pd.DataFrame(rows)
 
@@ -218,22 +222,36 @@ def plot_versus(table: pd.DataFrame, path: Path) -> None:
     rows = [(f"{k + 1}. {r['recipe']} | {r['colorizer']} | mode {r['mode']}" +
              (" | " + r["start"].split(" +")[0].removeprefix("weights:")[:32] if table["start"].nunique() > 1 else ""),
              r["vs_auc"], r["vs_auc_lo"], r["vs_auc_hi"]) for k, r in table.iterrows()]
+    references = sorted({int(r) for r in table["vs_reference"].dropna()})
     plot_intervals(path, rows, "mean AUC of the seed-averaged predictions (bootstrap 95 % CI); dashed: chance",
+                   title=f"{len(table)} report rows ({', '.join(sorted(set(table['recipe'])))}) on the "
+                         f"{'/'.join(sorted(set(table['split'])))} split; reference: row "
+                         f"{', '.join(map(str, references)) or '-'} (the differences are in the report's table)",
                    line_at=0.5)
 
 
-def strategy(mode) -> str:
-    return {1: "mode 1 (colorizer + head)", 2: "mode 2 (fine-tune all)", 3: "mode 3 (head only)"}.get(mode, str(mode))
+def strategy(mode, colorizer: str) -> str:
+    from .config import gray_replicated
+    from .modes import MODES
+
+    return MODES[mode].label(not gray_replicated(colorizer)) if mode in MODES else str(mode)
 
 
 def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:
+    head, rows = table_cells(table, metrics)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in rows])
+
+
+def table_cells(table: pd.DataFrame, metrics: list[str]) -> tuple[list[str], list[list[str]]]:
+    """(header, one list of cells per row) of the report table: what the markdown and the HTML page show."""
     sizes, vs, oof = table["subset_fraction"].nunique() > 1, "vs_diff" in table, bool(table["oof_mean"].notna().any())
     varying = [k for k in SHOWN_WHEN_THEY_DIFFER if table[k].nunique(dropna=False) > 1]
     head = ["row"] * vs + (["size"] if sizes else []) + ["recipe", "model", "colorizer", "strategy"] + \
         [SHOWN_WHEN_THEY_DIFFER[k] for k in varying] + ["runs"] + [("AUC" if m == "mean" else m) for m in metrics] + \
         ["pooled out-of-fold AUC"] * oof + \
         ["AUC of mean prediction [95% CI]", "difference to reference [95% CI], Holm p"] * vs
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for _, r in table.iterrows():
         cells = ([f"{r['subset_fraction']:g} ({int(r['n_train']):,})"] if sizes else []) + model_cells(r) + \
             [r[k] for k in varying] + [str(int(r["n_runs"]))]
@@ -242,14 +260,14 @@ def to_markdown(table: pd.DataFrame, metrics: list[str]) -> str:
         if vs:
             cells = [str(r.name + 1)] + cells + [f"{r['vs_auc']:.4f} [{r['vs_auc_lo']:.3f}, {r['vs_auc_hi']:.3f}]",
                                                  versus_cell(r)]
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
-    return "\n".join(lines)
+        rows.append(list(map(str, cells)))
+    return head, rows
 
 
 def model_cells(r) -> list[str]:
     """model, colorizer, strategy: a colorizer network's backbone and mode, or the architecture's own name."""
     if r["arch"] == "colornet":
-        return [r["recipe"], r["backbone"], r["colorizer"], strategy(r["mode"])]
+        return [r["recipe"], r["backbone"], r["colorizer"], strategy(r["mode"], r["colorizer"])]
     return [r["recipe"], r["arch"] + (f" ({r['backbone']})" if r["arch"] in ("aecnn", "ae-resnet50") else ""), "-", "-"]
 
 
@@ -266,25 +284,39 @@ def auc_vs_size(table: pd.DataFrame, path: Path) -> None:
     curves = {}
     for key, g in table.groupby(["backbone", "colorizer", "mode"]):
         g = g.sort_values("n_train")
-        curves[f"{key[0]} + {key[1]}, {strategy(key[2]).split(' (')[0]}"] = (
+        curves[f"{key[0]} + {key[1]}, {strategy(key[2], key[1]).split(' (')[0]}"] = (
             g["n_train"], g["mean_mean"], g["mean_std"].fillna(0))
     plot_auc_vs_size(path, curves)
 
 
 def beside_runs(paths, name: str) -> Path:
-    """A plot's file: as given when it names a folder, else next to the runs (in the first folder reported), never
-    in whatever folder the command happens to run from."""
+    """A plot's file: as given when it names a folder, else next to the runs - in the one folder reported, or in the
+    folder that holds all of them (never inside one of several folders it compares, nor wherever the command runs)."""
     given = Path(name)
     if given.parent != Path("."):
         return given
-    first = Path(paths[0])
-    return (first.parent if (first / RECIPE).is_file() else first) / given
+    folders = [p.parent if (p / RECIPE).is_file() else p for p in map(Path, paths)]
+    common = Path(os.path.commonpath([f.resolve() for f in folders]))
+    if len(set(folders)) == 1 or common.parent == common:  # folders on different trees: the first one
+        return folders[0] / given
+    return common / given
 
 
 def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", vs: str | None = None,
            vs_plot: str | None = "auc_vs_reference.png", per_label: bool = True) -> str:
+    check_format(fmt)
+    df, table = report_table(paths, plot, vs, vs_plot, per_label)
+    return report_text(df, table, fmt, vs)
+
+
+def check_format(fmt: str) -> None:
     if fmt not in ("markdown", "csv", "json"):
         raise UsageError(f"--format must be markdown, csv or json, got {fmt!r}")
+
+
+def report_table(paths, plot: str | None = None, vs: str | None = None, vs_plot: str | None = None,
+                 per_label: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per run, one row per group of seeds: the report table), and its plots next to the runs."""
     parse_selector(vs or "1")
     df = run_rows(find_runs(paths))
     df = df if per_label else without_per_label(df)
@@ -299,16 +331,26 @@ def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", v
         with removed_on_failure(claim_new(beside_runs(paths, plot))) as path:
             auc_vs_size(table, path)
         info(f"wrote {path}")
+    return df, table
+
+
+def report_text(df: pd.DataFrame, table: pd.DataFrame, fmt: str, vs: str | None = None) -> str:
     if fmt == "csv":
         return table.to_csv(index=False)
     if fmt == "json":
         return table.to_json(orient="records", indent=2)
-    text = to_markdown(table, metric_columns(df))
-    splits = set(table["split"])
+    return "\n\n".join([to_markdown(table, metric_columns(df)), *table_notes(table, vs)])
+
+
+def table_notes(table: pd.DataFrame, vs: str | None = None) -> list[str]:
+    """What a reader of the table must know about some rows (cross-validations, scores on the valid split)."""
+    notes = []
     if table["oof_mean"].notna().any():
-        text += ("\n\nA row with a pooled out-of-fold AUC is a cross-validation: its AUC is the mean ± std over the "
-                 "fold models, each scored on the test split; the pooled AUC is over every pool image, predicted once "
-                 "by the fold model that did not train on it" + ("; with --vs such rows are compared on those "
-                                                                  "out-of-fold predictions" if vs else "") + ".")
-    return text + ("\n\nEvery row is scored on the valid split: its runs never read a test split (tuning trials), "
-                   "or their data has none." if splits == {"valid"} else "")
+        notes.append("A row with a pooled out-of-fold AUC is a cross-validation: its AUC is the mean ± std over the "
+                     "fold models, each scored on the test split; the pooled AUC is over every pool image, predicted "
+                     "once by the fold model that did not train on it" +
+                     ("; with --vs such rows are compared on those out-of-fold predictions" if vs else "") + ".")
+    if set(table["split"]) == {"valid"}:
+        notes.append("Every row is scored on the valid split: its runs never read a test split (tuning trials), or "
+                     "their data has none.")
+    return notes

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .config import ModelConfig
 from .errors import UsageError
 from .io import (atomic_torch_save, atomic_write, claim_new, load_tensors, read_yaml, removed_on_failure, write_csv,
                  write_json)
@@ -50,11 +51,15 @@ PREDICTIONS = "predictions.csv"
 CALIBRATION = "calibration.json"
 CARD = "model_card.md"
 LR_FIND = "lr_find.json"
+LR_FIND_SUFFIX = "-lrfind"  # an lr-find folder: a finished result of its own, never a run to resume or remove
 OWNER = ".owner"
 ENSEMBLE = "ensemble.json"
 FOLDS = "folds.csv"
 OOF = "oof_predictions.csv"
 PLOTS = "plots"
+COLORIZER_PLOT = "colorizer.png"  # in plots/: what the colorizer makes of a validation batch
+INTERPRET_PREFIX = "interpret-"  # result folders of `medcolor interpret`
+GRADCAM_GALLERY = "gradcam_gallery.png"  # in an interpret-* folder
 
 
 @dataclass(frozen=True)
@@ -202,7 +207,8 @@ def stale_runs(runs_dir: Path, recipe: str) -> list[Path]:
     def gone(p: Path) -> bool:
         return not owner_alive(p) and ((p / OWNER).exists() or time.time() - p.stat().st_mtime > 60)
     return sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".") and not is_finished(p)
-                  and not is_ensemble_dir(p) and not (p / FOLDS).exists() and gone(p))
+                  and not p.name.endswith(LR_FIND_SUFFIX) and not is_ensemble_dir(p) and not (p / FOLDS).exists()
+                  and gone(p))
 
 
 CLAIMS = ".claims"
@@ -279,9 +285,37 @@ def _read_json(path: Path, what: str) -> dict:
     return data
 
 
+RECIPE_SECTIONS = ("name", "task", "data", "model", "train")  # every recipe.yaml medcolor writes has them all
+
+
 def saved_recipe(run_dir: Path) -> dict:
-    """The resolved recipe a run folder keeps (recipe.yaml), as a plain mapping."""
-    return read_yaml(Path(run_dir) / RECIPE, "recipe")
+    """The resolved recipe a run folder keeps (recipe.yaml), as a plain mapping with every section."""
+    path = Path(run_dir) / RECIPE
+    saved = read_yaml(path, "recipe")
+    missing = [k for k in RECIPE_SECTIONS if k not in saved or (k in ("data", "model", "train") and
+                                                                not isinstance(saved[k], dict))]
+    if missing:
+        raise UsageError(f"{path} lacks {', '.join(missing)}: it is not the recipe medcolor wrote for this run; "
+                         f"restore it from a copy")
+    check_network_unchanged(run_dir, saved["model"])
+    return saved
+
+
+NETWORK_FIELDS = ("arch", "backbone", "colorizer", "head")  # what the shapes in best.pth depend on
+
+
+def check_network_unchanged(run_dir: Path, model: dict) -> None:
+    """recipe.yaml and model.json, written together when the run started, name the same network: an edited
+    recipe.yaml would otherwise describe a model other than the one every command scores."""
+    spec = read_model_spec(run_dir)
+    if spec is None:
+        return
+    defaults = asdict(ModelConfig())
+    for field in NETWORK_FIELDS:
+        said, trained = model.get(field, defaults[field]), spec.model.get(field, defaults[field])
+        if said != trained:
+            raise UsageError(f"{Path(run_dir) / RECIPE} says model.{field}={said} but the run trained {trained} "
+                             f"({MODEL}): recipe.yaml was edited after training; restore it, or train a new run")
 
 
 def write_start(run_dir: Path, recipe_yaml: str, env: dict, spec: ModelSpec | None) -> None:

@@ -71,10 +71,22 @@ def recipe_default(dotted: str):
 def matching_run(runs_dir: Path, recipe: str, wanted: dict) -> Path | None:
     """The newest finished run of `recipe` whose saved recipe has every dotted key = value of `wanted`."""
     for run in finished_runs(runs_dir, recipe):
-        saved = saved_recipe(run)
-        if all(lookup(saved, key) == value for key, value in wanted.items()):
+        saved = readable_recipe(run)
+        if saved is not None and all(lookup(saved, key) == value for key, value in wanted.items()):
             return run
     return None
+
+
+def readable_recipe(run: Path) -> dict | None:
+    """A searched run's saved recipe, or None (with a warning) for a damaged one: one bad folder among many must
+    not stop a sweep, chain or cross-validation from finding the others."""
+    from .io import warn
+
+    try:
+        return saved_recipe(run)
+    except UsageError as e:
+        warn(f"skipped {run}: {e}")
+        return None
 
 
 def starting_point(model: dict) -> str:
@@ -114,10 +126,6 @@ def read_recipe(run_dir: Path) -> Recipe:
         recipe = read_recipe(member_dirs(run_dir)[0])
         return replace(recipe, data=replace(recipe.data, fold=0))
     saved = saved_recipe(run_dir)
-    missing = [k for k in ("name", "task", "data", "model", "train") if k not in saved]
-    if missing:
-        raise UsageError(f"{run_dir}/recipe.yaml lacks {', '.join(missing)}; it is not the recipe medcolor wrote for "
-                         f"this run (restore it from a copy)")
     model = saved["model"] if isinstance(saved["model"], dict) else {}
     if model.get("freeze_bn_stats") is True and format_version(run_dir) < 3:
         model["freeze_bn_stats"] = None  # before format 3, true meant what null means now: frozen parts only

@@ -5,7 +5,7 @@ import torch
 
 from .config import ModelConfig
 from .errors import UsageError
-from .models import PARTS, ColorNet, build_model, part_parameters
+from .models import ARCHS, PARTS, ColorNet, build_model, part_parameters
 from .modes import trainable_parameters
 
 
@@ -37,12 +37,18 @@ def summarize_colornet(cfg: ModelConfig, n_out: int, image_size: int, train=None
             **({"learning_rates": rate_plan(cfg, train)} if train is not None else {})}
 
 
-def summarize_arch(arch: str, n_out: int, image_size: int, backbone: str = "densenet121") -> dict:
-    """Section-6 models (ae-small, ae-big, ae-resnet50, aecnn), all parameters trainable; Keras-style size too."""
+THESIS_BODIES = {"aecnn": "densenet121", "ae-resnet50": "resnet50"}  # the body each section-6 model names
+
+
+def summarize_arch(arch: str, n_out: int, image_size: int, backbone: str | None = None) -> dict:
+    """Section-6 models (ae-small, ae-big, ae-resnet50, aecnn), all parameters trainable; Keras-style size too.
+    `backbone` replaces the body of those that have one (default: the thesis's); the others refuse it."""
     from .autoencoders import keras_param_count
 
     check_sizes(n_out, image_size)
-    cfg = ModelConfig(arch=arch, backbone=backbone if arch == "aecnn" else "resnet50", colorizer="none", mode=2)
+    if backbone and arch in ARCHS and not ARCHS[arch].backbone:
+        raise UsageError(f"--backbone is not used by {arch} (it has its own encoder)")
+    cfg = ModelConfig(arch=arch, backbone=backbone or THESIS_BODIES.get(arch, "resnet50"), colorizer="none", mode=2)
     model = build_model(cfg, n_out).eval()
     x = torch.zeros(1, 1, image_size, image_size)
     macs, y = count_macs(model, x)
@@ -74,7 +80,8 @@ def _macs(model: ColorNet, image_size: int) -> dict:
 
 def format_summary(s: dict) -> str:
     if "model" in s:
-        return (f"{s['model']}: {s['total_params']:,} parameters ({s['total_params_keras']:,} counting BatchNorm "
+        body = f" ({s['backbone']} body)" if s.get("backbone") else ""
+        return (f"{s['model']}{body}: {s['total_params']:,} parameters ({s['total_params_keras']:,} counting BatchNorm "
                 f"running statistics, as Keras does); {s['macs']['total'] / 1e9:.2f} G MACs at "
                 f"{s['image_size']} px; output {tuple(s['output_shape'])}")
     options = "".join(f", {o}" for o in ("train_bn", "train_stem") if s.get(o))

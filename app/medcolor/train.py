@@ -116,7 +116,7 @@ def train_new(recipe: Recipe, runs_dir: Path, quiet: bool = False, callbacks=(),
     logger_callbacks(recipe, Path(runs_dir))  # a missing optional logger package is bad input: fail now
     check_free_space(runs_dir, learn.model)
     for stale in runfolder.stale_runs(runs_dir, recipe.name):
-        if (stale / runfolder.RECIPE).is_file() and not stale.name.endswith("-lrfind"):
+        if (stale / runfolder.RECIPE).is_file():
             info(f"note: {stale} was stopped before it finished; `medcolor run recipe {recipe.name} --resume "
                  f"{stale}` continues it, or remove it")
         else:  # stopped before it held anything to continue from
@@ -136,7 +136,7 @@ def train_in(run_dir: Path, recipe: Recipe, learn, table, start: float, quiet: b
         from fastai.torch_core import no_random
 
         with no_random():  # on a learner of its own, leaving every random state as it was: the run is
-            found = find_lr(build_learner(recipe), run_dir)  # the same as without the LR finder
+            found = find_lr(build_learner(recipe), recipe, run_dir)  # the same as without the LR finder
         info(f"lr-find: valley suggestion {found['valley']:.2e} (plots/lr_find.png)")
     fitted = fit(learn, recipe, run_dir, quiet, callbacks=callbacks)
     if world_size() > 1:
@@ -264,9 +264,10 @@ def fit(learn, recipe: Recipe, run_dir: Path | None, quiet: bool, state: dict | 
         else:
             learn.fit(t.total_epochs, lr, wd=t.wd, cbs=cbs + [schedule_callback(t, lr)], start_epoch=start)
     if stop.nan_epoch is not None:
-        raise RunError(f"the loss became NaN in epoch {stop.nan_epoch} (train.max_lr={t.max_lr}); lower "
-                       f"train.max_lr, `medcolor lr-find {recipe.name}` suggests one; the best checkpoint so far "
-                       f"is kept")
+        advice = f"lower train.max_lr={t.max_lr:g}, `medcolor lr-find {recipe.name}` suggests one" if stop.diverged \
+            else "the learning rate is not the cause"
+        raise RunError(f"the loss became NaN in epoch {stop.nan_epoch}: {stop.cause}; {advice}; the best checkpoint "
+                       f"so far is kept")
     stopped = next((cb.stopped for cb in cbs if isinstance(cb, StopTraining) and cb.stopped), None)
     return Fitted(kept.kept, stopped)
 
@@ -362,15 +363,16 @@ def write_card(learn, recipe: Recipe, run_dir: Path, result: dict, table) -> Non
     runfolder.write_card(run_dir, card)
 
 
-def find_lr(learn, run_dir: Path, num_it: int = 50, progress: bool = False) -> dict:
+def find_lr(learn, recipe: Recipe, run_dir: Path, num_it: int = 50, progress: bool = False) -> dict:
     """fastai's LR finder (it restores the weights afterwards); plot in plots/lr_find.png, suggestion in lr_find.json.
     `progress`: fastai's progress bar (the command line shows it on a terminal)."""
-    from .plots import current_figure
+    from .plots import lr_finder_figure
 
     learn.path = run_dir  # its temporary weights go to learn.model_dir, the system's temporary folder
     with contextlib.nullcontext() if progress else learn.no_bar():
         suggestion = learn.lr_find(num_it=num_it, show_plot=True)
-    current_figure(runfolder.plot_path(run_dir, "lr_find.png"))
+    lr_finder_figure(runfolder.plot_path(run_dir, "lr_find.png"),
+                     f"{run_title(recipe)}: fastai's LR finder, {num_it} mini-batches", recipe.train.max_lr)
     result = {"run_dir": str(run_dir), "valley": float(suggestion.valley), "num_it": num_it}
     runfolder.write_lr_find(run_dir, result)
     return result
@@ -384,11 +386,13 @@ def lr_find(recipe: Recipe, runs_dir: Path, num_it: int = 50) -> dict:
         raise UsageError(f"{recipe.name} votes with a k-NN head: it has no learning rate to find")
     learn = build_learner(recipe)
     check_forward(learn)
-    run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed, suffix="-lrfind")
+    run_dir = new_run_dir(runs_dir, recipe.name, recipe.model.backbone, recipe.train.seed,
+                          suffix=runfolder.LR_FIND_SUFFIX)
     info(f"lr-find: {num_it} mini-batches at learning rates from 1e-7 to 10 (fastai's LR finder), then the plot")
     try:
         write_run_start(run_dir, recipe, learn.dls)
-        return {**find_lr(learn, run_dir, num_it, progress=sys.stderr.isatty()), "recipe_max_lr": recipe.train.max_lr,
+        return {**find_lr(learn, recipe, run_dir, num_it, progress=sys.stderr.isatty()),
+                "recipe_max_lr": recipe.train.max_lr,
                 "recipe": recipe.name}
     except BaseException as e:  # Ctrl-C, SIGTERM or an error: no half-written -lrfind folder
         shutil.rmtree(run_dir, ignore_errors=True)

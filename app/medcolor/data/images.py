@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -47,6 +48,17 @@ def open_rgb(fn) -> Image.Image:
 def open_image(fn, channels: int = 1) -> Image.Image:
     """The image as a model with `channels` input channels reads it: RGB for 3, else gray."""
     return open_rgb(fn) if channels == 3 else open_gray(fn)
+
+
+def image_name(path) -> str:
+    """An image's name for a figure: its file name, or 'breastmnist test #12' for an image inside a MedMNIST file
+    (whose last path part is only an index)."""
+    from .medmnist import is_member
+
+    if not is_member(path):
+        return Path(path).name
+    npz, split, index = str(path).rsplit("/", 2)
+    return f"{Path(npz).stem} {split} #{index}"
 
 
 def decodes(path) -> None:

@@ -50,11 +50,12 @@ class Table:
 
 
 READERS = {}
+GROUP_UNITS = {}  # what a reader's `group` column holds: what patient-grouped splits and bootstraps resample
 
 
-def reader(name):
+def reader(name, groups: str = "images"):
     def deco(fn):
-        READERS[name] = fn
+        READERS[name], GROUP_UNITS[name] = fn, groups
         return fn
     return deco
 
@@ -210,7 +211,7 @@ def resolve_labels(requested, known: list[str], named_sets: dict[str, list[str]]
 
 # ---- CheXpert ---------------------------------------------------------------------------------------------
 
-@reader("chexpert")
+@reader("chexpert", groups="patients")
 def read_chexpert(cfg: DataConfig, splits: set) -> Table:
     root = data_root(cfg)
     labels = resolve_labels(cfg.labels or [], CHEXPERT_LABELS, {}, cfg.spec)
@@ -247,7 +248,7 @@ def _chexpert_csv(root: Path, path: Path, labels, cfg: DataConfig, split: str, s
 
 # ---- ChestX-ray14 -----------------------------------------------------------------------------------------
 
-@reader("chestxray14")
+@reader("chestxray14", groups="patients")
 def read_chestxray14(cfg: DataConfig, splits: set) -> Table:
     root = data_root(cfg)
     path = table_path(root, cfg.csv, "Data_Entry_2017.csv")
@@ -279,7 +280,7 @@ def read_chestxray14(cfg: DataConfig, splits: set) -> Table:
 
 # ---- MURA ---------------------------------------------------------------------------------------------------
 
-@reader("mura")
+@reader("mura", groups="studies")
 def read_mura(cfg: DataConfig, splits: set) -> Table:
     root = data_root(cfg)
     parts = []
@@ -413,7 +414,7 @@ def parse_slices(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-@reader("ixi")
+@reader("ixi", groups="subjects")
 def read_ixi(cfg: DataConfig, splits: set) -> Table:
     import nibabel as nib
 
