@@ -91,13 +91,14 @@ def test_predict_gives_probabilities_for_new_images(demo_runs, tmp_path, sample_
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_unknown_logger_extra_is_named(tmp_path, capsys):
-    import importlib.util
-    if importlib.util.find_spec("tensorboard"):
-        pytest.skip("tensorboard is installed here")
-    assert main(["run", "recipe", "demo", "train.loggers=[csv, tensorboard]", "train.epochs=1",
+@pytest.mark.parametrize("logger,module", [("tensorboard", "fastai.callback.tensorboard"), ("wandb", "wandb")])
+def test_a_missing_logger_extra_is_named_before_any_run_folder(tmp_path, capsys, monkeypatch, logger, module):
+    import sys
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if the optional package were not installed
+    assert main(["run", "recipe", "demo", f"train.loggers=[csv, {logger}]", "train.epochs=1",
                  "train.image_size=32", "train.lr_find=false", "--runs-dir", str(tmp_path)]) == 2
-    assert "pip install 'medcolor[tensorboard]'" in capsys.readouterr().err
+    assert f"pip install 'medcolor[{logger}]'" in capsys.readouterr().err and not (tmp_path / "demo").exists()
 
 
 def test_predict_applies_the_saved_temperature_and_thresholds(demo_runs, tmp_path, sample_dir, capsys):

@@ -27,8 +27,9 @@ def test_a_figure_is_written_whole_and_closed(tmp_path):
 
     rng = np.random.default_rng(0)
     t = rng.integers(0, 2, 50)
+    open_before = set(plt.get_fignums())
     plot_roc(tmp_path / "roc.png", {"Edema": (t, t * 0.5 + rng.random(50) * 0.5)}, title="run x: ROC on test")
-    assert (tmp_path / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not plt.get_fignums()
+    assert (tmp_path / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and set(plt.get_fignums()) == open_before
 
 
 def test_grad_cam_figures_carry_a_colour_bar_that_says_what_red_means(monkeypatch, tmp_path):

@@ -125,10 +125,10 @@ def colorizer_figure(path: Path, learn, xb: torch.Tensor, what: str) -> None:
     model = learn.model.eval()
     shown = shown_input(learn.dls, xb)
     if not has_colorizer(model):
-        what = "gray" if xb.shape[1] == 1 else "RGB"
+        channels = "gray" if xb.shape[1] == 1 else "RGB"
         title = f"an ensemble of {len(model.members)} networks, each with its own front end (interpret a member " \
                 f"to see its colorizer)" if hasattr(model, "members") else \
-            f"no colorizer: the {what} input goes to the backbone as it is"
+            f"no colorizer: the {channels} input goes to the backbone as it is"
         plot_colorizer(path, shown, None, title=f"{what}\n{title}")
         return
     with torch.no_grad():

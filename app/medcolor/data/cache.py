@@ -6,6 +6,7 @@ used automatically by the DataLoaders when it holds every image at a size >= tra
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ import pandas as pd
 from PIL import Image
 
 from ..config import DataConfig
-from ..errors import UsageError
+from ..errors import MedcolorError, RunError, UsageError
 from ..io import atomic_write, removed_on_failure
 from .images import open_gray, short_side_size
 from .memory import stream
@@ -55,13 +56,20 @@ def build_cache(cfg: DataConfig, paths: list[str], size: int, workers: int | Non
     folder = base / str(size)
     todo = [p for p in paths if not os.path.exists(cached_path(p, base, size))]
     new = next((p for p in (base.parent, base, folder) if not p.exists()), None)  # what this call creates
+    unwritten = {}  # path -> the write failure as raised (stream passes errors on as text)
+
+    def write(path):
+        try:
+            _write_or_raise(path, cached_path(path, base, size), size)
+        except MedcolorError as e:
+            unwritten[path] = e
+            raise
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with removed_on_failure(new) if new else contextlib.nullcontext():  # a cache started earlier keeps its
-            for path, (_, error) in zip(todo, stream(lambda p: _write_or_raise(p, cached_path(p, base, size), size),
-                                                     todo, workers)):  # finished images (a later call resumes)
+            for path, (_, error) in zip(todo, stream(write, todo, workers)):  # finished images (a later call resumes)
                 if error:
-                    raise UsageError(error if error.startswith("cannot write") else f"cannot cache {path}: {error}")
+                    raise unwritten.get(path) or UsageError(f"cannot cache {path}: {error}")
             atomic_write(folder / MANIFEST, json.dumps({"size": size, "n_images": len(paths),
                                                         "root": str(data_root(cfg).resolve())}))
     except OSError as e:
@@ -79,9 +87,11 @@ def _write_or_raise(src: str, dst: str, size: int) -> None:
         raise
 
 
-def unwritable(folder: Path, e: OSError) -> UsageError:
-    return UsageError(f"cannot write the cache in {folder}: {e.strerror}; free some space or set MEDCOLOR_CACHE_DIR "
-                      f"to a writable folder")
+def unwritable(folder: Path, e: OSError) -> MedcolorError:
+    """A full disk is a failure (exit 1), an unwritable folder bad input (2), as for every other write."""
+    kind = RunError if e.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError
+    return kind(f"cannot write the cache in {folder}: {e.strerror}; free some space or set MEDCOLOR_CACHE_DIR to a "
+                f"writable folder")
 
 
 def use_cache(cfg: DataConfig, df: pd.DataFrame, image_size: int) -> tuple[pd.DataFrame, bool]:
