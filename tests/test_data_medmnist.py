@@ -187,9 +187,15 @@ def test_a_knn_run_votes_as_scikit_learns_kneighbors_classifier(mm_root, tmp_pat
     expected = knn.predict(frozen_features(learn, test))
     assert run["acc"] == pytest.approx(float(np.mean(expected == test[table.labels].to_numpy().argmax(1))), abs=1e-12)
     preds = pd.read_csv(Path(run["run_dir"]) / "predictions.csv")
-    shares = knn.predict_proba(frozen_features(learn, test))
+    features = frozen_features(learn, test)
+    shares = knn.predict_proba(features)
+    # where the 11th and 12th nearest training images are (all but) equally far, either may vote: float sums in
+    # another order pick the other, so the shares are compared where the eleven nearest are unambiguous
+    distances = knn.kneighbors(features, n_neighbors=12)[0]
+    clear = distances[:, 11] - distances[:, 10] > 1e-4 * np.maximum(1.0, distances[:, 10])
+    assert clear.mean() >= 0.5
     for j, label in enumerate(knn.classes_):
-        assert np.allclose(preds[f"p_{table.labels[label]}"], shares[:, j], atol=1e-5)
+        assert np.allclose(preds[f"p_{table.labels[label]}"][clear], shares[clear, j], atol=1e-5)
     if name == "breastmnist":  # the vote is in the exported graph too
         assert main(["export", run["run_dir"], "--format", "onnx", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["parity_max_abs_diff"] < 1e-5
