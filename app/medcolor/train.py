@@ -76,17 +76,22 @@ def train_shared(recipe: Recipe, runs_dir: Path, quiet: bool, existing, wait: bo
     while True:
         run = existing()
         if run is not None:
-            return {**runfolder.read_metrics(run), "run_dir": str(run), "reused": True}
+            return reused(run)
         claim = runfolder.claim(runs_dir, recipe_to_yaml(recipe))
         if claim is not None:
             with heartbeat(claim):
-                return train_new(recipe, runs_dir, quiet, callbacks)
+                run = existing()  # another sweep may have finished it and let go between the look and the claim
+                return reused(run) if run is not None else train_new(recipe, runs_dir, quiet, callbacks)
         if not wait:
             return {"run_dir": None, "deferred": True}
         if not said:
             info(f"another sweep is training {recipe.name} (seed {recipe.train.seed}): waiting for it")
             said = True
         time.sleep(1.0)
+
+
+def reused(run: Path) -> dict:
+    return {**runfolder.read_metrics(run), "run_dir": str(run), "reused": True}
 
 
 def seed_list(recipe: Recipe, seed: int | None, n_seeds: int | None) -> list[int]:

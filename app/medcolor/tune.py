@@ -188,8 +188,25 @@ def open_study(s: Study, storage, seed: int):
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
                                 direction=s.direction, load_if_exists=True)
-    study.set_user_attr("medcolor", s.identity())
+    mark(study, s.identity())
     return study
+
+
+def mark(study, identity: dict) -> None:
+    """The study's `medcolor` attribute. Two processes starting one study both write it, and the database's unique
+    key refuses the second insert (Optuna's StorageInternalError): that is fine when the first wrote the same."""
+    import json
+
+    import optuna
+
+    identity = json.loads(json.dumps(identity))  # as the database gives it back (tuples become lists)
+    if study.user_attrs.get("medcolor") == identity:
+        return
+    try:
+        study.set_user_attr("medcolor", identity)
+    except optuna.exceptions.StorageInternalError:
+        if study.user_attrs.get("medcolor") != identity:
+            raise
 
 
 def describe(identity) -> str:
