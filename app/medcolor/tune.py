@@ -163,7 +163,7 @@ def open_storage(url: str):
             raise UsageError(f"--storage {shown} needs its database driver ({module}): pip install '{package}'") \
                 from None
         except Exception as e:  # SQLAlchemy's and the drivers' errors: one line
-            racing = any(w in str(e).lower() for w in ("already exists", "duplicate", "locked"))
+            racing = any(w in str(e).lower() for w in ("already exists", "duplicate", "locked", "unique constraint"))
             if attempt == 2 or not racing:
                 first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
                 raise UsageError(f"cannot open the study database {shown}: {first}") from None
