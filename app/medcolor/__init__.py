@@ -5,12 +5,9 @@ exactly as `medcolor run` trains it), and `load_model(run_dir)` for a finished r
 with its best weights whose `dls.test_dl(rows)` preprocesses images as validation did; no training data read).
 Heavy libraries load on first use.
 """
-from importlib.metadata import PackageNotFoundError, version
+from ._resources import medcolor_version
 
-try:
-    __version__ = version("medcolor")  # one version string: pyproject.toml's
-except PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
+__version__ = medcolor_version()
 
 __all__ = ["load_recipe", "build_dls", "build_learner", "load_model"]
 

@@ -10,6 +10,16 @@ from .errors import UsageError, closest
 _PACKAGES = {"recipes": "medcolor._recipe_files", "data_specs": "medcolor._spec_files"}
 
 
+def medcolor_version() -> str:
+    """medcolor's version, as pyproject.toml gives it to the installed package (the one version string)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("medcolor")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
+
+
 def shipped_dir(package: str) -> Path:
     """'recipes', 'data_specs' or 'samples' as a real directory (editable install or wheel)."""
     if package == "samples":

@@ -150,7 +150,7 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> d
     runfolder.write_predictions(run_dir, predictions_frame(probs, targets, rows, labels))
     plot_roc(runfolder.plot_path(run_dir, "roc.png"), roc_inputs(probs, targets, labels),
              title=f"{run_title(recipe)} ({split}, {len(rows)} images)")
-    colorizer_figure(runfolder.plot_path(run_dir, "colorizer.png"), learn, learn.dls.valid.one_batch()[0][:4],
+    colorizer_figure(runfolder.plot_path(run_dir, runfolder.COLORIZER_PLOT), learn, learn.dls.valid.one_batch()[0][:4],
                      f"{run_title(recipe)}: the first 4 validation images")
     return scores(probs, targets, rows, labels, recipe.data.reader, table.single_label)
 

@@ -5,6 +5,7 @@ Heavy libraries (torch, fastai, timm) are imported inside the commands so that `
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 import sys
 from typing import List, Optional
@@ -463,10 +464,12 @@ def _quiet_warnings() -> None:
 
 
 def _draw_off_screen() -> None:
-    """medcolor's commands write figures to files; as a library it leaves the user's backend alone (notebooks)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """medcolor's commands write figures to files; as a library it leaves the user's backend alone (notebooks).
+    Said through the environment while matplotlib is not loaded yet, so `--help` does not pay for importing it."""
+    if "matplotlib" in sys.modules:
+        sys.modules["matplotlib"].use("Agg")
+    else:
+        os.environ["MPLBACKEND"] = "Agg"
 
 
 def _sigterm_stops_like_ctrl_c() -> None:

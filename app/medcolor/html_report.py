@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import runfolder
+from ._resources import medcolor_version
 from .errors import UsageError
 from .io import atomic_write, claim_new, info, removed_on_failure, warn
 from .report import (GROUP, auc_vs_size, averaged_predictions, check_format, metric_columns, parse_selector,
@@ -89,18 +90,9 @@ def describe(paths, df: pd.DataFrame, table: pd.DataFrame) -> tuple[str, str]:
     data = ", ".join(dict.fromkeys(d.rstrip(":") for d in table["data"]))
     facts = {"folders": ", ".join(map(str, paths)), "recipes": recipes,
              "rows": f"{len(table)} ({len(df)} runs; a row's seeds are averaged)", "seeds": seeds,
-             "scored on": f"the {splits} split", "data": data, "written": f"{when} by medcolor {_version()}"}
+             "scored on": f"the {splits} split", "data": data, "written": f"{when} by medcolor {medcolor_version()}"}
     meta = "\n".join(f"<div><dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd></div>" for k, v in facts.items())
     return f"medcolor report: {recipes} (seeds {seeds}; {splits} split; {when})", meta
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("medcolor")
-    except PackageNotFoundError:
-        return "(not installed)"
 
 
 def row_name(r) -> str:

@@ -108,7 +108,7 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
     labels, targets, rows = li.labels, li.targets, li.rows
     decided, thresholds = operating_thresholds(probs, calibrated, cal, labels, threshold)
     title = model_title(run_dir)
-    with runfolder.result_dir(run_dir, f"interpret-{li.folder}") as out:
+    with runfolder.result_dir(run_dir, f"{runfolder.INTERPRET_PREFIX}{li.folder}") as out:
         losses = per_image_loss(probs, targets, spec.single_label)
         top = top_losses(out / "top_losses.png", rows, probs, targets, losses, labels, min(top_k, len(rows)),
                          f"{title}\n{li.source}", spec.input.get("channels", 1), spec.single_label)
@@ -122,7 +122,7 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
                          f"{title}\n{li.source}: the first {min(8, len(rows))} images")
         outputs = [list(spec.labels).index(lab) for lab in labels]
         groups = [("gradcam_top_losses.png", "the images with the highest loss", list(top["path"])),
-                  ("gradcam_gallery.png", f"the first {min(8, len(rows))} images", list(rows["path"][:8]))]
+                  (runfolder.GRADCAM_GALLERY, f"the first {min(8, len(rows))} images", list(rows["path"][:8]))]
         figures, used = gradcam_figures(learn, out, groups, labels, outputs, f"{title}\n{li.source}", layer)
         result = {"out_dir": str(out), "split": li.split, "data": li.source, "thresholds": thresholds,
                   "threshold_scale": "calibrated" if calibrated is not None and threshold is None else "raw",
@@ -150,9 +150,9 @@ def _interpret_images(run_dir, learn, spec, paths: list[str], layer: str | None 
     shown, labels = paths[:8], list(spec.labels)
     xb = learn.dls.test_dl(pd.DataFrame({"path": shown}), with_labels=False, bs=len(shown)).one_batch()[0]
     which = f"{len(shown)} given image{'s' * (len(shown) > 1)}"
-    with runfolder.result_dir(run_dir, "interpret-images") as out:
+    with runfolder.result_dir(run_dir, f"{runfolder.INTERPRET_PREFIX}images") as out:
         colorizer_figure(out / "colorizer_gallery.png", learn, xb, f"{model_title(run_dir)}\n{which}")
-        figures, used = gradcam_figures(learn, out, [("gradcam_gallery.png", which, shown)], labels,
+        figures, used = gradcam_figures(learn, out, [(runfolder.GRADCAM_GALLERY, which, shown)], labels,
                                         list(range(len(labels))), model_title(run_dir), layer)
         result = {"out_dir": str(out), "split": "images", "data": f"{len(paths)} given images", "gradcam": figures,
                   "gradcam_layer": used,

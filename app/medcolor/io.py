@@ -209,6 +209,11 @@ def write_failure(e: OSError) -> MedcolorError | None:
     if e.errno not in WRITE_ERRNOS:
         return None
     where = Path(e.filename).parent if e.filename and not Path(e.filename).is_dir() else e.filename
-    message = f"cannot write in {where or 'the output folder'}: {e.strerror}; free some space or choose a writable " \
-              f"folder"
+    return write_error(e, f"cannot write in {where or 'the output folder'}: {e.strerror}; free some space or choose a "
+                          f"writable folder")
+
+
+def write_error(e: OSError, message: str) -> MedcolorError:
+    """A failure to write as medcolor reports it: a full disk is a failure while running (exit 1), a read-only or
+    unwritable folder bad input (exit 2)."""
     return RunError(message) if e.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError(message)

@@ -10,8 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 from .compare import aligned
+from .config import gray_replicated
 from .errors import UsageError
 from .io import claim_new, info, removed_on_failure
+from .modes import MODES
 from .runfolder import METRICS, RECIPE, is_cv_dir, is_finished, read_metrics, read_oof, read_predictions, saved_recipe
 from .runs import starting_point
 from .stats import auc_intervals, holm, mean_over_labels, paired_comparison, rank_aucs
@@ -231,9 +233,6 @@ def plot_versus(table: pd.DataFrame, path: Path) -> None:
 
 
 def strategy(mode, colorizer: str) -> str:
-    from .config import gray_replicated
-    from .modes import MODES
-
     return MODES[mode].label(not gray_replicated(colorizer)) if mode in MODES else str(mode)
 
 

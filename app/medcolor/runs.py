@@ -21,8 +21,9 @@ def environment() -> dict:
     import timm
     import torch
 
-    from . import __version__
-    return {"medcolor": __version__, "python": platform.python_version(), "torch": torch.__version__,
+    from ._resources import medcolor_version
+
+    return {"medcolor": medcolor_version(), "python": platform.python_version(), "torch": torch.__version__,
             "fastai": fastai.__version__, "timm": timm.__version__, "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",

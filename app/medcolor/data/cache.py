@@ -6,7 +6,6 @@ used automatically by the DataLoaders when it holds every image at a size >= tra
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -16,8 +15,8 @@ import pandas as pd
 from PIL import Image
 
 from ..config import DataConfig
-from ..errors import MedcolorError, RunError, UsageError
-from ..io import atomic_write, removed_on_failure
+from ..errors import MedcolorError, UsageError
+from ..io import atomic_write, removed_on_failure, write_error
 from .images import open_gray, short_side_size
 from .memory import stream
 from .readers import data_root
@@ -88,10 +87,8 @@ def _write_or_raise(src: str, dst: str, size: int) -> None:
 
 
 def unwritable(folder: Path, e: OSError) -> MedcolorError:
-    """A full disk is a failure (exit 1), an unwritable folder bad input (2), as for every other write."""
-    kind = RunError if e.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError
-    return kind(f"cannot write the cache in {folder}: {e.strerror}; free some space or set MEDCOLOR_CACHE_DIR to a "
-                f"writable folder")
+    return write_error(e, f"cannot write the cache in {folder}: {e.strerror}; free some space or set "
+                          f"MEDCOLOR_CACHE_DIR to a writable folder")
 
 
 def use_cache(cfg: DataConfig, df: pd.DataFrame, image_size: int) -> tuple[pd.DataFrame, bool]:
