@@ -118,8 +118,8 @@ def mean_auc(model, x, y, single: bool, bs: int, memory) -> float:
 
 def classify(recipe_name: str, overrides: list[str]) -> dict:
     from medcolor.data.readers import read_table
-    from medcolor.models import build_model
-    from medcolor.recipes import load_recipe
+    from medcolor.nets.models import build_model
+    from medcolor.training.recipes import load_recipe
 
     r = load_recipe(recipe_name, overrides)
     t, d = r.train, r.data
@@ -182,7 +182,7 @@ def plain_optimizer(params, t, first_lr: float):
 
 def valid_score(model, learn, reconstruction: bool, bs: int) -> float:
     """The validation monitor: mean AUC (classification) or mean per-image SSIM (reconstruction)."""
-    from medcolor.reconstruction import per_image_ssim
+    from medcolor.tasks.reconstruction import per_image_ssim
 
     x, y = (torch.cat(v) for v in zip(*[(a.as_subclass(torch.Tensor), b.as_subclass(torch.Tensor))
                                         for a, b in learn.dls.valid]))
@@ -204,9 +204,9 @@ def replay(recipe_name: str, overrides: list[str]) -> dict:
 
     from fastai.callback.core import Callback
 
-    from medcolor.learner import build_learner
-    from medcolor.recipes import load_recipe
-    from medcolor.train import fit
+    from medcolor.training.learner import build_learner
+    from medcolor.training.recipes import load_recipe
+    from medcolor.training.train import fit
 
     r = load_recipe(recipe_name, overrides)
     t, reconstruction = r.train, r.task == "reconstruction"
@@ -283,8 +283,8 @@ def reconstruct(recipe_name: str, overrides: list[str]) -> dict:
 
     from medcolor.data.readers import read_table
     from medcolor.data.volumes import denoise_input
-    from medcolor.models import build_model
-    from medcolor.recipes import load_recipe
+    from medcolor.nets.models import build_model
+    from medcolor.training.recipes import load_recipe
 
     r = load_recipe(recipe_name, overrides)
     t = r.train

@@ -190,8 +190,8 @@ def make_ixi(root: Path, n_subjects: int = 40, shape=(IXI_SIZE, IXI_SIZE, 40)) -
 
 def step_speed(backbone: str, colorizer: str, size: int, channels_last: bool, bs: int = 8, steps: int = 3) -> float:
     """Training images/s of one model (mode 2) on random batches; on a GPU with bf16 autocast, as train.bf16."""
-    from medcolor.config import ModelConfig
-    from medcolor.models import build_model
+    from medcolor.core.config import ModelConfig
+    from medcolor.nets.models import build_model
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     bs = bs * 4 if device.type == "cuda" else bs
@@ -222,8 +222,8 @@ def step_speed(backbone: str, colorizer: str, size: int, channels_last: bool, bs
 def sweep_on_paper(n_train: int = 223_414, size: int = 320, shards: int = 8) -> None:
     """Wall time of the thesis Table 5.1 sweep from measured training images/s per (backbone, colorizer) at 320 px,
     counting every run at its mode-2 speed (mode 1 is faster: the frozen body needs no weight gradients)."""
-    from medcolor.recipes import load_recipe
-    from medcolor.sweeps import expand, load_sweep, shard
+    from medcolor.training.recipes import load_recipe
+    from medcolor.training.sweeps import expand, load_sweep, shard
 
     jobs = expand(load_sweep("table5-1"))
     speed, hours = {}, {}

@@ -13,8 +13,8 @@ import time
 
 import torch
 
-from medcolor.config import ModelConfig
-from medcolor.models import build_model
+from medcolor.core.config import ModelConfig
+from medcolor.nets.models import build_model
 
 TRAIN_SIZES = {"pathmnist": 89996, "chestmnist": 78468, "dermamnist": 7007, "octmnist": 97477, "pneumoniamnist": 4708,
                "retinamnist": 1080, "breastmnist": 546, "bloodmnist": 11959, "tissuemnist": 165466,

@@ -46,9 +46,9 @@ def timed(fn):
 
 
 def main(n: int) -> None:
-    from medcolor.learner import build_data, checkpoint_learner
-    from medcolor.runs import load_model, read_recipe
-    from medcolor.train import run_recipe
+    from medcolor.training.learner import build_data, checkpoint_learner
+    from medcolor.training.runs import load_model, read_recipe
+    from medcolor.training.train import run_recipe
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"

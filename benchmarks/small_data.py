@@ -96,9 +96,9 @@ def speed(out: Path) -> None:
 
 
 def table(out: Path) -> None:
-    from medcolor.compare import compare_runs
-    from medcolor.report import find_runs
-    from medcolor.runfolder import read_metrics
+    from medcolor.results.compare import compare_runs
+    from medcolor.results.report import find_runs
+    from medcolor.core.runfolder import read_metrics
 
     for data in DATASETS:
         single = sorted(find_runs([runs_of(out, f"{data}-single")]))
@@ -160,9 +160,9 @@ def table(out: Path) -> None:
 
 def _averaged_diff(runs_a, runs_b) -> str:
     """A - B on the seed-averaged test predictions (report --vs's comparison), paired bootstrap over patients."""
-    from medcolor.compare import aligned
-    from medcolor.report import averaged_predictions
-    from medcolor.stats import paired_comparison
+    from medcolor.results.compare import aligned
+    from medcolor.results.report import averaged_predictions
+    from medcolor.tasks.stats import paired_comparison
 
     labels, a = averaged_predictions([str(r) for r in runs_a])
     _, b = averaged_predictions([str(r) for r in runs_b])

@@ -24,9 +24,9 @@ def probe(overrides: list[str]) -> dict:
     """Per-label logistic regression on frozen features: mean AUC on valid and test."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from medcolor.classification import frozen_features
-    from medcolor.learner import build_data, build_learner
-    from medcolor.recipes import load_recipe
+    from medcolor.tasks.classification import frozen_features
+    from medcolor.training.learner import build_data, build_learner
+    from medcolor.training.recipes import load_recipe
 
     recipe = load_recipe("demo", overrides)
     dls, table = build_data(recipe)

@@ -34,7 +34,7 @@ TINY_DEMO = ["train.epochs=1", "train.image_size=32", "train.bs=64", "train.lr_f
 @pytest.fixture(scope="session")
 def demo_runs(tmp_path_factory):
     """Three finished tiny demo runs (seeds 0, 1, 2) in one runs folder, shared by the result-reading tests."""
-    from medcolor.train import run_recipe
+    from medcolor.training.train import run_recipe
 
     runs_dir = tmp_path_factory.mktemp("runs")
     results = run_recipe("demo", TINY_DEMO, n_seeds=3, runs_dir=runs_dir, quiet=True)

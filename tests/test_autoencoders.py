@@ -2,7 +2,7 @@ import json
 
 import torch
 
-from medcolor.autoencoders import AECNNFrontEnd, keras_param_count
+from medcolor.nets.autoencoders import AECNNFrontEnd, keras_param_count
 from medcolor.cli import main
 
 
@@ -53,9 +53,9 @@ def test_aecnn_stages_1_2_3_chain_and_log_both_losses(tmp_path, capsys):
 
 
 def test_resnet50_autoencoder_takes_and_returns_three_channels():
-    from medcolor.config import ModelConfig
-    from medcolor.models import build_model
-    from medcolor.reconstruction import mse_loss, per_image_psnr
+    from medcolor.core.config import ModelConfig
+    from medcolor.nets.models import build_model
+    from medcolor.tasks.reconstruction import mse_loss, per_image_psnr
 
     model = build_model(ModelConfig(arch="ae-resnet50", backbone="resnet50"), n_out=1).eval()
     assert model.encoder.conv1.in_channels == 3 and model.decoder[-1].out_channels == 3  # as the source (seed 002)

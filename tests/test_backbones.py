@@ -2,8 +2,8 @@ import pytest
 import timm
 import torch
 
-from medcolor.backbones import _hub_reachable, create_backbone
-from medcolor.errors import UsageError
+from medcolor.nets.backbones import _hub_reachable, create_backbone
+from medcolor.core.errors import UsageError
 
 
 @pytest.mark.skipif(_hub_reachable(), reason="needs a machine without access to the Hugging Face hub")
@@ -97,7 +97,7 @@ def test_imagenet_weights_named_by_package_classify_a_natural_photograph():
     import matplotlib.cbook
     import numpy as np
     from PIL import Image
-    from medcolor.backbones import load_weights_file, weights_path
+    from medcolor.nets.backbones import load_weights_file, weights_path
 
     model = create_backbone("efficientnet_lite0", 1000)
     load_weights_file(model, weights_path(IMAGENET_FILE), include_head=True)
@@ -133,7 +133,7 @@ def test_a_file_that_fits_neither_by_name_nor_by_position_names_the_first_mismat
 def test_a_new_head_starts_small_whatever_the_family():
     """timm initialises EfficientNet's classifier by fan-out (first logits of std ~4 with 6 outputs); a new head
     gets PyTorch's default init, as torchvision heads have."""
-    from medcolor.backbones import weights_path
+    from medcolor.nets.backbones import weights_path
 
     model = create_backbone("efficientnet_lite0", 6, weights=weights_path(IMAGENET_FILE)).eval()
     with torch.no_grad():
@@ -145,7 +145,7 @@ def test_stem_sum_adaptation_equals_gray_replication():
     """in_chans=1 sums the RGB stem kernels (timm's adapt_input_conv): the same outputs as a replicated gray image."""
     torch.manual_seed(0)
     rgb = create_backbone("resnet18", 5).eval()
-    from medcolor.backbones import with_in_chans
+    from medcolor.nets.backbones import with_in_chans
 
     gray = with_in_chans(rgb, "resnet18", 5, 1).eval()
     x = torch.randn(2, 1, 64, 64)
@@ -154,7 +154,7 @@ def test_stem_sum_adaptation_equals_gray_replication():
 
 
 def test_package_weights_that_are_not_installed_are_one_line():
-    from medcolor.backbones import weights_path
+    from medcolor.nets.backbones import weights_path
 
     with pytest.raises(UsageError, match="no installed Python package 'no_such_weights'; install it"):
         weights_path("package:no_such_weights")

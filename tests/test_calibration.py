@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from scipy.special import expit, logit
 
-from medcolor.calibration import (reliability_curves, assess, calibrate, check_rule, choose_thresholds, expected_calibration_error, fit,
+from medcolor.tasks.calibration import (reliability_curves, assess, calibrate, check_rule, choose_thresholds, expected_calibration_error, fit,
                                   operating_points)
-from medcolor.errors import UsageError
+from medcolor.core.errors import UsageError
 
 
 def test_youden_threshold_separates_a_clean_split():

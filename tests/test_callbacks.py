@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import torch
 
-from medcolor.callbacks import FMix, PlainTensors, fmix_mask
+from medcolor.training.callbacks import FMix, PlainTensors, fmix_mask
 
 
 def test_fmix_mixes_inputs_and_targets_by_the_mask_area():
@@ -37,10 +37,10 @@ def test_the_best_epochs_validation_predictions_spare_finalize_a_pass(tmp_path):
     """BestValidPredictions keeps the validation pass that scored best.pth; it equals predicting the split again."""
     import numpy as np
 
-    from medcolor.classification import predict_split
-    from medcolor.learner import build_data, build_learner
-    from medcolor.recipes import load_recipe
-    from medcolor.train import fit
+    from medcolor.tasks.classification import predict_split
+    from medcolor.training.learner import build_data, build_learner
+    from medcolor.training.recipes import load_recipe
+    from medcolor.training.train import fit
 
     recipe = load_recipe("demo", ["train.epochs=1", "train.image_size=32"])
     dls, table = build_data(recipe)
@@ -55,7 +55,7 @@ def test_a_nan_loss_is_blamed_on_the_learning_rate_only_when_the_batch_was_finit
     import pytest
     from fastai.callback.core import CancelFitException
 
-    from medcolor.callbacks import StopOnNaN
+    from medcolor.training.callbacks import StopOnNaN
 
     nan, finite = torch.tensor(float("nan")), torch.zeros(2, 1, 4, 4)
     cases = [((finite,), (torch.zeros(2, 3),), True, "the weights diverged"),

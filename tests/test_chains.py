@@ -1,7 +1,7 @@
 import json
 
-from medcolor.chains import find_parent_run, parent_overrides
-from medcolor.recipes import load_recipe, recipe_to_yaml
+from medcolor.training.chains import find_parent_run, parent_overrides
+from medcolor.training.recipes import load_recipe, recipe_to_yaml
 
 
 def _finished(runs_dir, recipe, name):

@@ -3,11 +3,11 @@ from types import SimpleNamespace
 
 import torch
 
-import medcolor.classification as classification
-from medcolor.config import ModelConfig
+import medcolor.tasks.classification as classification
+from medcolor.core.config import ModelConfig
 from medcolor.data.block import normalisation
 from medcolor.data.items import Fit, GrayTensor, inference_dataloaders
-from medcolor.models import build_model
+from medcolor.nets.models import build_model
 
 
 def test_the_colorizer_figure_of_a_run_without_a_colorizer_says_so(real_batch, monkeypatch, tmp_path):
@@ -28,7 +28,7 @@ def test_the_colorizer_figure_of_a_run_without_a_colorizer_says_so(real_batch, m
 
 
 def test_the_loss_plot_has_whole_epochs_and_a_legend_clear_of_the_points(monkeypatch, tmp_path):
-    import medcolor.plots as plots
+    import medcolor.core.plots as plots
 
     figures = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))
@@ -44,7 +44,7 @@ def test_the_loss_plot_has_whole_epochs_and_a_legend_clear_of_the_points(monkeyp
 
 def test_the_loss_plot_marks_the_best_epoch_and_never_zooms_a_tiny_score_change_to_full_height(monkeypatch,
                                                                                                 tmp_path):
-    import medcolor.plots as plots
+    import medcolor.core.plots as plots
 
     figures = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))
@@ -63,7 +63,7 @@ def test_a_model_that_predicts_one_class_for_every_image_is_said_so_beside_its_a
     import numpy as np
     import pandas as pd
 
-    from medcolor.evaluate import format_scores
+    from medcolor.results.evaluate import format_scores
 
     targets = np.eye(2)[[0, 1, 1, 1, 0, 1, 1, 1]]
     probs = np.column_stack([np.linspace(0.1, 0.4, 8), 1 - np.linspace(0.1, 0.4, 8)])  # always "pneumonia"

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from medcolor.colorizers import create_colorizer, list_colorizers
-from medcolor.errors import UsageError
+from medcolor.nets.colorizers import create_colorizer, list_colorizers
+from medcolor.core.errors import UsageError
 
 EXPECTED_PARAMS = {"deconv": 596_611, "pixelshuffle": 599_440, "coloru": 192_659, "resizeconv": 596_503,
                    "none": 0, "gray": 0}

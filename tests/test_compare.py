@@ -52,7 +52,7 @@ def test_compare_needs_finished_runs(demo_runs, tmp_path, capsys):
 
 
 def test_titles_name_the_recipe_colorizer_mode_and_seed(demo_runs, capsys, monkeypatch):
-    import medcolor.evaluate as evaluate
+    import medcolor.results.evaluate as evaluate
 
     _, runs = demo_runs
     titles = []

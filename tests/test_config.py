@@ -1,7 +1,7 @@
 import pytest
 
-from medcolor.config import DataConfig, Recipe, apply_overrides, from_dict, parse_override
-from medcolor.errors import UsageError
+from medcolor.core.config import DataConfig, Recipe, apply_overrides, from_dict, parse_override
+from medcolor.core.errors import UsageError
 
 
 def test_overrides_parse_yaml_scalars():

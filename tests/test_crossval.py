@@ -24,8 +24,8 @@ def cv_dir(tmp_path_factory):
 
 
 def test_a_cross_validation_folder_holds_its_folds_and_out_of_fold_predictions(cv_dir):
-    from medcolor.crossval import fold_assignment
-    from medcolor.runs import read_recipe
+    from medcolor.results.crossval import fold_assignment
+    from medcolor.training.runs import read_recipe
 
     folds = pd.read_csv(cv_dir / "folds.csv")
     assert sorted(set(folds["fold"])) == [1, 2, 3] and len(folds) == 546 + 78  # train + valid pooled

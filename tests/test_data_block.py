@@ -7,7 +7,7 @@ import torch
 import medcolor
 from medcolor.data import load_data_config
 from medcolor.data.block import build_dls_from_config, split_rows
-from medcolor.errors import UsageError
+from medcolor.core.errors import UsageError
 
 from fixtures import chexpert, csv_table, folders, mura, nih
 
@@ -174,8 +174,8 @@ def test_pad_to_centres_the_normalised_image_and_pads_with_zero(tmp_path):
 
     from fixtures import write_npz
     from medcolor.data.medmnist import read_image
-    from medcolor.recipes import load_recipe
-    from medcolor.runs import spec_for
+    from medcolor.training.recipes import load_recipe
+    from medcolor.training.runs import spec_for
 
     write_npz(tmp_path, "breastmnist")
     recipe = load_recipe("medmnistplus-linear-probe", [f"data.root={tmp_path}", "data.name=breastmnist"])

@@ -11,7 +11,7 @@ from fixtures import write_dicom
 from medcolor.cli import main
 from medcolor.data.dicom import is_dicom, read_dicom
 from medcolor.data.images import open_gray
-from medcolor.errors import UsageError
+from medcolor.core.errors import UsageError
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from medcolor.data.folds import cut_folds, groups_in_two_folds, strata, with_fold
-from medcolor.errors import UsageError
+from medcolor.core.errors import UsageError
 
 
 def table(n_patients=40, per_patient=3, seed=0):
@@ -54,7 +54,7 @@ def test_more_folds_than_patients_is_one_line():
 
 
 def test_the_nih_sample_read_with_folds(sample_dir):
-    from medcolor.recipes import load_recipe
+    from medcolor.training.recipes import load_recipe
     from medcolor.data.readers import read_table
 
     plain = read_table(load_recipe("demo").data)

@@ -1,7 +1,7 @@
 import pytest
 
 from medcolor.data.labels import canonical, match_labels, parse_labels_map
-from medcolor.errors import UsageError
+from medcolor.core.errors import UsageError
 
 NIH = ["Atelectasis", "Cardiomegaly", "Effusion", "Pleural_Thickening", "Any finding"]
 CHEXPERT = ["No Finding", "Cardiomegaly", "Atelectasis", "Pleural Effusion", "Pleural Other"]

@@ -8,7 +8,7 @@ import pytest
 
 from fixtures import MEDMNIST_COUNTS, write_npz
 from medcolor.cli import main
-from medcolor.config import DataConfig
+from medcolor.core.config import DataConfig
 from medcolor.data import medmnist
 from medcolor.data.readers import read_table
 
@@ -134,8 +134,8 @@ def test_rgb_datasets_go_straight_to_the_backbone_and_say_so(tmp_path, capsys):
 
 
 def test_an_input_smaller_than_the_files_images_is_refused():
-    from medcolor.errors import UsageError
-    from medcolor.recipes import load_recipe
+    from medcolor.core.errors import UsageError
+    from medcolor.training.recipes import load_recipe
 
     with pytest.raises(UsageError, match="train.image_size=32 would shrink the 64 px images of data.size=64; set "
                                          "train.image_size=64"):
@@ -171,8 +171,8 @@ def test_a_knn_run_votes_as_scikit_learns_kneighbors_classifier(mm_root, tmp_pat
     import pandas as pd
     from sklearn.neighbors import KNeighborsClassifier
 
-    from medcolor.classification import frozen_features
-    from medcolor.runs import load_model
+    from medcolor.tasks.classification import frozen_features
+    from medcolor.training.runs import load_model
 
     if name == "breastmnist":
         write_npz(mm_root, "breastmnist")

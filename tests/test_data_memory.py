@@ -26,7 +26,7 @@ def test_load_all_keeps_order_and_names_failures():
 
 
 def test_a_bad_value_for_in_memory_is_a_usage_error():
-    from medcolor.errors import UsageError
+    from medcolor.core.errors import UsageError
 
     with pytest.raises(UsageError, match="in_memory"):
         load_data_config("nih-sample", ["in_memory=maybe"])

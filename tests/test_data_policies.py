@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from medcolor.data import load_data_config, summarize
-from medcolor.errors import UsageError
+from medcolor.core.errors import UsageError
 
 from fixtures import chexpert
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from medcolor.data import load_data_config, read_table, summarize
-from medcolor.errors import UsageError
+from medcolor.core.errors import UsageError
 
 from fixtures import chexpert, folders, mura, nih
 

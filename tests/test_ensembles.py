@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from medcolor.cli import main
-from medcolor.errors import UsageError
+from medcolor.core.errors import UsageError
 
 
 def test_an_ensemble_of_seeds_predicts_the_mean_of_its_members(demo_runs, tmp_path, sample_dir, capsys):
@@ -33,8 +33,8 @@ def test_an_ensemble_of_seeds_predicts_the_mean_of_its_members(demo_runs, tmp_pa
 
 
 def test_ensemble_refuses_mismatched_or_too_few_members(demo_runs, tmp_path, capsys):
-    from medcolor.runfolder import ModelSpec
-    from medcolor.runs import ensemble_spec
+    from medcolor.core.runfolder import ModelSpec
+    from medcolor.training.runs import ensemble_spec
 
     _, runs = demo_runs
     assert main(["ensemble", str(runs[0]), "--out", str(tmp_path / "one")]) == 2

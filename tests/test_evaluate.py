@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from medcolor.cli import main
-from medcolor.evaluate import format_scores
-from medcolor.metrics import label_aucs, mean_of
+from medcolor.results.evaluate import format_scores
+from medcolor.tasks.metrics import label_aucs, mean_of
 
 
 # evaluate predicts in other batches than the run's end did: another CPU sums in another order, moving
@@ -106,7 +106,7 @@ def test_predict_applies_the_saved_temperature_and_thresholds(demo_runs, tmp_pat
 
     import pandas as pd
 
-    from medcolor.calibration import calibrate
+    from medcolor.tasks.calibration import calibrate
 
     _, runs = demo_runs
     bare = tmp_path / runs[2].name

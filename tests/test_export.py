@@ -5,15 +5,15 @@ import pandas as pd
 import torch
 
 from medcolor.cli import main
-from medcolor.export import run_exported
-from medcolor.runs import load_model
+from medcolor.results.export import run_exported
+from medcolor.training.runs import load_model
 
 
 def test_exported_models_output_predicts_calibrated_probabilities(demo_runs, tmp_path, sample_dir, capsys):
     """The exported graph holds the temperature scaling: its output is predict's p_<label>, for another batch size
     too, and its sidecar says the thresholds apply to it."""
-    from medcolor.calibration import calibrate
-    from medcolor.classification import predict_rows
+    from medcolor.tasks.calibration import calibrate
+    from medcolor.tasks.classification import predict_rows
 
     _, runs = demo_runs
     spec, learn = load_model(runs[0])

@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from medcolor.gradcam import colorized, grad_cam, has_feature_map
+from medcolor.nets.gradcam import colorized, grad_cam, has_feature_map
 
 
 class RegionOnly(nn.Module):
@@ -59,10 +59,10 @@ def test_at_the_demos_size_grad_cam_moves_to_the_deepest_stage_at_least_7_wide(r
     chosen is the deepest timm stage whose map is at least 7 x 7, and its maps show evidence."""
     import pytest
 
-    from medcolor.config import ModelConfig
-    from medcolor.errors import UsageError
-    from medcolor.gradcam import MIN_SIDE, cam_layer
-    from medcolor.models import build_model
+    from medcolor.core.config import ModelConfig
+    from medcolor.core.errors import UsageError
+    from medcolor.nets.gradcam import MIN_SIDE, cam_layer
+    from medcolor.nets.models import build_model
 
     model = build_model(ModelConfig(backbone="efficientnet_lite0", colorizer="conv1x1"), n_out=5).eval()
     assert cam_layer(model, 320) is None  # 10 x 10 at 320 px: the last map is kept

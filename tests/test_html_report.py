@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from medcolor.cli import main
-from medcolor.html_report import gradcam_png, report_with_page
+from medcolor.results.html_report import gradcam_png, report_with_page
 
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install "
@@ -72,7 +72,7 @@ def test_the_page_says_what_it_shows_and_has_a_row_per_report_row(page, two_rows
 
 
 def test_a_failure_leaves_no_page(two_rows, tmp_path, monkeypatch):
-    import medcolor.html_report as html_report
+    import medcolor.results.html_report as html_report
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
@@ -93,7 +93,7 @@ def test_grad_cam_already_in_the_run_folder_is_reused(demo_runs, tmp_path):
 
 
 def test_command_line_writes_the_page_next_to_an_existing_one(two_rows, tmp_path, capsys, monkeypatch):
-    import medcolor.html_report as html_report
+    import medcolor.results.html_report as html_report
 
     monkeypatch.setattr(html_report, "gradcam_png", lambda run: (b"\x89PNG", "a stand-in"))  # the page's is tested
     path = tmp_path / "r.html"

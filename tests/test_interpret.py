@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from medcolor.cli import main
-from medcolor.interpret import per_image_loss
+from medcolor.results.interpret import per_image_loss
 
 
 def test_interpret_writes_the_figures(demo_runs, capsys):
@@ -20,7 +20,7 @@ def test_interpret_writes_the_figures(demo_runs, capsys):
     assert len(losses) == 4 and losses == sorted(losses, reverse=True)
     assert out["gradcam"] == ["gradcam_top_losses.png", "gradcam_gallery.png"]
     from medcolor.data import read_table
-    from medcolor.recipes import load_recipe
+    from medcolor.training.recipes import load_recipe
 
     n_valid = len(read_table(load_recipe("demo").data).split("valid"))
     cm = out["confusion"]["Any finding"]
@@ -43,8 +43,8 @@ def test_per_image_loss_ignores_masked_labels():
 
 def test_an_rgb_run_is_shown_in_its_colours(tmp_path, capsys, monkeypatch):
     """Top losses and Grad-CAM show what the model reads: the file's RGB pixels, not a gray or normalised copy."""
-    import medcolor.interpret as interpret
-    import medcolor.plots as plots
+    import medcolor.results.interpret as interpret
+    import medcolor.core.plots as plots
     from fixtures import write_npz
 
     npz = write_npz(tmp_path / "mm", "dermamnist", n_classes=7, rgb=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from medcolor.errors import UsageError
-from medcolor.io import atomic_torch_save, atomic_write, claim_new, load_tensors, write_json
+from medcolor.core.errors import UsageError
+from medcolor.core.io import atomic_torch_save, atomic_write, claim_new, load_tensors, write_json
 
 
 def test_a_write_killed_midway_never_replaces_the_checkpoint(tmp_path):
@@ -18,7 +18,7 @@ def test_a_write_killed_midway_never_replaces_the_checkpoint(tmp_path):
     atomic_torch_save({"epoch": 1, "w": torch.ones(3)}, target)
     script = textwrap.dedent(f"""
         import os, signal, torch
-        import medcolor.io as io
+        import medcolor.core.io as io
         real = os.fsync
         def die(fd):  # the process is killed after the new bytes are written, before the rename
             os.kill(os.getpid(), signal.SIGKILL)
@@ -72,7 +72,7 @@ def test_a_truncated_checkpoint_is_named_as_such(tmp_path):
     ("exists.csv", "already exists; choose another --out"), ("missing/p.csv", "does not exist; create it first"),
     ("exists.csv/p.csv", "is a file, not a folder")])
 def test_output_files_are_checked_before_any_work(tmp_path, target, message):
-    from medcolor.io import check_output_file
+    from medcolor.core.io import check_output_file
 
     (tmp_path / "exists.csv").write_text("x")
     with pytest.raises(UsageError, match=message):

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 import medcolor
-from medcolor.learner import optimizer
-from medcolor.recipes import load_recipe
+from medcolor.training.learner import optimizer
+from medcolor.training.recipes import load_recipe
 
 
 def test_optimisers_follow_the_sources():
@@ -35,7 +35,7 @@ def test_speed_options_reach_the_learner():
     mixed precision only on a GPU; fp16 and bf16 together are a usage error."""
     import pytest
 
-    from medcolor.errors import UsageError
+    from medcolor.core.errors import UsageError
 
     learn = medcolor.build_learner(load_recipe("demo", ["train.image_size=32", "train.compile=true"]))
     assert learn.model._compiled_call_impl is not None
@@ -61,7 +61,7 @@ class GroupSpy:
 
             def before_epoch(self):
                 self.peak.append([0.0] * len(self.opt.param_groups))
-                from medcolor.models import part_parameters
+                from medcolor.nets.models import part_parameters
 
                 self.params = part_parameters(self.learn.model, "body")
                 self.body = [p.detach().clone() for p in self.params]
@@ -75,9 +75,9 @@ class GroupSpy:
 
 
 def _fine_tuned(overrides):
-    from medcolor.learner import build_learner
-    from medcolor.modes import named_groups
-    from medcolor.train import fit
+    from medcolor.training.learner import build_learner
+    from medcolor.nets.modes import named_groups
+    from medcolor.training.train import fit
 
     recipe = load_recipe("demo-mode2", ["model.init_from=null", "train.image_size=32", "train.bs=64",
                                         "data.subset.fraction=0.3", *overrides])
@@ -124,7 +124,7 @@ def test_cosine_follows_timms_scheduler_stepped_once_per_epoch_as_medmnist_plus_
     step(epoch=e - 1), the protocol's loop (epoch 0 at the peak), at any point inside the epoch."""
     from timm.scheduler import CosineLRScheduler
 
-    from medcolor.learner import epoch_cosine
+    from medcolor.training.learner import epoch_cosine
 
     n, peak = 10, 1e-4
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=peak)

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from medcolor.losses import MaskedBCEWithLogits, SoftTargetCrossEntropy, class_weights
+from medcolor.tasks.losses import MaskedBCEWithLogits, SoftTargetCrossEntropy, class_weights
 
 
 def test_pos_weight_auto_is_negatives_over_positives_per_label_counted_by_hand():

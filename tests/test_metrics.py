@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score
 
-from medcolor.metrics import accuracy
+from medcolor.tasks.metrics import accuracy
 
 
 def test_acc_of_one_class_per_image_is_sklearn_accuracy_of_the_arg_max():

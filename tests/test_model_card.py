@@ -23,8 +23,8 @@ def test_every_finished_run_has_a_model_card(demo_runs, capsys):
 
 
 def card_of(recipe_name: str, overrides=(), reader_result=None) -> str:
-    from medcolor.model_card import render
-    from medcolor.recipes import load_recipe
+    from medcolor.training.model_card import render
+    from medcolor.training.recipes import load_recipe
 
     recipe = load_recipe(recipe_name, list(overrides))
     result = reader_result or {"split": "test", "n_images": 10, "best_epoch": 1, "seconds": 3.0, "auc": {"a": 0.7},

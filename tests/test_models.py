@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from medcolor.config import ModelConfig
-from medcolor.errors import UsageError
-from medcolor.models import build_model, load_parts
+from medcolor.core.config import ModelConfig
+from medcolor.core.errors import UsageError
+from medcolor.nets.models import build_model, load_parts
 
 
 def test_model_is_colorizer_then_backbone_with_new_head():

@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from medcolor.config import ModelConfig
-from medcolor.models import build_model, part_parameters
-from medcolor.callbacks import bn_callbacks
-from medcolor.modes import MODES, apply_mode, splitter_for
+from medcolor.core.config import ModelConfig
+from medcolor.nets.models import build_model, part_parameters
+from medcolor.training.callbacks import bn_callbacks
+from medcolor.nets.modes import MODES, apply_mode, splitter_for
 
 
 def one_step_learner(model, mode, batch, freeze_bn_stats=False, train_bn=False, train_stem=False):
@@ -99,7 +99,7 @@ BN_AFFINE = (".bn", "bn1.", "bn2.", "downsample.1.")
      lambda part, name: part in ("colorizer", "head") or name.startswith(("backbone.conv1.", "backbone.bn1."))),
 ])
 def test_cheap_baselines_and_mode_1_options_train_exactly_their_parameters(real_batch, colorizer, options, expected):
-    from medcolor.modes import trainable_parameters
+    from medcolor.nets.modes import trainable_parameters
 
     torch.manual_seed(0)
     model = pretrained_like(build_model(ModelConfig(backbone="resnet18", colorizer=colorizer), n_out=5))
@@ -115,7 +115,7 @@ def test_cheap_baselines_and_mode_1_options_train_exactly_their_parameters(real_
 def test_frozen_batchnorm_keeps_imagenet_statistics_by_default(real_batch):
     """The default: a frozen body's BatchNorm layers run in eval mode (fastai's BnFreeze), so head-only training
     sees the features a linear probe would; thesis recipes set freeze_bn_stats: false, as the thesis had it."""
-    from medcolor.recipes import load_recipe
+    from medcolor.training.recipes import load_recipe
 
     from fastai.callback.training import BnFreeze
 

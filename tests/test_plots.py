@@ -3,13 +3,13 @@ import sys
 
 import numpy as np
 
-from medcolor.plots import plot_roc
+from medcolor.core.plots import plot_roc
 
 KEEPS_BACKEND = """
 import matplotlib
 matplotlib.use("svg")
 import medcolor
-from medcolor import plots
+from medcolor.core import plots
 medcolor.build_dls(medcolor.load_recipe("demo", ["train.image_size=32", "data.subset.fraction=0.1"]))
 print(matplotlib.get_backend())
 """
@@ -33,7 +33,7 @@ def test_a_figure_is_written_whole_and_closed(tmp_path):
 
 
 def test_grad_cam_figures_carry_a_colour_bar_that_says_what_red_means(monkeypatch, tmp_path):
-    import medcolor.plots as plots
+    import medcolor.core.plots as plots
 
     figures = []
     monkeypatch.setattr(plots, "save_figure", lambda fig, path: figures.append(fig))

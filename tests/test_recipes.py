@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from medcolor.errors import UsageError
-from medcolor.recipes import (copy_recipe, list_recipes, load_recipe, recipe_files, recipe_to_yaml, resolve_recipe_path,
+from medcolor.core.errors import UsageError
+from medcolor.training.recipes import (copy_recipe, list_recipes, load_recipe, recipe_files, recipe_to_yaml, resolve_recipe_path,
                               validate)
 
 REQUIRED = ([f"chexpert-{c}-mode{m}" for c in ("baseline", "deconv", "pixelshuffle", "colorU") for m in (1, 2)]
@@ -40,8 +40,8 @@ def test_table_5_5_recipes_start_where_the_thesis_started(capsys):
 
 def test_thesis_recipes_load_torchvision_weights_for_either_backbone(monkeypatch):
     """thesis: PyTorch 1.4 torchvision models, i.e. timm's tv_in1k tags (timm's defaults are other weights)."""
-    from medcolor import backbones
-    from medcolor.models import build_model
+    from medcolor.nets import backbones
+    from medcolor.nets.models import build_model
 
     asked = []
     monkeypatch.setattr(backbones, "_from_hub", lambda name, n_out, in_chans: asked.append(name) or

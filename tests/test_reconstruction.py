@@ -7,7 +7,7 @@ import torch
 
 from medcolor.cli import main
 from medcolor.data import load_data_config, read_table
-from medcolor.reconstruction import per_image_psnr
+from medcolor.tasks.reconstruction import per_image_psnr
 
 from fixtures import ixi
 

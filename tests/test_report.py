@@ -5,8 +5,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from medcolor.cli import main
-from medcolor.errors import UsageError
-from medcolor.report import find_runs, report
+from medcolor.core.errors import UsageError
+from medcolor.results.report import find_runs, report
 
 LABELS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Any finding"]
 
@@ -107,7 +107,7 @@ def test_runs_with_different_starting_points_are_not_averaged(demo_runs, tmp_pat
 
 
 def test_starting_point_names_recipes_and_run_folders(demo_runs):
-    from medcolor.runs import starting_point
+    from medcolor.training.runs import starting_point
 
     _, runs = demo_runs
     assert starting_point({"pretrained": True, "pretrained_tag": "tv_in1k", "init_from": str(runs[0] / "best.pth"),

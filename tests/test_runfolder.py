@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from medcolor import runfolder
+from medcolor.core import runfolder
 from medcolor.cli import main
-from medcolor.errors import UsageError
+from medcolor.core.errors import UsageError
 
 LEGACY = Path(__file__).parent / "data" / "legacy-run-v1"
 
@@ -23,7 +23,7 @@ def test_new_runs_are_stamped_and_old_ones_read_as_version_1(demo_runs, legacy):
     _, runs = demo_runs
     assert runfolder.format_version(runs[0]) == runfolder.FORMAT_VERSION == 3
     assert runfolder.format_version(legacy) == 1 and not (legacy / runfolder.MODEL).exists()
-    from medcolor.runs import model_spec
+    from medcolor.training.runs import model_spec
     new, old = model_spec(runs[0]), model_spec(legacy)
     assert old.labels == new.labels and old.input == {"size": 32, "squish": False, "crop": 32, "mean": 0.5028,
                                                       "std": 0.2902}
@@ -64,7 +64,7 @@ def test_an_lr_find_folder_is_never_taken_for_a_stopped_run(tmp_path):
     """`run recipe` removes run folders stopped before they held anything; lr-find's result is not one of them."""
     import os
 
-    from medcolor.runfolder import stale_runs
+    from medcolor.core.runfolder import stale_runs
 
     lrfind, stopped = tmp_path / "demo" / "20260101-000000-resnet18-s0-lrfind", tmp_path / "demo" / "20260101-000001-x"
     for folder in (lrfind, stopped):

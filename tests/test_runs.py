@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from medcolor.errors import UsageError
-from medcolor.runfolder import new_run_dir
+from medcolor.core.errors import UsageError
+from medcolor.core.runfolder import new_run_dir
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
@@ -32,8 +32,8 @@ def test_loading_a_run_for_prediction_opens_no_file_of_its_training_data(demo_ru
     import PIL.Image
 
     import medcolor.data.readers as readers
-    from medcolor.evaluate import predict_images
-    from medcolor.runs import load_model
+    from medcolor.results.evaluate import predict_images
+    from medcolor.training.runs import load_model
 
     _, runs = demo_runs
     images = [shutil.copy(p, tmp_path) for p in sorted((sample_dir / "images").glob("*.png"))[:4]]
@@ -62,7 +62,7 @@ def test_freeze_bn_stats_true_of_a_run_folder_before_format_3_means_frozen_parts
 
     import yaml
 
-    from medcolor.runs import read_recipe
+    from medcolor.training.runs import read_recipe
 
     _, runs = demo_runs
     run = tmp_path / "old"

@@ -1,8 +1,8 @@
 """Search spaces (spaces.py): their form, and every value they can give checked against the recipe at once."""
 import pytest
 
-from medcolor.errors import UsageError
-from medcolor.spaces import check_space, load_space, space_files
+from medcolor.core.errors import UsageError
+from medcolor.training.spaces import check_space, load_space, space_files
 
 
 def space(tmp_path, text: str) -> str:

@@ -3,7 +3,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from medcolor.stats import (bootstrap_aucs, bootstrap_p, ci95, counted_aucs, delong, holm, paired_comparison,
+from medcolor.tasks.stats import (bootstrap_aucs, bootstrap_p, ci95, counted_aucs, delong, holm, paired_comparison,
                             rank_aucs, resample_counts)
 
 
@@ -104,7 +104,7 @@ def test_corrected_resampled_t_matches_a_hand_computed_example():
     plain paired t, 0.02 / sqrt(2.5e-4 / 5) = 2.828427, is what the correction shrinks); df 4."""
     from scipy.stats import t as student
 
-    from medcolor.stats import corrected_resampled_t
+    from medcolor.tasks.stats import corrected_resampled_t
 
     r = corrected_resampled_t([0.02, 0.01, 0.03, 0.00, 0.04], n_train=4, n_test=1)
     assert abs(r["t"] - 1.885618) < 1e-6 and r["df"] == 4 and abs(r["mean_diff"] - 0.02) < 1e-12

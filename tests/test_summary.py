@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from medcolor.config import ModelConfig
-from medcolor.summary import summarize_colornet
+from medcolor.core.config import ModelConfig
+from medcolor.nets.summary import summarize_colornet
 
 # thesis Table 4.3, 5 outputs: (backbone, colorizer, mode) -> trainable parameters
 TABLE_4_3 = {
@@ -40,7 +40,7 @@ def test_macs_at_320_match_spec_figures():
 @pytest.mark.parametrize("colorizer", ["window", "filters"])
 def test_fixed_front_ends_have_no_parameters_and_train_in_mode_1(colorizer, real_batch):
     from test_modes import one_step_learner
-    from medcolor.models import build_model
+    from medcolor.nets.models import build_model
 
     s = summarize_colornet(ModelConfig(colorizer=colorizer, mode=1), n_out=5, image_size=64)
     assert s["parts"]["colorizer"] == {"total": 0, "trainable": 0} and s["trainable_params"] == 2_565
@@ -72,8 +72,8 @@ def test_cheap_baselines_and_mode_1_options_in_model_summary(capsys):
 def test_an_autoencoder_body_is_the_one_named_or_refused(capsys):
     """ae-resnet50 with model.backbone=resnet18 used to build a ResNet-50 while its run said resnet18."""
     from medcolor.cli import main
-    from medcolor.config import ModelConfig
-    from medcolor.models import build_model
+    from medcolor.core.config import ModelConfig
+    from medcolor.nets.models import build_model
 
     model = build_model(ModelConfig(arch="ae-resnet50", backbone="resnet18"), n_out=1)
     assert model.encoder.num_features == 512  # ResNet-18's, not ResNet-50's 2048

@@ -3,8 +3,8 @@ import json
 import pytest
 
 from medcolor.cli import main
-from medcolor.errors import UsageError
-from medcolor.sweeps import expand, load_sweep, parse_shard, shard
+from medcolor.core.errors import UsageError
+from medcolor.training.sweeps import expand, load_sweep, parse_shard, shard
 
 
 def test_thesis_sweeps_expand_to_their_grids():
@@ -30,7 +30,7 @@ def test_shards_cover_the_sweep_exactly_once(n):
 
 
 def test_chains_start_at_the_recipe_others_start_from():
-    from medcolor.sweeps import chain_roots
+    from medcolor.training.sweeps import chain_roots
 
     roots = chain_roots(["chexpert-deconv-mode2", "chexpert-deconv-mode1", "chexpert-colorU-mode1"])
     assert roots == {"chexpert-deconv-mode2": "chexpert-deconv-mode1", "chexpert-deconv-mode1": "chexpert-deconv-mode1",
@@ -38,7 +38,7 @@ def test_chains_start_at_the_recipe_others_start_from():
 
 
 def test_a_recipe_with_two_parents_joins_both_chains():
-    from medcolor.sweeps import chain_roots
+    from medcolor.training.sweeps import chain_roots
 
     stages = ["nih14-aecnn-stage1", "nih14-aecnn-stage2", "nih14-aecnn-stage3"]  # stage 3 starts from 1 and 2
     assert len(set(chain_roots(stages).values())) == 1

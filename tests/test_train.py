@@ -127,9 +127,9 @@ def test_resuming_a_finished_run_changes_nothing(demo_runs, tmp_path, capsys):
 
 
 def test_a_run_without_any_valid_score_never_ends_finished(tmp_path, capsys, monkeypatch):
-    import medcolor.metrics
+    import medcolor.tasks.metrics
 
-    monkeypatch.setattr(medcolor.metrics, "mean_auc", lambda preds, targs: float("nan"))
+    monkeypatch.setattr(medcolor.tasks.metrics, "mean_auc", lambda preds, targs: float("nan"))
     assert main(["run", "recipe", "demo", "train.epochs=1", *TINY, "--runs-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: no epoch gave a valid validation mean_auc (NaN every epoch)")
@@ -177,8 +177,8 @@ def test_mode2_runs_mode1_first_then_reuses_it(tmp_path, capsys):
 
 
 def test_mode2_colorizer_starts_from_mode1_weights(tmp_path, capsys):
-    from medcolor.recipes import load_recipe
-    from medcolor.learner import build_learner
+    from medcolor.training.recipes import load_recipe
+    from medcolor.training.learner import build_learner
 
     mode1 = _tiny_recipe(tmp_path / "tiny-mode1.yaml", 1)
     parent = run_json(capsys, str(mode1), "--runs-dir", str(tmp_path))
@@ -275,8 +275,8 @@ def test_corrupt_or_foreign_checkpoints_give_one_line(demo_runs, tmp_path, capsy
 
 
 def build_other_model_state():
-    from medcolor.config import ModelConfig
-    from medcolor.models import build_model
+    from medcolor.core.config import ModelConfig
+    from medcolor.nets.models import build_model
     return build_model(ModelConfig(colorizer="deconv"), n_out=6).state_dict()
 
 
@@ -303,9 +303,9 @@ def test_head_only_training_reaches_a_linear_probe_of_its_frozen_features(tmp_pa
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from medcolor.classification import frozen_features
-    from medcolor.learner import build_data, build_learner
-    from medcolor.recipes import load_recipe
+    from medcolor.tasks.classification import frozen_features
+    from medcolor.training.learner import build_data, build_learner
+    from medcolor.training.recipes import load_recipe
 
     overrides = ["model.colorizer=none", "model.mode=1"]
     recipe = load_recipe("demo", overrides)
@@ -375,8 +375,8 @@ def test_sigterm_in_the_lr_finder_is_one_line_143_and_leaves_nothing(tmp_path):
 
 
 def test_sigterm_while_the_best_model_is_evaluated_keeps_a_resumable_run(tmp_path, capsys, monkeypatch):
-    import medcolor.train as train
-    from medcolor.errors import Terminated
+    import medcolor.training.train as train
+    from medcolor.core.errors import Terminated
 
     def stop(*args, **kwargs):
         raise Terminated()
@@ -430,10 +430,10 @@ def test_resume_across_the_fine_tune_switch_keeps_the_body_frozen_then_trains_it
     that epoch (the optimiser state loads into it), and the body trains in the epochs after the switch only."""
     from fastai.callback.core import Callback
 
-    import medcolor.train as train_module
-    from medcolor.errors import Interrupted
-    from medcolor.learner import build_learner
-    from medcolor.recipes import load_recipe
+    import medcolor.training.train as train_module
+    from medcolor.core.errors import Interrupted
+    from medcolor.training.learner import build_learner
+    from medcolor.training.recipes import load_recipe
 
     class StopAfter(Callback):
         order = 70  # after SaveLast and RunHistory have written the epoch
@@ -482,7 +482,7 @@ class ScriptedValidLoss:
 
 
 def test_early_stopping_stops_after_patience_epochs_keeps_the_best_and_resumes_to_the_end(tmp_path, capsys):
-    from medcolor.train import resume, run_recipe
+    from medcolor.training.train import resume, run_recipe
 
     script = ScriptedValidLoss([0.9, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1])
     result = run_recipe("demo", [*TINY, "train.epochs=8", "train.early_stop_patience=2", "train.monitor=valid_loss"],
@@ -505,7 +505,7 @@ def test_early_stopping_stops_after_patience_epochs_keeps_the_best_and_resumes_t
 
 
 def test_early_stopping_counts_mid_epoch_evaluations_of_the_validation_loss(tmp_path):
-    from medcolor.train import run_recipe
+    from medcolor.training.train import run_recipe
 
     result = run_recipe("demo", [*TINY, "train.bs=32", "train.epochs=2", "train.eval_every_iters=9",
                                  "train.monitor=valid_loss", "train.early_stop_patience=5"],
@@ -525,7 +525,7 @@ def test_class_weights_and_the_balanced_sampler_train_end_to_end(tmp_path, capsy
     import json
 
     from medcolor.data.readers import read_table
-    from medcolor.recipes import load_recipe
+    from medcolor.training.recipes import load_recipe
 
     overrides = TINY + ["train.epochs=1", "train.pos_weight=auto", "train.sampler=balanced"]
     assert main(["run", "recipe", "demo", *overrides, "--runs-dir", str(tmp_path)]) == 0

@@ -165,8 +165,8 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_study_folder(tmp_path, capsy
 def test_a_pruned_trial_stops_after_the_epoch_its_pruner_names_and_still_finishes_its_run(tmp_path):
     """PruneTrial reports each epoch's best validation value to the Optuna trial and stops the run when the
     pruner says so; the run folder is an ordinary finished one that says why it stopped."""
-    from medcolor.callbacks import PruneTrial
-    from medcolor.train import run_recipe
+    from medcolor.training.callbacks import PruneTrial
+    from medcolor.training.train import run_recipe
 
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))  # always
     trial = study.ask()

@@ -5,7 +5,7 @@ exactly as `medcolor run` trains it), and `load_model(run_dir)` for a finished r
 with its best weights whose `dls.test_dl(rows)` preprocesses images as validation did; no training data read).
 Heavy libraries load on first use.
 """
-from ._resources import medcolor_version
+from .core._resources import medcolor_version
 
 __version__ = medcolor_version()
 
@@ -13,20 +13,20 @@ __all__ = ["load_recipe", "build_dls", "build_learner", "load_model"]
 
 
 def load_recipe(name_or_path, overrides=()):
-    from .recipes import load_recipe as load
+    from .training.recipes import load_recipe as load
     return load(name_or_path, overrides)
 
 
 def build_dls(recipe):
-    from .learner import build_dls as build
+    from .training.learner import build_dls as build
     return build(recipe)
 
 
 def build_learner(recipe, dls=None):
-    from .learner import build_learner as build
+    from .training.learner import build_learner as build
     return build(recipe, dls)
 
 
 def load_model(run_dir):
-    from .runs import load_model as load
+    from .training.runs import load_model as load
     return load(run_dir)

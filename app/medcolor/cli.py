@@ -48,7 +48,7 @@ def _print_json(obj) -> None:
 
 
 def _required(value, what: str):
-    from .errors import UsageError
+    from .core.errors import UsageError
 
     if value is None:
         raise UsageError(f"give {what}")
@@ -72,9 +72,9 @@ def model_summary(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ):
     """Trainable / total parameters per part, MACs and output shape."""
-    from .config import ModelConfig
-    from .recipes import load_recipe, recipe_model_summary
-    from .summary import format_summary, summarize_arch, summarize_colornet
+    from .core.config import ModelConfig
+    from .training.recipes import load_recipe, recipe_model_summary
+    from .nets.summary import format_summary, summarize_arch, summarize_colornet
 
     def given(value, default):
         return default if value is None else value
@@ -97,7 +97,7 @@ RUNS_DIR_OPT = typer.Option("runs", "--runs-dir", help="where run folders go")
 @recipes_app.command("ls")
 def recipes_ls(as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """Table of recipes: name, task, data spec, backbone, colorizer, mode, description."""
-    from .recipes import format_recipe_table, list_recipes
+    from .training.recipes import format_recipe_table, list_recipes
 
     rows = list_recipes()
     _print_json(rows) if as_json else typer.echo(format_recipe_table(rows))
@@ -106,7 +106,7 @@ def recipes_ls(as_json: bool = typer.Option(False, "--json", help="print JSON"))
 @recipes_app.command("show")
 def recipes_show(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERRIDES):
     """The fully resolved recipe (overrides applied and checked) as YAML."""
-    from .recipes import load_recipe, shown_recipe
+    from .training.recipes import load_recipe, shown_recipe
 
     typer.echo(shown_recipe(load_recipe(recipe, overrides or [])), nl=False)
 
@@ -114,7 +114,7 @@ def recipes_show(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECI
 @recipes_app.command("cp")
 def recipes_cp(recipe: str = RECIPE_ARG, dest: str = typer.Argument(..., help="new YAML file (never overwritten)")):
     """Copy a recipe to edit."""
-    from .recipes import copy_recipe
+    from .training.recipes import copy_recipe
 
     typer.echo(f"copied to {copy_recipe(recipe, dest)}")
 
@@ -122,7 +122,7 @@ def recipes_cp(recipe: str = RECIPE_ARG, dest: str = typer.Argument(..., help="n
 @recipes_app.command("validate")
 def recipes_validate(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERRIDES):
     """Check every field; all problems are listed at once."""
-    from .recipes import validate
+    from .training.recipes import validate
 
     r = validate(recipe, overrides or [])
     model = f"{r.model.backbone} + {r.model.colorizer}" if r.model.arch == "colornet" else r.model.arch
@@ -141,16 +141,16 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
                quiet: bool = typer.Option(False, "--quiet", help="log lines instead of progress bars"),
                as_json: bool = typer.Option(False, "--json", help="last line of stdout: the result as JSON")):
     """Train a recipe; prints where the run folder is and the mean AUC."""
-    from . import train
+    from .training import train
 
     quiet = quiet or not sys.stdout.isatty()  # progress bars only on a terminal; logs elsewhere
     if folds is not None and resume:
-        from .errors import UsageError
+        from .core.errors import UsageError
 
         raise UsageError(f"--folds starts a new cross-validation; --resume {resume} continues one run (a fold run "
                          f"too); a stopped cross-validation is started again with --folds")
     if folds is not None:
-        from .crossval import format_cv, run_cv
+        from .results.crossval import format_cv, run_cv
 
         cvs = run_cv(recipe, overrides or [], folds, seed=seed, n_seeds=seeds, runs_dir=runs_dir, quiet=quiet)
         typer.echo("\n".join(format_cv(r) for r in cvs))
@@ -167,7 +167,7 @@ def run_recipe(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE
                    + f", {r['seconds']:.0f} s)")
         if r.get("files"):  # a finished run folder read back (--resume) lists nothing new
             typer.echo(f"  wrote {', '.join(r['files'])}", err=True)
-    from .ensembles import format_ensemble, of_seeds
+    from .results.ensembles import format_ensemble, of_seeds
 
     ensemble = None if resume else of_seeds(results, runs_dir)
     if ensemble:
@@ -188,18 +188,18 @@ def run_sweep(sweep: str = typer.Argument(..., help="sweep name (recipes/sweeps/
     """Run a grid of recipes x backbones x seeds; finished runs are skipped, so it can be restarted."""
     quiet = quiet or not sys.stdout.isatty()
     if folds is not None:
-        from .crossval import run_sweep_cv
+        from .results.crossval import run_sweep_cv
 
         results = run_sweep_cv(sweep, overrides or [], shard, runs_dir, quiet, dry_run, folds)
     else:
-        from .train import run_sweep as run
+        from .training.train import run_sweep as run
 
         results = run(sweep, overrides or [], shard_text=shard, runs_dir=runs_dir, quiet=quiet, dry_run=dry_run)
     if as_json:
         _print_json(results)
     else:
         if dry_run:
-            from .sweeps import protocols
+            from .training.sweeps import protocols
 
             typer.echo("\n".join(f"recipe {line}" for line in protocols(sweep, overrides or [])))
         for r in results:
@@ -219,7 +219,7 @@ def tune(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERR
          as_json: bool = typer.Option(False, "--json", help="one JSON line per trial, then the study's")):
     """Choose settings on validation (Optuna: TPE sampler, median pruning): each trial is a run that never reads
     the test split; writes trials.csv, best.yaml and the optimisation plots in the study folder."""
-    from .tune import format_trial, tune as run
+    from .training.tune import format_trial, tune as run
 
     def show(row, best):
         typer.echo(json.dumps({**row, "best_value": best.value if best else None,
@@ -241,7 +241,7 @@ def ensemble(inputs: List[str] = typer.Argument(..., help="run folders, ensemble
     """Several finished runs of one task, labels and preprocessing as one model (the mean of their calibrated
     probabilities): thresholds fitted on validation, test AUC beside the members'. predict, evaluate, calibrate,
     interpret and export take the folder like a run."""
-    from .ensembles import format_ensemble, make_ensemble
+    from .results.ensembles import format_ensemble, make_ensemble
 
     r = make_ensemble(inputs, out, seeds)
     _print_json(r) if as_json else typer.echo(format_ensemble(r))
@@ -265,8 +265,8 @@ def report(run_dirs: List[str] = typer.Argument(..., help="run folders, or folde
     """Mean ± std over seeds per label and mean, grouped by recipe, backbone, mode and subset (thesis tables);
     with --vs, each row's paired difference to a reference row with a 95% CI and Holm-corrected p; with --html,
     also one page with the table and its figures."""
-    from .html_report import report_with_page
-    from .report import report as make
+    from .results.html_report import report_with_page
+    from .results.report import report as make
 
     args = {"fmt": fmt, "plot": plot, "vs": vs, "vs_plot": vs_plot, "per_label": per_label}
     typer.echo(report_with_page(run_dirs, html, **args)[0] if html else make(run_dirs, **args))
@@ -280,7 +280,7 @@ def compare(run_a: str = typer.Argument(..., help="a finished run, evaluation, e
             as_json: bool = typer.Option(False, "--json", help="last line of stdout: the comparison as JSON")):
     """A vs B on the same test images: per-label and mean AUC, A - B with a bootstrap 95% CI, DeLong p. Two
     cross-validation folders: on their pooled out-of-fold predictions, plus the corrected resampled t-test."""
-    from .compare import compare_runs, format_comparison
+    from .results.compare import compare_runs, format_comparison
 
     r = compare_runs(run_a, run_b, n_boot=n_boot, seed=seed)
     _print_json(r) if as_json else typer.echo(format_comparison(r))
@@ -297,8 +297,8 @@ LABELS_MAP_OPT = typer.Option(None, "--labels-map", help="RUN_LABEL=DATA_LABEL f
 def _data_request(data: Optional[str], overrides, labels_map):
     """--data SPEC plus the key=value words after the run folder."""
     from .data.labels import parse_labels_map
-    from .errors import UsageError
-    from .evaluate import DataRequest
+    from .core.errors import UsageError
+    from .results.evaluate import DataRequest
 
     if data is None:
         if overrides or labels_map:
@@ -318,7 +318,7 @@ def calibrate(run_dir: str = typer.Argument(..., help="a finished run folder"),
               as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """Temperatures and per-label thresholds (Youden's J by default) fitted on validation -> RUN_DIR/calibration.json.
     The validation images are the run's own, or the valid split of the data --data names."""
-    from .evaluate import calibrate_run
+    from .results.evaluate import calibrate_run
 
     r = calibrate_run(run_dir, sensitivity, specificity, replace, _data_request(data, overrides, None))
     _print_json(r) if as_json else typer.echo("\n".join(
@@ -330,8 +330,8 @@ def lr_find(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OV
             runs_dir: str = RUNS_DIR_OPT, num_it: int = typer.Option(50, "--num-it", help="mini-batches to try"),
             as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """fastai's LR finder on the recipe's model, mode and data; saves the plot, prints the suggestion."""
-    from .recipes import load_recipe
-    from .train import format_lr_find, lr_find as find
+    from .training.recipes import load_recipe
+    from .training.train import format_lr_find, lr_find as find
 
     r = find(load_recipe(recipe, overrides or []), runs_dir=Path(runs_dir), num_it=num_it)
     _print_json(r) if as_json else typer.echo(format_lr_find(r))
@@ -348,7 +348,7 @@ def evaluate(run_dir: str = typer.Argument(..., help="a finished run folder"),
     """Per-label AUC with 95% CI, calibration error, sensitivity / specificity at the run's thresholds, ROC and
     reliability plots and predictions.csv (in RUN_DIR/eval-<split>/, or eval-<dataset>-<split>/ with --data).
     RUN_DIR may be an ensemble or cross-validation folder."""
-    from .evaluate import evaluate_run, format_scores
+    from .results.evaluate import evaluate_run, format_scores
 
     r = evaluate_run(run_dir, split, _data_request(data, overrides, labels_map), tta)
     _print_json(r) if as_json else typer.echo(format_scores(r))
@@ -368,7 +368,7 @@ def interpret(run_dir: str = typer.Argument(..., help="a finished run folder"),
               as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """Top losses with images, per-label confusion matrices, the colorizer gallery and Grad-CAM
     (RUN_DIR/interpret-<split>/); on image files: the gallery and Grad-CAM of those images."""
-    from .interpret import interpret_run
+    from .results.interpret import interpret_run
 
     request = _data_request(data, words if data else None, labels_map)  # --labels-map alone is refused
     r = interpret_run(run_dir, split=split, top_k=top_losses, threshold=threshold, data=request,
@@ -383,7 +383,7 @@ def predict(model: str = typer.Argument(..., help="a finished run folder, or a M
             tta: int = TTA_OPT):
     """Probabilities per label for new images (temperature-scaled) and pred_<label> 0/1 at the run's thresholds;
     an exported file decides exactly like its run. MODEL may be an ensemble or cross-validation folder."""
-    from .evaluate import predict_images
+    from .results.evaluate import predict_images
 
     frame = predict_images(model, images, out, tta)
     typer.echo(f"{len(frame)} images -> {out}" if out else frame.to_csv(index=False), nl=bool(out))
@@ -396,7 +396,7 @@ def export(run_dir: str = typer.Argument(..., help="a finished run folder"),
            as_json: bool = typer.Option(False, "--json", help="print JSON")):
     """The best model with its colorizer and temperature scaling as ONNX or TorchScript (its output is predict's
     p_<label>), a sidecar JSON with preprocessing, labels and thresholds, and a parity check."""
-    from .export import export_run
+    from .results.export import export_run
 
     r = export_run(run_dir, fmt, out)
     _print_json(r) if as_json else typer.echo(
@@ -416,7 +416,7 @@ def data_summary(spec: Optional[str] = typer.Argument(None, help="data spec name
     """Images and per-label positives after label policy and subset (reads only the label table)."""
     from .data import load_data_config
     from .data.summary import format_summary, summarize
-    from .recipes import load_recipe, recipe_data_summary
+    from .training.recipes import load_recipe, recipe_data_summary
 
     words = ([spec] if spec else []) + list(overrides or [])
     s = recipe_data_summary(load_recipe(recipe, words), split) if recipe else \
@@ -477,7 +477,7 @@ def _sigterm_stops_like_ctrl_c() -> None:
     import signal
     import threading
 
-    from .errors import Terminated
+    from .core.errors import Terminated
 
     def stop(*_):
         raise Terminated()
@@ -493,7 +493,7 @@ def _capped(message: str, limit: int = 2000) -> str:
 
 def _interrupted(e) -> int:
     """Ctrl-C (130) or SIGTERM (143) outside a run's own handling: one line; nothing was left half-written."""
-    from .errors import stop_signal
+    from .core.errors import stop_signal
 
     name, code = stop_signal(e) if isinstance(e, KeyboardInterrupt) else ("Ctrl-C", 130)  # click's Abort: Ctrl-C
     typer.echo(f"error: {name}: stopped; files are written whole or not at all", err=True)
@@ -503,7 +503,7 @@ def _interrupted(e) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: every failure becomes one `error: ...` line on stderr (a traceback only with --debug)."""
     from typer.exceptions import Abort, Exit, TyperException
-    from .errors import MedcolorError
+    from .core.errors import MedcolorError
 
     _quiet_warnings()
     _sigterm_stops_like_ctrl_c()
@@ -534,7 +534,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as e:  # an unexpected failure while running: one line unless --debug
         if debug:
             raise
-        from .io import write_failure
+        from .core.io import write_failure
 
         unwritable = write_failure(e) if isinstance(e, OSError) else None  # a full disk, a read-only folder
         if unwritable:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 from fastai.vision.all import Contrast, Flip, Normalize, Rotate, TensorImage, Transform, Zoom
 
-from ..config import DataConfig
-from ..errors import UsageError
-from ..io import info, warn
+from ..core.config import DataConfig
+from ..core.errors import UsageError
+from ..core.io import info, warn
 from .cache import use_cache
 from .images import describe, find_bad_images, require_existing
 from .leakage import refuse_leakage

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from ..config import DataConfig
-from ..errors import MedcolorError, UsageError
-from ..io import atomic_write, removed_on_failure, write_error
+from ..core.config import DataConfig
+from ..core.errors import MedcolorError, UsageError
+from ..core.io import atomic_write, removed_on_failure, write_error
 from .images import open_gray, short_side_size
 from .memory import stream
 from .readers import data_root

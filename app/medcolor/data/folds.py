@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 POOL = ("train", "valid")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 

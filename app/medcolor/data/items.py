@@ -18,8 +18,8 @@ from fastai.data.core import DataLoaders, TfmdDL
 from fastai.torch_core import TensorImage, TensorImageBW, TensorMultiCategory
 from PIL import Image
 
-from ..config import DataConfig
-from ..errors import RunError
+from ..core.config import DataConfig
+from ..core.errors import RunError
 from .images import open_image, short_side_size
 from .medmnist import image_channels
 

@@ -9,9 +9,9 @@ CheXpert's `No Finding` is the negation of medcolor's derived `Any finding`, not
 RUN_LABEL=DATA_LABEL` covers anything else."""
 from __future__ import annotations
 
-from ..config import DataConfig
-from ..errors import UsageError
-from ..io import warn
+from ..core.config import DataConfig
+from ..core.errors import UsageError
+from ..core.io import warn
 
 SYNONYMS = [{"effusion", "pleural effusion"}]
 

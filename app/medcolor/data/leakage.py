@@ -8,8 +8,8 @@ import os
 
 import pandas as pd
 
-from ..errors import UsageError
-from ..io import warn
+from ..core.errors import UsageError
+from ..core.io import warn
 from .images import describe
 from .readers import Table
 

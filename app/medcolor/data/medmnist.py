@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 # task, channels and label names of the 2D datasets, from MedMNIST's INFO (medmnist/info.py, v2.1+)
 ORGANS = ["bladder", "femur-left", "femur-right", "heart", "kidney-left", "kidney-right", "liver", "lung-left",
@@ -55,7 +55,7 @@ def image_channels(cfg) -> int:
 
 def npz_path(root: Path, name: str, size: int) -> Path:
     if name not in DATASETS:
-        from ..errors import closest
+        from ..core.errors import closest
 
         raise UsageError(f"data.name {name!r} is not a 2D MedMNIST dataset{closest(name, list(DATASETS))}; choose "
                          f"from {', '.join(DATASETS)}")

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Callable, Iterable
 
-from ..config import DataConfig
-from ..errors import UsageError
-from ..io import info
+from ..core.config import DataConfig
+from ..core.errors import UsageError
+from ..core.io import info
 
 RAM_SHARE = 0.25  # data.in_memory: auto holds a dataset when it needs at most this share of the machine's RAM
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 POLICIES = ("u-ones", "u-zeros", "u-ignore", "thesis")
 # The thesis's choice (thesis Table 4.1, after Irvin et al.): U-Ones where uncertainty mostly means "present".

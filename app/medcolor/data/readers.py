@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._resources import resolve_package_path
-from ..config import DataConfig
-from ..errors import UsageError
-from ..io import warn
+from ..core._resources import resolve_package_path
+from ..core.config import DataConfig
+from ..core.errors import UsageError
+from ..core.io import warn
 from .folds import pool_splits, with_fold
 from .policies import apply_policy, check_values
 

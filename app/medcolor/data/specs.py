@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._resources import shipped_yaml
-from ..config import DataConfig, apply_overrides, from_dict
-from ..errors import UsageError, closest
-from ..io import read_yaml
+from ..core._resources import shipped_yaml
+from ..core.config import DataConfig, apply_overrides, from_dict
+from ..core.errors import UsageError, closest
+from ..core.io import read_yaml
 
 
 def spec_files() -> dict[str, Path]:

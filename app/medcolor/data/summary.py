@@ -1,9 +1,9 @@
 """`medcolor data summary|check|cache`: what a dataset holds, whether its files are sound, a resized copy."""
 from __future__ import annotations
 
-from ..config import DataConfig
-from ..errors import UsageError, closest
-from ..io import warn
+from ..core.config import DataConfig
+from ..core.errors import UsageError, closest
+from ..core.io import warn
 from .images import describe, find_bad_images
 from .leakage import describe_overlap, overlaps
 from .readers import images_inside, read_table

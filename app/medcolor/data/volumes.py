@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..config import DataConfig
+from ..core.config import DataConfig
 
 
 @lru_cache(maxsize=8)

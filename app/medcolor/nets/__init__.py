@@ -1,0 +1,1 @@
+"""Networks: colorizers, backbones, autoencoders, the architecture registry and transfer modes."""

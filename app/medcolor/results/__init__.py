@@ -1,0 +1,1 @@
+"""What is done with finished runs: evaluate, interpret, compare, report, export, ensembles, CV."""
