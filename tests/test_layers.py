@@ -2,6 +2,7 @@
 the layers of docs/design.md, and the training and tuning scripts are leaves only the command line imports (tune
 and crossval drive train)."""
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "app" / "medcolor"
@@ -131,3 +132,51 @@ def test_every_module_docs_design_names_exists():
     assert named and not {m for m in named if not (PACKAGE / f"{m}.py").is_file()}
     assert set(re.findall(r"`(tests/[a-z_]+\.py)`", design)) <= {str(p.relative_to(PACKAGE.parents[1]))
                                                                   for p in PACKAGE.parents[1].glob("tests/*.py")}
+
+
+def _constants(path: Path):
+    """(value, line) of every str/int constant in a module's code (docstrings included)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, int)) and not isinstance(node.value, bool):
+            yield node.value, node.lineno
+
+
+def _offenders(names, owners: set[str], match=lambda value, name: value == name) -> list[str]:
+    return [f"{module}:{line} {value!r}" for module, path in modules().items() if module not in owners
+            for value, line in _constants(path) if isinstance(value, str) and any(match(value, n) for n in names)]
+
+
+def test_architecture_names_are_written_only_where_they_are_registered():
+    from medcolor.core.archs import ARCHS
+
+    assert _offenders(ARCHS.names(), {"core.archs"}) == []
+
+
+def test_run_folder_file_names_are_written_only_by_runfolder():
+    """Every file and folder name of a run folder (model.json, plots/loss.png, p_ columns, ...) is a constant of
+    core/runfolder.py; a literal elsewhere is a second owner of the format."""
+    from medcolor.core import runfolder
+
+    names = [v for k, v in vars(runfolder).items() if k.isupper() and isinstance(v, str) and len(v) > 2
+             and re.fullmatch(r"[\w.-]+", v) and ("." in v or "_" in v or v.endswith("-"))]
+    assert len(names) > 20
+    assert _offenders(names, {"core.runfolder"}, lambda value, name: value == name) == []
+
+
+def test_names_of_colorizers_and_modes_are_not_compared_outside_their_registries():
+    """`m.mode == 2`, `colorizer != "none"`: the Mode or colorizer entry is asked instead."""
+    from medcolor.nets.colorizers import COLORIZERS
+
+    owners = {"nets.colorizers", "nets.modes", "core.archs"}
+    found = []
+    for module, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if module in owners or not isinstance(node, ast.Compare):
+                continue
+            sides = [node.left, *node.comparators]
+            about = {n.attr if isinstance(n, ast.Attribute) else n.id for side in sides for n in ast.walk(side)
+                     if isinstance(n, (ast.Attribute, ast.Name))}
+            values = {n.value for side in sides for n in ast.walk(side) if isinstance(n, ast.Constant)}
+            if ("mode" in about and values & {1, 2, 3}) or ("colorizer" in about and values & set(COLORIZERS)):
+                found.append(f"{module}:{node.lineno}")
+    assert found == []

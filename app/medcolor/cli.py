@@ -122,10 +122,11 @@ def recipes_cp(recipe: str = RECIPE_ARG, dest: str = typer.Argument(..., help="n
 @recipes_app.command("validate")
 def recipes_validate(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERRIDES):
     """Check every field; all problems are listed at once."""
+    from .core.archs import uses_colorizer
     from .training.recipes import validate
 
     r = validate(recipe, overrides or [])
-    model = f"{r.model.backbone} + {r.model.colorizer}" if r.model.arch == "colornet" else r.model.arch
+    model = f"{r.model.backbone} + {r.model.colorizer}" if uses_colorizer(r.model.arch) else r.model.arch
     typer.echo(f"{r.name}: ok ({r.task}, data {r.data.spec}, {model}, mode {r.model.mode})")
 
 

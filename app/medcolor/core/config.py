@@ -14,17 +14,21 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from .archs import ARCHS, DEFAULT_ARCH, MODES, PARTS, colorizer_archs, mode_choices
 from .errors import UsageError, all_problems, closest
+from .io import is_plain_name
+
+MAX_IMAGE_SIZE = 4096
 
 
-def gray_replicated(colorizer: str) -> bool:
-    """No colorizer: the gray image repeated to 3 channels (colorizer `none`, or its alias `gray`)."""
-    return str(colorizer).lower() in ("none", "gray")
+def failed(checks) -> list[str]:
+    """The messages of the (ok, message) checks that failed."""
+    return [message for ok, message in checks if not ok]
 
 
 @dataclass
 class ModelConfig:
-    arch: str = "colornet"
+    arch: str = DEFAULT_ARCH
     backbone: str = "resnet18"
     colorizer: str = "none"
     mode: int = 1
@@ -41,9 +45,13 @@ class ModelConfig:
     head: Literal["linear", "knn"] = "linear"  # knn: majority vote of the k nearest training images' features
     knn_k: int = 11            # head knn: neighbours that vote (MedMNIST+: 11)
 
-    @property
-    def gray_replicated(self) -> bool:
-        return gray_replicated(self.colorizer)
+    def problems(self) -> list[str]:
+        parts = [p for entry in self.init_parts for p in (entry if isinstance(entry, list) else [entry])]
+        return failed([(self.mode in MODES, f"model.mode must be {mode_choices()}, got {self.mode}"),
+                       (self.arch in ARCHS, f"model.arch {self.arch!r} is unknown; use {', '.join(ARCHS)}"),
+                       (self.head != "knn" or self.knn_k >= 1, f"model.knn_k must be at least 1, got {self.knn_k}")]) + \
+            [f"model.init_parts entries must be {', '.join(PARTS[:-1])} or {PARTS[-1]}, got {p!r}"
+             for p in parts if p not in PARTS]
 
 
 @dataclass
@@ -100,6 +108,25 @@ class DataConfig:
     use_test: bool = True         # false: the test split is never read, the run is scored on valid (medcolor tune)
     description: str = ""
 
+    def problems(self) -> list[str]:
+        """Ranges the types cannot say: each would otherwise end in a NaN loss or an empty split much later."""
+        return failed([
+            (self.std > 0, f"data.std must be positive, got {self.std}"),
+            (0 <= self.valid_pct < 1, f"data.valid_pct must be in [0, 1), got {self.valid_pct}"),
+            (0 <= self.test_pct < 1, f"data.test_pct must be in [0, 1), got {self.test_pct}"),
+            (0 < self.subset.fraction <= 1, f"data.subset.fraction must be in (0, 1], got {self.subset.fraction}"),
+            (0 <= self.p_affine <= 1, f"data.p_affine must be in [0, 1], got {self.p_affine}"),
+            (self.max_zoom >= 1, f"data.max_zoom must be at least 1, got {self.max_zoom}"),
+            (self.rotate_deg >= 0, f"data.rotate_deg must be at least 0, got {self.rotate_deg}"),
+            (0 <= self.contrast < 1, f"data.contrast must be in [0, 1), got {self.contrast}"),
+            (self.folds == 0 or self.folds >= 2, f"data.folds must be 0 (no cross-validation) or at least 2, got "
+                                                 f"{self.folds}"),
+            (0 <= self.fold <= max(self.folds, 0), f"data.fold must be in 1..data.folds ({self.folds}), got "
+                                                   f"{self.fold}" if self.folds else
+             f"data.fold={self.fold} needs data.folds (or `medcolor run recipe ... --folds K`)"),
+            (self.pad_to is None or 1 <= self.pad_to <= 4096, f"data.pad_to must be between 1 and 4096 px (or "
+                                                               f"null), got {self.pad_to}")])
+
 
 @dataclass
 class TrainConfig:
@@ -138,6 +165,36 @@ class TrainConfig:
     sampler: Literal["shuffle", "balanced"] = "shuffle"  # balanced: fastai's WeightedDL, rare classes drawn as often
     aux_weight: float = 0.1   # AECNN: loss = (1 - w) * BCE + w * MSE of the reconstruction
 
+    def problems(self) -> list[str]:
+        positive = [f"{name} must be at least 1, got {value}" for name, value in
+                    (("train.epochs", self.epochs), ("train.bs", self.bs), ("train.image_size", self.image_size))
+                    if value < 1]
+        return positive + failed([
+            # a typo like 100000 would otherwise end in the kernel's out-of-memory kill
+            (self.image_size <= MAX_IMAGE_SIZE, f"train.image_size must be at most {MAX_IMAGE_SIZE} (the thesis's "
+                                                f"largest is 896), got {self.image_size}"),
+            (self.max_lr > 0, f"train.max_lr must be positive, got {self.max_lr}"),
+            (self.bs >= 2, f"train.bs must be at least 2 (BatchNorm needs two images per batch), got "
+                                          f"{self.bs}"),
+            (0 < self.pct_start < 1, f"train.pct_start (the warm-up share of one-cycle) must be in (0, 1), got "
+                                     f"{self.pct_start}"),
+            (self.div > 0, f"train.div (max_lr / starting lr) must be positive, got {self.div}"),
+            (self.div_final > 0, f"train.div_final must be positive, got {self.div_final}"),
+            (self.wd >= 0, f"train.wd must be at least 0, got {self.wd}"),
+            (0 <= self.mom < 1, f"train.mom must be in [0, 1), got {self.mom}"),
+            (self.num_workers is None or self.num_workers >= 0, f"train.num_workers must be at least 0 (or null for "
+                                                                f"automatic), got {self.num_workers}"),
+            (self.eval_every_iters >= 0, f"train.eval_every_iters must be at least 0, got {self.eval_every_iters}"),
+            (0 < self.plateau_factor < 1 or self.schedule != "plateau", f"train.plateau_factor must be in (0, 1), "
+                                                                        f"got {self.plateau_factor}"),
+            (self.lr_mult >= 1, f"train.lr_mult (max_lr / the body's learning rate) must be at least 1, got "
+                                f"{self.lr_mult}"),
+            (self.freeze_epochs >= 0, f"train.freeze_epochs must be at least 0, got {self.freeze_epochs}"),
+            (not self.freeze_epochs or self.schedule == "one_cycle", "train.freeze_epochs needs "
+                                                                     "train.schedule=one_cycle"),
+            (self.early_stop_patience >= 0, f"train.early_stop_patience must be at least 0 (0: never stop early), "
+                                            f"got {self.early_stop_patience}")])
+
     @property
     def total_epochs(self) -> int:
         """The schedule's length: the frozen-body epochs first (train.freeze_epochs), then train.epochs."""
@@ -153,6 +210,43 @@ class Recipe:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     metrics: list[str] = field(default_factory=list)  # empty: every metric the task computes
+
+    def problems(self) -> list[str]:
+        """Every section's own problems, then what one section's values mean for another's. (Checks that need a
+        registry above core - tasks, colorizers, data readers - are asked by `training.recipes`.)"""
+        m, t = self.model, self.train
+        mode, arch = MODES.get(m.mode), ARCHS.find(m.arch)
+        parts = bool(arch and (arch.colorizer or arch.front_end))  # a classifier made of colorizer / body / head
+        knn = m.head == "knn"
+        return failed([(not self.name or is_plain_name(self.name), f"name {self.name!r} must be one plain folder "
+                                                                   f"name (no '/', '..' or absolute paths)")]) + \
+            t.problems() + m.problems() + failed([
+                (not t.freeze_epochs or not mode or mode.trains("body"),
+                 f"train.freeze_epochs freezes the body for the first epochs of mode 2; model.mode {m.mode} never "
+                 f"trains the body"),
+                (not (t.lr_mult != 1 or t.freeze_epochs) or parts or not arch,
+                 f"train.lr_mult and train.freeze_epochs need a classifier's parts (body, colorizer, head); "
+                 f"model.arch {m.arch!r} has none")]) + \
+            self.data_problems() + (failed([
+                (bool(arch and arch.colorizer), f"model.head knn needs model.arch "
+                                                f"{colorizer_archs()}, got "
+                                                f"{m.arch!r}"),
+                (not mode or not mode.trains("body"), "model.head knn votes on frozen features; model.mode 2 would "
+                                                      "train the body (use 1 or 3)"),
+                (t.epochs == 1 and not t.freeze_epochs, f"model.head knn has nothing to train: train.epochs must be "
+                                                        f"1 (its validation pass), got {t.epochs}")]) if knn else [])
+
+    def data_problems(self) -> list[str]:
+        """What the data's images mean for the network input: MedMNIST files fix their images' size (data.size
+        picks the file, train.image_size the input: smaller would shrink them); padding only grows."""
+        d, size = self.data, self.train.image_size
+        return failed([
+            (d.reader != "medmnist" or size >= d.size, f"train.image_size={size} would shrink the {d.size} px images "
+                                                       f"of data.size={d.size}; set train.image_size={d.size} (the "
+                                                       f"MedMNIST+ protocol trains at the file's size)"),
+            (not d.pad_to or d.pad_to >= size, f"data.pad_to={d.pad_to} is smaller than train.image_size={size}; "
+                                               f"padding only adds pixels (set data.pad_to >= the image size, or "
+                                               f"null)")])
 
 
 # ---- validation --------------------------------------------------------------------------------------
@@ -239,18 +333,6 @@ def _name(tp) -> str:
 
 def to_dict(obj) -> dict:
     return dataclasses.asdict(obj)
-
-
-def run_title(recipe: Recipe) -> str:
-    """What tells runs apart in figure titles, legends and headers: 'demo: efficientnet_lite0 + coloru colorizer,
-    mode 1, seed 0'."""
-    m = recipe.model
-    if m.arch == "colornet":
-        colorizer = "no colorizer" if m.gray_replicated else f"{m.colorizer} colorizer"
-        what = f"{m.backbone} + {colorizer}, mode {m.mode}"
-    else:
-        what = m.arch + (f" ({m.backbone})" if m.arch in ("aecnn", "ae-resnet50") else "")
-    return f"{recipe.name}: {what}, seed {recipe.train.seed}"
 
 
 # ---- key=value overrides -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import errno
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -217,3 +218,8 @@ def write_error(e: OSError, message: str) -> MedcolorError:
     """A failure to write as medcolor reports it: a full disk is a failure while running (exit 1), a read-only or
     unwritable folder bad input (exit 2)."""
     return RunError(message) if e.errno in (errno.ENOSPC, errno.EDQUOT) else UsageError(message)
+
+
+def is_plain_name(name: str) -> bool:
+    """A run-folder component: one plain name, never a path (not empty, not '.' or '..', no '/', '\\' or '~')."""
+    return bool(name) and name not in (".", "..") and re.fullmatch(r"[^/\\~]+", name) is not None

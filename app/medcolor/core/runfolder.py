@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .config import ModelConfig
 from .errors import UsageError
-from .io import (atomic_torch_save, atomic_write, claim_new, load_tensors, read_yaml, removed_on_failure, write_csv,
+from .io import (atomic_torch_save, atomic_write, is_plain_name, claim_new, load_tensors, read_yaml, removed_on_failure, write_csv,
                  write_json)
 
 FORMAT_VERSION = 3  # 3: model.freeze_bn_stats true also keeps the body's statistics in mode 2
@@ -60,6 +60,29 @@ PLOTS = "plots"
 COLORIZER_PLOT = "colorizer.png"  # in plots/: what the colorizer makes of a validation batch
 INTERPRET_PREFIX = "interpret-"  # result folders of `medcolor interpret`
 GRADCAM_GALLERY = "gradcam_gallery.png"  # in an interpret-* folder
+EVAL_PREFIX = "eval-"  # result folders of `medcolor evaluate`
+# plots/ of a run, and the figures of result folders
+LOSS_PLOT, LR_FIND_PLOT, ROC_PLOT = "loss.png", "lr_find.png", "roc.png"
+RELIABILITY_PLOT, RECONSTRUCTIONS_PLOT = "reliability.png", "reconstructions.png"
+TOP_LOSSES_PLOT, TOP_LOSSES, CONFUSION_PLOT = "top_losses.png", "top_losses.csv", "confusion.png"
+COLORIZER_GALLERY, GRADCAM_TOP_LOSSES = "colorizer_gallery.png", "gradcam_top_losses.png"
+INTERPRETATION = "interpretation.json"
+AUC_VS_SIZE_PLOT, AUC_VS_REFERENCE_PLOT = "auc_vs_size.png", "auc_vs_reference.png"  # `medcolor report`'s figures
+# predictions.csv (and oof_predictions.csv): path, split, group, <label>, p_<label> (probability), pred_<label>
+PROB_PREFIX, PRED_PREFIX = "p_", "pred_"
+
+
+def prob_columns(labels) -> list[str]:
+    return [f"{PROB_PREFIX}{label}" for label in labels]
+
+
+def pred_columns(labels) -> list[str]:
+    return [f"{PRED_PREFIX}{label}" for label in labels]
+
+
+def labels_of(columns) -> list[str]:
+    """The labels of a predictions table, from its probability columns."""
+    return [c[len(PROB_PREFIX):] for c in columns if c.startswith(PROB_PREFIX)]
 
 
 @dataclass(frozen=True)
@@ -80,11 +103,6 @@ class ModelSpec:
 
 
 # ---- naming and making folders -------------------------------------------------------------------------------
-
-def is_plain_name(name: str) -> bool:
-    """A run-folder component: one plain name, never a path (not empty, not '.' or '..', no '/', '\\' or '~')."""
-    return bool(name) and name not in (".", "..") and re.fullmatch(r"[^/\\~]+", name) is not None
-
 
 def check_name(name: str, what: str = "recipe name") -> str:
     if not is_plain_name(name):
@@ -396,7 +414,7 @@ def read_predictions(folder: Path):
     if not (folder / PREDICTIONS).is_file():
         raise UsageError(f"{folder} has no {PREDICTIONS}")
     frame = pd.read_csv(folder / PREDICTIONS, keep_default_na=False, na_values=[""])
-    labels = [c[2:] for c in frame.columns if c.startswith("p_")]
+    labels = labels_of(frame.columns)
     if not labels or "path" not in frame:
         raise UsageError(f"{folder / PREDICTIONS} holds no path and label probabilities (a reconstruction run?)")
     return labels, frame
@@ -410,7 +428,7 @@ def predicted_labels(run_dir: Path) -> list[str] | None:
     with open(path) as f:
         header = f.readline().rstrip("\n")
     import csv
-    return [c[2:] for c in next(csv.reader([header])) if c.startswith("p_")] or None
+    return labels_of(next(csv.reader([header]))) or None
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -530,4 +548,4 @@ def read_oof(folder: Path):
     if not path.is_file():
         raise UsageError(f"{folder} is not a finished cross-validation folder (no {OOF})")
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    return [c[2:] for c in frame.columns if c.startswith("p_")], frame
+    return labels_of(frame.columns), frame

@@ -38,29 +38,10 @@ def resolve_data(section: dict) -> DataConfig:
     merged = {**spec_defaults(name), **section, "spec": name}
     merged["subset"] = {**spec_defaults(name).get("subset", {}), **subset}
     cfg = from_dict(DataConfig, merged, "data")
-    problems = value_problems(cfg)
+    problems = cfg.problems()
     if problems:
         raise UsageError("; ".join(problems))
     return cfg
-
-
-def value_problems(cfg: DataConfig) -> list[str]:
-    """Ranges the types cannot say: each would otherwise end in a NaN loss or an empty split much later."""
-    checks = [(cfg.std > 0, f"data.std must be positive, got {cfg.std}"),
-              (0 <= cfg.valid_pct < 1, f"data.valid_pct must be in [0, 1), got {cfg.valid_pct}"),
-              (0 <= cfg.test_pct < 1, f"data.test_pct must be in [0, 1), got {cfg.test_pct}"),
-              (0 < cfg.subset.fraction <= 1, f"data.subset.fraction must be in (0, 1], got {cfg.subset.fraction}"),
-              (0 <= cfg.p_affine <= 1, f"data.p_affine must be in [0, 1], got {cfg.p_affine}"),
-              (cfg.max_zoom >= 1, f"data.max_zoom must be at least 1, got {cfg.max_zoom}"),
-              (cfg.rotate_deg >= 0, f"data.rotate_deg must be at least 0, got {cfg.rotate_deg}"),
-              (0 <= cfg.contrast < 1, f"data.contrast must be in [0, 1), got {cfg.contrast}"),
-              (cfg.folds == 0 or cfg.folds >= 2, f"data.folds must be 0 (no cross-validation) or at least 2, got "
-                                                 f"{cfg.folds}"),
-              (0 <= cfg.fold <= max(cfg.folds, 0), f"data.fold must be in 1..data.folds ({cfg.folds}), got {cfg.fold}"
-               if cfg.folds else f"data.fold={cfg.fold} needs data.folds (or `medcolor run recipe ... --folds K`)"),
-              (cfg.pad_to is None or 1 <= cfg.pad_to <= 4096, f"data.pad_to must be between 1 and 4096 px (or null), "
-                                                               f"got {cfg.pad_to}")]
-    return [message for ok, message in checks if not ok]
 
 
 def load_data_config(spec: str, overrides=(), root: str | None = None, csv: str | None = None) -> DataConfig:

@@ -9,30 +9,32 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..core.errors import UsageError, closest
+from ..core.errors import UsageError
+from ..core.registry import Registry
 
-_REGISTRY: dict[str, type[nn.Module]] = {}
+COLORIZERS: Registry[type[nn.Module]] = Registry("colorizer", key=str.lower)
 
 
 def register(name: str):
     def deco(cls):
-        _REGISTRY[name] = cls
         cls.registry_name = name
-        return cls
+        return COLORIZERS.register(name)(cls)
     return deco
 
 
 def list_colorizers() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(COLORIZERS)
 
 
 def create_colorizer(name: str, mean: float = 0.5028, std: float = 0.2902) -> nn.Module:
     """The colorizer `name`; the fixed front ends are told how the data was normalised (data.mean, data.std)."""
-    key = name.lower()
-    if key not in _REGISTRY:
-        raise UsageError(f"unknown colorizer {name!r}{closest(key, _REGISTRY)}; choose one of {', '.join(list_colorizers())}")
-    cls = _REGISTRY[key]
+    cls = COLORIZERS.get(name)
     return cls(mean, std) if issubclass(cls, _FixedFrontEnd) else cls()
+
+
+def gray_replicated(name: str) -> bool:
+    """No colorizer: the gray image repeated to 3 channels (colorizer `none`, or its alias `gray`)."""
+    return issubclass(COLORIZERS.find(str(name)) or nn.Module, Replicate)
 
 
 def has_colorizer(model) -> bool:

@@ -3,7 +3,6 @@ timm backbone body -> pooling -> Linear head), AECNN (learned compression front 
 autoencoders. Plus the parts (colorizer / body / head) that transfer modes freeze and runs transfer."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -12,11 +11,11 @@ from torch import nn
 
 from .autoencoders import BIG, SMALL, AECNNFrontEnd, FrontEndAutoencoder, ResNetAutoencoder, TimmAutoencoder
 from .backbones import create_backbone, read_state_dict, state_dict_mismatch
-from .colorizers import create_colorizer
-from ..core.config import ModelConfig
+from ..core.archs import AE_BIG, AE_RESNET50, AE_SMALL, AECNN, AECNN_AE, ARCHS, COLORNET, PARTS, Arch, get_arch
+from ..core.config import ModelConfig, Recipe
+from .colorizers import create_colorizer, gray_replicated
 from ..core.errors import UsageError
 
-PARTS = ("colorizer", "body", "head")
 
 
 class ColorNet(nn.Module):
@@ -101,14 +100,6 @@ def knn_head(model: nn.Module) -> KNNHead | None:
     return head if isinstance(head, KNNHead) else None
 
 
-@dataclass(frozen=True)
-class Arch:
-    task: str
-    build: Callable          # (ModelConfig, n_out, (mean, std)) -> nn.Module
-    backbone: bool = True    # model.backbone names a timm model it uses
-    colorizer: bool = False  # model.colorizer is used
-
-
 def _backbone(cfg: ModelConfig, n_out: int, in_chans: int = 3) -> nn.Module:
     return create_backbone(cfg.backbone, n_out, pretrained=cfg.pretrained, weights=cfg.weights, tag=cfg.pretrained_tag,
                            in_chans=in_chans)
@@ -130,21 +121,31 @@ def _timm_autoencoder(cfg, n_out, stats):
     return TimmAutoencoder(cfg.backbone, cfg.pretrained, cfg.weights, cfg.pretrained_tag)
 
 
-ARCHS = {
-    "colornet": Arch("classification", _colornet, colorizer=True),
-    "aecnn": Arch("classification", _aecnn),
-    "ae-small": Arch("reconstruction", lambda cfg, n_out, stats: ResNetAutoencoder(SMALL), backbone=False),
-    "ae-big": Arch("reconstruction", lambda cfg, n_out, stats: ResNetAutoencoder(BIG), backbone=False),
-    "ae-resnet50": Arch("reconstruction", _timm_autoencoder),
-    "aecnn-ae": Arch("reconstruction", lambda cfg, n_out, stats: FrontEndAutoencoder(), backbone=False),
+BUILDERS: dict[Arch, Callable] = {  # (ModelConfig, n_out, (mean, std)) -> nn.Module, for each core.archs entry
+    COLORNET: _colornet,
+    AECNN: _aecnn,
+    AE_SMALL: lambda cfg, n_out, stats: ResNetAutoencoder(SMALL),
+    AE_BIG: lambda cfg, n_out, stats: ResNetAutoencoder(BIG),
+    AE_RESNET50: _timm_autoencoder,
+    AECNN_AE: lambda cfg, n_out, stats: FrontEndAutoencoder(),
 }
 
 
 def build_model(cfg: ModelConfig, n_out: int, stats: tuple[float, float] = (0.5028, 0.2902)) -> nn.Module:
     """The recipe's architecture; `stats` (data.mean, data.std) tell fixed front ends how inputs were normalised."""
-    if cfg.arch not in ARCHS:
-        raise UsageError(f"unknown model.arch {cfg.arch!r}; choose from {', '.join(ARCHS)}")
-    return ARCHS[cfg.arch].build(cfg, n_out, stats)
+    return BUILDERS[ARCHS.get(cfg.arch)](cfg, n_out, stats)
+
+
+def run_title(recipe: Recipe) -> str:
+    """What tells runs apart in figure titles, legends and headers: 'demo: efficientnet_lite0 + coloru colorizer,
+    mode 1, seed 0'."""
+    m, arch = recipe.model, get_arch(recipe.model.arch)
+    if arch.colorizer:
+        colorizer = "no colorizer" if gray_replicated(m.colorizer) else f"{m.colorizer} colorizer"
+        what = f"{m.backbone} + {colorizer}, mode {m.mode}"
+    else:
+        what = arch.label(m.backbone)
+    return f"{recipe.name}: {what}, seed {recipe.train.seed}"
 
 
 def part_of(model: nn.Module, key: str) -> str:

@@ -9,42 +9,11 @@ fastai's `fine_tune`) and BatchNorm statistics kept (`model.freeze_bn_stats`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from torch import nn
 
 from ..core.errors import UsageError
-from .models import PARTS, part_parameters
-
-
-@dataclass(frozen=True)
-class Mode:
-    number: int
-    frozen: tuple[str, ...]
-    description: str
-    short: str
-
-    @property
-    def trainable(self) -> tuple[str, ...]:
-        return tuple(p for p in PARTS if p not in self.frozen)
-
-    def label(self, with_colorizer: bool = True) -> str:
-        """'mode 1 (colorizer + head)' as report and model cards name it; a run without a colorizer trains none."""
-        short = self.short if with_colorizer else self.short.replace("colorizer + ", "")
-        return f"mode {self.number} ({short})"
-
-
-MODES = {
-    1: Mode(1, ("body",), "colorizer + head trained, backbone body frozen (BN affine too)", "colorizer + head"),
-    2: Mode(2, (), "everything trained (from the mode-1 result with a new head)", "fine-tune all"),
-    3: Mode(3, ("colorizer", "body"), "head only (colorizer and backbone from another run)", "head only"),
-}
-
-
-def get_mode(number: int) -> Mode:
-    if number not in MODES:
-        raise UsageError(f"unknown transfer mode {number!r}; use 1, 2 or 3")
-    return MODES[number]
+from ..core.archs import MODES, PARTS, Mode, get_mode  # noqa: F401 (the transfer modes, re-exported)
+from .models import part_parameters
 
 
 def stem_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -141,10 +110,12 @@ def trainable_parameters(model: nn.Module, mode: int, train_bn: bool = False, tr
 def rate_plan(model_cfg, train_cfg) -> dict[str, str]:
     """In words, what each part with parameters trains at (the one-cycle peak): 'frozen', '5.0e-02', or the body's
     '5.0e-04 (max_lr / 100) after 1 epoch frozen' - what `recipes show` and `model summary` print."""
+    from ..core.archs import get_arch
     from .colorizers import create_colorizer
 
     m, t = get_mode(model_cfg.mode), train_cfg
-    has_colorizer = model_cfg.arch == "aecnn" or any(True for _ in create_colorizer(model_cfg.colorizer).parameters())
+    has_colorizer = get_arch(model_cfg.arch).front_end or \
+        any(True for _ in create_colorizer(model_cfg.colorizer).parameters())
     plan = {}
     for part in (p for p in PARTS if p != "colorizer" or has_colorizer):
         body = part == "body"

@@ -5,7 +5,8 @@ import torch
 
 from ..core.config import ModelConfig
 from ..core.errors import UsageError
-from .models import ARCHS, PARTS, ColorNet, build_model, part_parameters
+from ..core.archs import ARCHS
+from .models import PARTS, ColorNet, build_model, part_parameters
 from .modes import trainable_parameters
 
 
@@ -37,23 +38,21 @@ def summarize_colornet(cfg: ModelConfig, n_out: int, image_size: int, train=None
             **({"learning_rates": rate_plan(cfg, train)} if train is not None else {})}
 
 
-THESIS_BODIES = {"aecnn": "densenet121", "ae-resnet50": "resnet50"}  # the body each section-6 model names
-
-
 def summarize_arch(arch: str, n_out: int, image_size: int, backbone: str | None = None) -> dict:
     """Section-6 models (ae-small, ae-big, ae-resnet50, aecnn), all parameters trainable; Keras-style size too.
     `backbone` replaces the body of those that have one (default: the thesis's); the others refuse it."""
     from .autoencoders import keras_param_count
 
     check_sizes(n_out, image_size)
-    if backbone and arch in ARCHS and not ARCHS[arch].backbone:
+    entry = ARCHS.get(arch)
+    if backbone and not entry.backbone:
         raise UsageError(f"--backbone is not used by {arch} (it has its own encoder)")
-    cfg = ModelConfig(arch=arch, backbone=backbone or THESIS_BODIES.get(arch, "resnet50"), colorizer="none", mode=2)
+    cfg = ModelConfig(arch=arch, backbone=backbone or entry.thesis_body or ModelConfig.backbone, mode=2)
     model = build_model(cfg, n_out).eval()
     x = torch.zeros(1, 1, image_size, image_size)
     macs, y = count_macs(model, x)
     total = sum(p.numel() for p in model.parameters())
-    return {"model": arch, "backbone": cfg.backbone if arch in ("aecnn", "ae-resnet50") else None, "mode": 2,
+    return {"model": arch, "backbone": cfg.backbone if entry.backbone else None, "mode": 2,
             "image_size": image_size, "trainable_params": total, "total_params": total,
             "total_params_keras": keras_param_count(model), **_counts(model, 2),
             "macs": {"total": macs}, "output_shape": list(y.shape)}

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import UsageError
-from ..core.runfolder import RECIPE, is_cv_dir, is_ensemble_dir, read_folds, read_oof, read_predictions
+from ..core.runfolder import RECIPE, prob_columns, is_cv_dir, is_ensemble_dir, read_folds, read_oof, read_predictions
 from ..tasks.stats import N_BOOT, corrected_resampled_t, mean_over_labels, paired_comparison, rank_aucs
 
 MAX_BOOT = 100_000
@@ -27,7 +27,7 @@ def aligned(frame_a: pd.DataFrame, frame_b: pd.DataFrame, labels: list[str], nam
     t_a, t_b = frame_a[labels].to_numpy(float), b[labels].to_numpy(float)
     if not np.array_equal(np.nan_to_num(t_a, nan=-1), np.nan_to_num(t_b, nan=-1)):
         raise UsageError(f"{names[0]} and {names[1]} give the same images different labels (another label policy?)")
-    probs = [f"p_{lab}" for lab in labels]
+    probs = prob_columns(labels)
     return t_a, frame_a[probs].to_numpy(float), b[probs].to_numpy(float), frame_a["group"].to_numpy()
 
 
@@ -61,7 +61,7 @@ def fold_test(cv_a, cv_b, labels: list[str]) -> dict:
                            "data.fold_seed?), so there are no paired folds to test"}
     (_, a), (_, b) = read_oof(Path(cv_a)), read_oof(Path(cv_b))
     b = b.set_index("path").loc[a["path"]].reset_index()
-    probs = [f"p_{lab}" for lab in labels]
+    probs = prob_columns(labels)
     diffs = []
     for fold in sorted(a["fold"].unique()):
         held = (a["fold"] == fold).to_numpy()

@@ -120,8 +120,8 @@ def cv_scores(oof: pd.DataFrame, runs: list[Path], recipe) -> dict:
     test AUCs, each with mean and sample std over folds."""
     from ..training.runs import model_spec
 
-    labels = [c[2:] for c in oof.columns if c.startswith("p_")]
-    probs, targets = oof[[f"p_{lab}" for lab in labels]].to_numpy(float), oof[labels].to_numpy(float)
+    labels = runfolder.labels_of(oof.columns)
+    probs, targets = oof[runfolder.prob_columns(labels)].to_numpy(float), oof[labels].to_numpy(float)
     pooled = scores(probs, targets, oof, labels, recipe.data.reader, model_spec(runs[0]).single_label)
     per_fold = [mean_of(label_aucs(probs[oof["fold"] == f], targets[oof["fold"] == f], labels))
                 for f in sorted(oof["fold"].unique())]

@@ -120,10 +120,10 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, data: DataReques
     cal = runfolder.read_calibration(run_dir)
     probs, calibrated = scored_predictions(learn, spec, images, cal, tta)
     targets, labels = images.targets, images.labels
-    with runfolder.result_dir(run_dir, f"eval-{images.folder}" + (f"-tta{tta}" if tta else "")) as out:
+    with runfolder.result_dir(run_dir, f"{runfolder.EVAL_PREFIX}{images.folder}" + (f"-tta{tta}" if tta else "")) as out:
         result = {"run_dir": str(run_dir), "split": images.split, "data": images.source, "out_dir": str(out),
                   "single_label": spec.single_label,
-                  "files": ["predictions.csv", "roc.png", "reliability.png", runfolder.METRICS],
+                  "files": [runfolder.PREDICTIONS, runfolder.ROC_PLOT, runfolder.RELIABILITY_PLOT, runfolder.METRICS],
                   **scores(probs, targets, images.rows, labels, images.reader, spec.single_label),
                   **calibration.assess(probs, targets, labels, cal, calibrated), "tta": tta_description(tta)}
         if tta:
@@ -135,9 +135,9 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, data: DataReques
         runfolder.write_predictions(out, predictions_frame(probs, targets, images.rows, labels))
         title = f"{model_title(run_dir)}\non {images.source} ({len(images.rows)} images)" + \
             (f", TTA x {tta}" if tta else "")
-        plot_roc(out / "roc.png", roc_inputs(probs, targets, labels), title=title)
+        plot_roc(out / runfolder.ROC_PLOT, roc_inputs(probs, targets, labels), title=title)
         shown = calibrated if calibrated is not None else probs
-        plot_reliability(out / "reliability.png", calibration.reliability_curves(shown, targets, labels),
+        plot_reliability(out / runfolder.RELIABILITY_PLOT, calibration.reliability_curves(shown, targets, labels),
                          title=title + (", calibrated" if cal else ""))
         write_json(out / runfolder.METRICS, result)
         return result
@@ -231,12 +231,12 @@ def with_decisions(rows: pd.DataFrame, probs, labels: list[str], cal: dict | Non
     if cal is None:
         what = "was exported from a run without calibration.json" if calibrated else "has no calibration.json"
         warn(f"{source} {what}: raw probabilities, no pred_ columns (`medcolor calibrate RUN`)")
-        return rows.assign(**{f"p_{lab}": probs[:, i] for i, lab in enumerate(labels)})
+        return rows.assign(**dict(zip(runfolder.prob_columns(labels), probs.T)))
     probs = probs if calibrated else calibration.calibrate(probs, cal, labels)
     columns = {}
     for i, lab in enumerate(labels):
-        columns[f"p_{lab}"] = probs[:, i]
-        columns[f"pred_{lab}"] = (probs[:, i] >= cal["thresholds"][lab]).astype(int)
+        columns[f"{runfolder.PROB_PREFIX}{lab}"] = probs[:, i]
+        columns[f"{runfolder.PRED_PREFIX}{lab}"] = (probs[:, i] >= cal["thresholds"][lab]).astype(int)
     return rows.assign(**columns)
 
 
@@ -257,7 +257,7 @@ def calibrate_run(run_dir, sensitivity: float | None = None, specificity: float 
                          f"never on a valid split (its members trained on it); leave out --data")
     if runfolder.is_cv_dir(run_dir):  # every pool image was seen in training by K - 1 members
         labels, oof = runfolder.read_oof(run_dir)
-        probs, targets = oof[[f"p_{lab}" for lab in labels]].to_numpy(float), oof[labels].to_numpy(float)
+        probs, targets = oof[runfolder.prob_columns(labels)].to_numpy(float), oof[labels].to_numpy(float)
         where = "out-of-fold predictions"
     else:
         try:

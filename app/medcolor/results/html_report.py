@@ -17,9 +17,11 @@ import numpy as np
 import pandas as pd
 
 from ..core import runfolder
+from ..core.archs import uses_colorizer
 from ..core._resources import medcolor_version
 from ..core.errors import UsageError
 from ..core.io import atomic_write, claim_new, info, removed_on_failure, warn
+from ..nets.colorizers import gray_replicated
 from .report import (GROUP, auc_vs_size, averaged_predictions, check_format, metric_columns, parse_selector,
                      plot_versus, report_table, report_text, table_cells, table_notes)
 
@@ -27,8 +29,8 @@ GRADCAM_IMAGES = 3
 FPR_GRID = np.linspace(0, 1, 201)
 
 
-def report_with_page(paths, page, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", vs: str | None = None,
-                     vs_plot: str | None = "auc_vs_reference.png", per_label: bool = True) -> tuple[str, Path]:
+def report_with_page(paths, page, fmt: str = "markdown", plot: str | None = runfolder.AUC_VS_SIZE_PLOT, vs: str | None = None,
+                     vs_plot: str | None = runfolder.AUC_VS_REFERENCE_PLOT, per_label: bool = True) -> tuple[str, Path]:
     """(the report's text as `report.report` returns it, the page written). The page's file is claimed before the
     slow work, so a bad path costs nothing; like the report's plots it never overwrites (page-2.html, ...), and it
     is removed again when anything fails: no half-written page is left."""
@@ -97,7 +99,7 @@ def describe(paths, df: pd.DataFrame, table: pd.DataFrame) -> tuple[str, str]:
 
 def row_name(r) -> str:
     """A row as the figures' legends name it: its number, recipe, colorizer (or architecture) and mode."""
-    model = f"{r['colorizer']} | mode {r['mode']}" if r["arch"] == "colornet" else r["arch"]
+    model = f"{r['colorizer']} | mode {r['mode']}" if uses_colorizer(r["arch"]) else r["arch"]
     return f"row {r.name + 1}: {r['recipe']} | {model}"
 
 
@@ -209,7 +211,7 @@ def macro_roc(labels: list[str], frame: pd.DataFrame):
 
     from ..tasks.metrics import per_label
 
-    probs, targets = frame[[f"p_{lab}" for lab in labels]].to_numpy(float), frame[labels].to_numpy(float)
+    probs, targets = frame[runfolder.prob_columns(labels)].to_numpy(float), frame[labels].to_numpy(float)
     tprs, aucs = [], []
     for _, _, t, p in per_label(probs, targets, labels):
         fpr, tpr, _ = roc_curve(t, p)
@@ -241,7 +243,7 @@ def pooled_reliability(labels: list[str], frame: pd.DataFrame):
     """(mean probability, observed rate, ECE, pairs) per non-empty bin over every (image, label) pair."""
     from ..tasks.calibration import reliability_curves
 
-    probs = frame[[f"p_{lab}" for lab in labels]].to_numpy(float).reshape(-1, 1)
+    probs = frame[runfolder.prob_columns(labels)].to_numpy(float).reshape(-1, 1)
     targets = frame[labels].to_numpy(float).reshape(-1, 1)
     return reliability_curves(probs, targets, ["all labels"])["all labels"]
 
@@ -263,7 +265,7 @@ def gallery_section(table: pd.DataFrame, groups: list, names: list[str], best: i
 
 
 def gallery_rows(table: pd.DataFrame, best: int) -> list[int]:
-    colorized = table[(table["arch"] == "colornet") & (table["colorizer"].fillna("none") != "none")]["mean_mean"]
+    colorized = table[[uses_colorizer(a) and isinstance(c, str) and not gray_replicated(c) for a, c in zip(table["arch"], table["colorizer"])]]["mean_mean"]
     best_colorized = None if colorized.isna().all() else int(colorized.idxmax())
     return [best] + ([best_colorized] if best_colorized not in (None, best) else [])
 
@@ -308,7 +310,7 @@ def gradcam_png(run: Path) -> tuple[bytes | None, str]:
 
 def confident_findings(frame: pd.DataFrame, labels: list[str], n: int) -> tuple[list[str], str]:
     """(paths, what they are): the n images whose highest probability of a finding they have is highest."""
-    targets, probs = frame[labels].to_numpy(float), frame[[f"p_{lab}" for lab in labels]].to_numpy(float)
+    targets, probs = frame[labels].to_numpy(float), frame[runfolder.prob_columns(labels)].to_numpy(float)
     score = np.where(targets == 1, probs, -1.0).max(axis=1)
     top = np.argsort(-score, kind="stable")[:n]
     split = frame["split"].iloc[0] if "split" in frame and len(frame) else "evaluated"

@@ -54,7 +54,7 @@ def top_losses(path: Path, rows: pd.DataFrame, probs, targets, losses, labels, k
         titles.append(f"loss {losses[idx]:.2f}\ntrue: {', '.join(true)}\n" + ", ".join(f"{lab} {p:.2f}" for lab, p in best))
         table.append({"path": rows["path"].iloc[idx], "loss": float(losses[idx]),
                       **{f"{lab}": targets[idx, j] for j, lab in enumerate(labels)},
-                      **{f"p_{lab}": float(probs[idx, j]) for j, lab in enumerate(labels)}})
+                      **{col: float(probs[idx, j]) for j, col in enumerate(runfolder.prob_columns(labels))}})
     plot_gallery(path, [np.asarray(open_image(rows["path"].iloc[i], channels)) for i in top], titles,
                  title=f"{what}: the {len(top)} images with the highest loss ({LOSS_NAMES[single_label]}, raw "
                        f"probabilities)")
@@ -110,27 +110,27 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
     title = model_title(run_dir)
     with runfolder.result_dir(run_dir, f"{runfolder.INTERPRET_PREFIX}{li.folder}") as out:
         losses = per_image_loss(probs, targets, spec.single_label)
-        top = top_losses(out / "top_losses.png", rows, probs, targets, losses, labels, min(top_k, len(rows)),
+        top = top_losses(out / runfolder.TOP_LOSSES_PLOT, rows, probs, targets, losses, labels, min(top_k, len(rows)),
                          f"{title}\n{li.source}", spec.input.get("channels", 1), spec.single_label)
-        write_csv(out / "top_losses.csv", top)
+        write_csv(out / runfolder.TOP_LOSSES, top)
         matrices = confusion(decided, targets, labels, thresholds)
         scale = "calibrated probabilities (predict's decisions)" if decided is calibrated else "raw probabilities"
-        plot_confusions(out / "confusion.png", matrices, thresholds,
+        plot_confusions(out / runfolder.CONFUSION_PLOT, matrices, thresholds,
                         title=f"{title}\n{li.source} ({len(rows)} images): thresholds on {scale}")
         xb = learn.dls.test_dl(rows.head(8), with_labels=False).one_batch()[0]
-        colorizer_figure(out / "colorizer_gallery.png", learn, xb,
+        colorizer_figure(out / runfolder.COLORIZER_GALLERY, learn, xb,
                          f"{title}\n{li.source}: the first {min(8, len(rows))} images")
         outputs = [list(spec.labels).index(lab) for lab in labels]
-        groups = [("gradcam_top_losses.png", "the images with the highest loss", list(top["path"])),
+        groups = [(runfolder.GRADCAM_TOP_LOSSES, "the images with the highest loss", list(top["path"])),
                   (runfolder.GRADCAM_GALLERY, f"the first {min(8, len(rows))} images", list(rows["path"][:8]))]
         figures, used = gradcam_figures(learn, out, groups, labels, outputs, f"{title}\n{li.source}", layer)
         result = {"out_dir": str(out), "split": li.split, "data": li.source, "thresholds": thresholds,
                   "threshold_scale": "calibrated" if calibrated is not None and threshold is None else "raw",
                   "confusion": matrices, "top_losses": top[["path", "loss"]].to_dict("records"), "gradcam": figures,
                   "gradcam_layer": used,
-                  "files": ["top_losses.png", "top_losses.csv", "confusion.png", "colorizer_gallery.png", *figures,
-                            "interpretation.json"]}
-        write_json(out / "interpretation.json", result)
+                  "files": [runfolder.TOP_LOSSES_PLOT, runfolder.TOP_LOSSES, runfolder.CONFUSION_PLOT, runfolder.COLORIZER_GALLERY, *figures,
+                            runfolder.INTERPRETATION]}
+        write_json(out / runfolder.INTERPRETATION, result)
         return result
 
 
@@ -151,11 +151,11 @@ def _interpret_images(run_dir, learn, spec, paths: list[str], layer: str | None 
     xb = learn.dls.test_dl(pd.DataFrame({"path": shown}), with_labels=False, bs=len(shown)).one_batch()[0]
     which = f"{len(shown)} given image{'s' * (len(shown) > 1)}"
     with runfolder.result_dir(run_dir, f"{runfolder.INTERPRET_PREFIX}images") as out:
-        colorizer_figure(out / "colorizer_gallery.png", learn, xb, f"{model_title(run_dir)}\n{which}")
+        colorizer_figure(out / runfolder.COLORIZER_GALLERY, learn, xb, f"{model_title(run_dir)}\n{which}")
         figures, used = gradcam_figures(learn, out, [(runfolder.GRADCAM_GALLERY, which, shown)], labels,
                                         list(range(len(labels))), model_title(run_dir), layer)
         result = {"out_dir": str(out), "split": "images", "data": f"{len(paths)} given images", "gradcam": figures,
                   "gradcam_layer": used,
-                  "files": ["colorizer_gallery.png", *figures, "interpretation.json"]}
-        write_json(out / "interpretation.json", result)
+                  "files": [runfolder.COLORIZER_GALLERY, *figures, runfolder.INTERPRETATION]}
+        write_json(out / runfolder.INTERPRETATION, result)
         return result

@@ -10,11 +10,12 @@ from pathlib import Path
 import pandas as pd
 
 from .compare import aligned
-from ..core.config import gray_replicated
+from ..core.archs import ARCHS, DEFAULT_ARCH, uses_colorizer
 from ..core.errors import UsageError
 from ..core.io import claim_new, info, removed_on_failure
-from ..nets.modes import MODES
-from ..core.runfolder import METRICS, RECIPE, is_cv_dir, is_finished, read_metrics, read_oof, read_predictions, saved_recipe
+from ..core.archs import MODES
+from ..nets.colorizers import gray_replicated
+from ..core.runfolder import AUC_VS_REFERENCE_PLOT, AUC_VS_SIZE_PLOT, METRICS, prob_columns, RECIPE, is_cv_dir, is_finished, read_metrics, read_oof, read_predictions, saved_recipe
 from ..training.runs import starting_point
 from ..tasks.stats import auc_intervals, holm, mean_over_labels, paired_comparison, rank_aucs
 
@@ -48,7 +49,7 @@ def run_rows(runs: list[Path]) -> pd.DataFrame:
         m = read_metrics(run)
         r = saved_recipe(run)
         d, model = r["data"], r["model"]
-        keys = {"recipe": r["name"], "arch": model.get("arch", "colornet"), "backbone": model["backbone"],
+        keys = {"recipe": r["name"], "arch": model.get("arch", DEFAULT_ARCH), "backbone": model["backbone"],
                 "colorizer": model.get("colorizer"), "mode": model.get("mode"),
                 "start": m.get("start") or starting_point(model),
                 "data": f"{d['spec']}:{d.get('root') or ''}" + (f":{d['csv']}" if d.get("csv") else "")
@@ -160,7 +161,7 @@ def _number(text: str):
 def averaged_predictions(runs: list[str]):
     """(labels, predictions.csv with p_<label> averaged over the runs: the seeds of one row)."""
     labels, frame = read_predictions(Path(runs[0]))
-    probs = [f"p_{lab}" for lab in labels]
+    probs = prob_columns(labels)
     for run in runs[1:]:
         _, other = read_predictions(Path(run))
         _, _, p_other, _ = aligned(frame, other, labels, (runs[0], run))
@@ -172,7 +173,7 @@ def averaged_predictions(runs: list[str]):
 def out_of_fold_predictions(cv_dirs):
     """(labels, oof_predictions.csv averaged over cross-validations of one row): a CV row is compared on its pool."""
     labels, frame = read_oof(Path(cv_dirs[0]))
-    probs = [f"p_{lab}" for lab in labels]
+    probs = prob_columns(labels)
     for folder in cv_dirs[1:]:
         _, other = read_oof(Path(folder))
         frame[probs] += aligned(frame, other, labels, (cv_dirs[0], folder))[2]
@@ -192,7 +193,7 @@ def add_versus(df: pd.DataFrame, table: pd.DataFrame, selector: str) -> pd.DataF
                                                      "vs_diff_hi", "vs_p")}
     for k, (labels, frame) in enumerate(preds):
         if refs[k] is None or refs[k] == k:  # no comparison: the row's own AUC and CI
-            targets, probs = frame[labels].to_numpy(float), frame[[f"p_{lab}" for lab in labels]].to_numpy(float)
+            targets, probs = frame[labels].to_numpy(float), frame[prob_columns(labels)].to_numpy(float)
             cols["vs_auc"][k] = float(mean_over_labels(rank_aucs(probs, targets)))
             cols["vs_auc_lo"][k], cols["vs_auc_hi"][k] = auc_intervals(targets, probs, labels, frame["group"])["mean"]
             continue
@@ -265,9 +266,10 @@ def table_cells(table: pd.DataFrame, metrics: list[str]) -> tuple[list[str], lis
 
 def model_cells(r) -> list[str]:
     """model, colorizer, strategy: a colorizer network's backbone and mode, or the architecture's own name."""
-    if r["arch"] == "colornet":
+    if uses_colorizer(r["arch"]):
         return [r["recipe"], r["backbone"], r["colorizer"], strategy(r["mode"], r["colorizer"])]
-    return [r["recipe"], r["arch"] + (f" ({r['backbone']})" if r["arch"] in ("aecnn", "ae-resnet50") else ""), "-", "-"]
+    arch = ARCHS.find(r["arch"])
+    return [r["recipe"], arch.label(r["backbone"]) if arch else r["arch"], "-", "-"]
 
 
 def _pm(mean, std, count, n_runs) -> str:
@@ -301,8 +303,8 @@ def beside_runs(paths, name: str) -> Path:
     return common / given
 
 
-def report(paths, fmt: str = "markdown", plot: str | None = "auc_vs_size.png", vs: str | None = None,
-           vs_plot: str | None = "auc_vs_reference.png", per_label: bool = True) -> str:
+def report(paths, fmt: str = "markdown", plot: str | None = AUC_VS_SIZE_PLOT, vs: str | None = None,
+           vs_plot: str | None = AUC_VS_REFERENCE_PLOT, per_label: bool = True) -> str:
     check_format(fmt)
     df, table = report_table(paths, plot, vs, vs_plot, per_label)
     return report_text(df, table, fmt, vs)

@@ -8,7 +8,8 @@ from typing import Callable, Optional
 from . import classification
 from . import reconstruction
 from ..core.config import Recipe
-from ..nets.models import ARCHS
+from ..core.archs import ARCHS
+from ..core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -27,14 +28,15 @@ class Task:
     # imbalance (train.sampler, the loss's class weights)
 
 
-TASKS = {
-    "classification": Task("classification", "mean_auc", classification.METRICS, classification.build_dls,
+TASKS: Registry[Task] = Registry("task")
+for _task in (
+    Task("classification", "mean_auc", classification.METRICS, classification.build_dls,
                            classification.head, classification.finalize, classification.summary_line,
                            classification.mid_epoch_scores, predicts_labels=True,
                            class_weighting=classification.class_weighting),
-    "reconstruction": Task("reconstruction", "ssim", reconstruction.METRICS, reconstruction.build_dls,
-                           reconstruction.head, reconstruction.finalize, reconstruction.summary_line),
-}
+    Task("reconstruction", "ssim", reconstruction.METRICS, reconstruction.build_dls,
+                           reconstruction.head, reconstruction.finalize, reconstruction.summary_line)):
+    TASKS.register(_task.name, _task)
 
 
 def task_of(recipe: Recipe) -> Task:
@@ -60,7 +62,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
     if m.arch in ARCHS and ARCHS[m.arch].task != task.name:
         fits = [a for a, spec in ARCHS.items() if spec.task == task.name]
         problems.append(f"model.arch {m.arch!r} does not fit task {task.name}; use {', '.join(fits)}")
-    if ARCHS.get(m.arch) and ARCHS[m.arch].colorizer and m.colorizer.lower() not in list_colorizers():
+    if ARCHS.find(m.arch) and ARCHS[m.arch].colorizer and m.colorizer.lower() not in list_colorizers():
         problems.append(f"model.colorizer {m.colorizer!r} is unknown{closest(m.colorizer.lower(), list_colorizers())}")
     unknown = [name for name in recipe.metrics if name not in task.metrics]
     if unknown:

@@ -11,7 +11,8 @@ import torch
 from . import calibration
 from . import losses
 from ..core import runfolder
-from ..core.config import Recipe, run_title
+from ..core.config import Recipe
+from ..nets.models import run_title
 from .metrics import accuracy, auc_metrics, group_auc, label_aucs, mean_auc, mean_of, roc_inputs
 from ..core.plots import plot_colorizer, plot_roc
 from .stats import auc_intervals
@@ -109,7 +110,7 @@ def predictions_frame(probs, targets, rows: pd.DataFrame, labels: list[str]) -> 
                        "group": rows["group"].to_numpy()})
     for i, label in enumerate(labels):
         df[label] = targets[:, i]
-        df[f"p_{label}"] = probs[:, i]
+        df[f"{runfolder.PROB_PREFIX}{label}"] = probs[:, i]
     return df
 
 
@@ -150,7 +151,7 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> d
         runfolder.write_calibration(run_dir, calibration.fit(*valid[:2], labels, table.single_label))
     probs, targets, rows = valid if split == "valid" else predict_split(learn, table, split)
     runfolder.write_predictions(run_dir, predictions_frame(probs, targets, rows, labels))
-    plot_roc(runfolder.plot_path(run_dir, "roc.png"), roc_inputs(probs, targets, labels),
+    plot_roc(runfolder.plot_path(run_dir, runfolder.ROC_PLOT), roc_inputs(probs, targets, labels),
              title=f"{run_title(recipe)} ({split}, {len(rows)} images)")
     colorizer_figure(runfolder.plot_path(run_dir, runfolder.COLORIZER_PLOT), learn, learn.dls.valid.one_batch()[0][:4],
                      f"{run_title(recipe)}: the first 4 validation images")

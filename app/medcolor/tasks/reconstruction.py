@@ -96,7 +96,7 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, valid_preds=None) -> d
     psnr_, ssim_ = per_image_psnr(p, y).numpy(), per_image_ssim(p, y).numpy()
     frame = rows[["path", "split", "group"] + (["slice"] if "slice" in rows else [])].assign(psnr=psnr_, ssim=ssim_)
     runfolder.write_predictions(run_dir, frame)
-    plot_reconstructions(runfolder.plot_path(run_dir, "reconstructions.png"), x, p, y)
+    plot_reconstructions(runfolder.plot_path(run_dir, runfolder.RECONSTRUCTIONS_PLOT), x, p, y)
     return {"psnr": stats(psnr_), "ssim": stats(ssim_), "n_images": int(len(rows)), "split": split}
 
 

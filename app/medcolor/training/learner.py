@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..core.archs import get_arch
 from ..core.config import Recipe
 from ..core.errors import UsageError
 from ..tasks import task_of
@@ -63,7 +64,7 @@ def recipe_callbacks(recipe: Recipe) -> list:
     from .callbacks import AuxReconstruction, PlainTensors, bn_callbacks, mix_callback
 
     cbs = [PlainTensors()] + bn_callbacks(recipe.model.freeze_bn_stats) + mix_callback(recipe.train.mix)
-    if recipe.model.arch == "aecnn":
+    if get_arch(recipe.model.arch).front_end:
         cbs.append(AuxReconstruction(recipe.train.aux_weight))
     return cbs
 

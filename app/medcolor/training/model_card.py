@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from ..core.config import Recipe
 from ..data.readers import GROUP_UNITS
-from ..nets.modes import get_mode
+from ..core.archs import uses_colorizer
+from ..core.archs import get_mode
+from ..nets.colorizers import gray_replicated
 
 
 SCHEDULES = {"one_cycle": "one-cycle", "plateau": "with ReduceLROnPlateau on valid_loss",
@@ -56,11 +58,11 @@ def imbalance(t) -> str:
 def render(recipe: Recipe, result: dict, split_sizes: dict, labels: list[str], params: tuple[int, int],
            env: dict, calibration: dict | None, start: str) -> str:
     m, d, t = recipe.model, recipe.data, recipe.train
-    model = f"{m.backbone} + `{m.colorizer}` colorizer" if m.arch == "colornet" else m.arch
+    model = f"{m.backbone} + `{m.colorizer}` colorizer" if uses_colorizer(m.arch) else m.arch
     sizes = ", ".join(f"{k} {v:,}" for k, v in split_sizes.items())
     lines = [f"# Model card: {recipe.name} (seed {t.seed})", "", recipe.description or "", "",
              "## Model", "",
-             f"- {model}, {get_mode(m.mode).label(not m.gray_replicated)}; task: {recipe.task}",
+             f"- {model}, {get_mode(m.mode).label(not gray_replicated(m.colorizer))}; task: {recipe.task}",
              f"- weights started from: {start}",
              f"- parameters: {params[0]:,} trained of {params[1]:,}",
              "", "## Data", "",

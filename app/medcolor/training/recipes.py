@@ -9,9 +9,9 @@ import yaml
 
 from ..core import io
 from ..core._resources import resolve_named, shipped_yaml
+from ..core.archs import ARCHS, MODES, colorizer_archs, uses_colorizer
 from ..core.config import ModelConfig, Recipe, apply_overrides, from_dict, to_dict
 from ..core.errors import UsageError, all_problems
-from ..core.runfolder import is_plain_name
 
 
 def recipe_files() -> dict[str, Path]:
@@ -82,16 +82,16 @@ def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list
     """Data and model fields set by the user (on the command line, or in the recipe file for the data spec and
     architecture it names itself) that the data spec or architecture in effect does not use."""
     from ..data.specs import explicit_keys, unused_fields
-    from ..nets.models import ARCHS
+    from ..nets.colorizers import gray_replicated
 
     def explicit(section: str, switch: str) -> set[str]:
         keys = explicit_keys(overrides, section)
         own = written.get(section) if isinstance(written.get(section), dict) else {}
         return keys | (set(own) if switch not in keys else set())
     problems = unused_fields(recipe.data, explicit("data", "spec"))
-    arch, m = ARCHS.get(recipe.model.arch), explicit("model", "arch")
-    if arch and not arch.colorizer and "colorizer" in m and not recipe.model.gray_replicated:
-        problems.append(f"model.colorizer is not used by model.arch {recipe.model.arch!r} (only colornet has one)")
+    arch, m = ARCHS.find(recipe.model.arch), explicit("model", "arch")
+    if arch and not arch.colorizer and "colorizer" in m and not gray_replicated(recipe.model.colorizer):
+        problems.append(f"model.colorizer is not used by model.arch {recipe.model.arch!r} (only {colorizer_archs()} has one)")
     if arch and not arch.backbone and "backbone" in m:
         problems.append(f"model.backbone is not used by model.arch {recipe.model.arch!r} (it has its own encoder)")
     if arch and arch.backbone and arch.task == "reconstruction" and "backbone" not in m:  # resnet18 by default
@@ -116,117 +116,37 @@ def recipe_from_dict(raw: dict) -> Recipe:
         errors.append(str(e))
         recipe = None
     if recipe is not None:
-        errors += check_values(recipe)
-    if recipe is not None and data is not None:
-        errors += medmnist_problems(recipe, data) + fold_problems(recipe, data)
+        recipe.data = data or recipe.data
+        errors += recipe.problems() + registry_problems(recipe, data is not None)
     if errors:
         raise all_problems(errors)
-    recipe.data = data
     return recipe
 
 
-def fold_problems(r: Recipe, data) -> list[str]:
-    from ..tasks import task_of
-
-    task = task_of(r)
-    return [f"data.folds (cross-validation) is for classifiers; task {task.name} has no AUC to pool"] \
-        if data.folds and not task.predicts_labels else []
-
-
-def medmnist_problems(r: Recipe, data) -> list[str]:
-    """MedMNIST files fix their images' size and colour: a network input smaller than the file's images would
-    shrink them (data.size picks the file, train.image_size the input), and RGB data (the color sets, or gray ones
-    with data.as_rgb) goes straight to the backbone, so a colorizer would have nothing to do; padding only grows."""
+def registry_problems(r: Recipe, with_data: bool = True) -> list[str]:
+    """What the recipe's task, colorizer and data need of it (each dataclass checks its own values first)."""
     from ..data.medmnist import image_channels
+    from ..nets.colorizers import gray_replicated
+    from ..tasks import check_recipe, task_of
 
-    problems, m = [], r.model
-    if data.reader == "medmnist" and r.train.image_size < data.size:
-        problems.append(f"train.image_size={r.train.image_size} would shrink the {data.size} px images of data.size="
-                        f"{data.size}; set train.image_size={data.size} (the MedMNIST+ protocol trains at the file's "
-                        f"size)")
-    if image_channels(data) == 3 and m.arch == "colornet" and not m.gray_replicated:
-        how = "read as RGB (data.as_rgb)" if data.as_rgb else "RGB"
-        problems.append(f"{data.name} is {how}: its images go straight to the backbone, so model.colorizer must be "
+    m, d = r.model, r.data
+    problems = check_recipe(r)
+    imagenet_probe = gray_replicated(m.colorizer) and (m.pretrained or m.weights)
+    mode = MODES.get(m.mode)
+    if mode and mode.head_only and not m.init_from and not imagenet_probe:  # without a colorizer = mode 1 (Table 4.3)
+        problems.append(f"model.mode {m.mode} trains only the head: set model.init_from to a run folder or "
+                        f"recipe:NAME (or, without a colorizer, load ImageNet weights: model.pretrained / "
+                        f"model.weights)")
+    if m.head == "knn" and mode and mode.trains("colorizer") and not mode.trains("body") and not gray_replicated(m.colorizer):
+        problems.append(f"model.head knn trains nothing, so a {m.colorizer} colorizer would stay random in mode "
+                        f"{m.mode}; use colorizer none, or mode 3 with model.init_from a trained one")
+    if with_data and image_channels(d) == 3 and uses_colorizer(m.arch) and not gray_replicated(m.colorizer):
+        how = "read as RGB (data.as_rgb)" if d.as_rgb else "RGB"
+        problems.append(f"{d.name} is {how}: its images go straight to the backbone, so model.colorizer must be "
                         f"none (got {m.colorizer}); colorizers are for gray images")
-    if data.pad_to and data.pad_to < r.train.image_size:
-        problems.append(f"data.pad_to={data.pad_to} is smaller than train.image_size={r.train.image_size}; padding "
-                        f"only adds pixels (set data.pad_to >= the image size, or null)")
+    if with_data and d.folds and not task_of(r).predicts_labels:
+        problems.append(f"data.folds (cross-validation) is for classifiers; task {r.task} has no AUC to pool")
     return problems
-
-
-MAX_IMAGE_SIZE = 4096
-
-
-def check_values(r: Recipe) -> list[str]:
-    """Checks beyond types: ranges, names that must exist, and what the recipe's task needs."""
-    from ..nets.models import ARCHS
-    from ..tasks import check_recipe
-
-    problems = []
-    t, m = r.train, r.model
-    if r.name and not is_plain_name(r.name):  # it names the run's folder
-        problems.append(f"name {r.name!r} must be one plain folder name (no '/', '..' or absolute paths)")
-    for name, value in (("train.epochs", t.epochs), ("train.bs", t.bs), ("train.image_size", t.image_size)):
-        if value < 1:
-            problems.append(f"{name} must be at least 1, got {value}")
-    if t.image_size > MAX_IMAGE_SIZE:  # a typo like 100000 would otherwise end in the kernel's out-of-memory kill
-        problems.append(f"train.image_size must be at most {MAX_IMAGE_SIZE} (the thesis's largest is 896), got "
-                        f"{t.image_size}")
-    if t.max_lr <= 0:
-        problems.append(f"train.max_lr must be positive, got {t.max_lr}")
-    checks = [(t.bs >= 2, f"train.bs must be at least 2 (BatchNorm needs two images per batch), got {t.bs}"),
-              (0 < t.pct_start < 1, f"train.pct_start (the warm-up share of one-cycle) must be in (0, 1), got "
-                                    f"{t.pct_start}"),
-              (t.div > 0, f"train.div (max_lr / starting lr) must be positive, got {t.div}"),
-              (t.div_final > 0, f"train.div_final must be positive, got {t.div_final}"),
-              (t.wd >= 0, f"train.wd must be at least 0, got {t.wd}"),
-              (0 <= t.mom < 1, f"train.mom must be in [0, 1), got {t.mom}"),
-              (t.num_workers is None or t.num_workers >= 0, f"train.num_workers must be at least 0 (or null for "
-                                                            f"automatic), got {t.num_workers}"),
-              (t.eval_every_iters >= 0, f"train.eval_every_iters must be at least 0, got {t.eval_every_iters}"),
-              (0 < t.plateau_factor < 1 or t.schedule != "plateau", f"train.plateau_factor must be in (0, 1), got "
-                                                                    f"{t.plateau_factor}"),
-              (t.lr_mult >= 1, f"train.lr_mult (max_lr / the body's learning rate) must be at least 1, got "
-                               f"{t.lr_mult}"),
-              (t.freeze_epochs >= 0, f"train.freeze_epochs must be at least 0, got {t.freeze_epochs}"),
-              (not t.freeze_epochs or m.mode == 2, f"train.freeze_epochs freezes the body for the first epochs of "
-                                                   f"mode 2; model.mode {m.mode} never trains the body"),
-              (not t.freeze_epochs or t.schedule == "one_cycle", "train.freeze_epochs needs train.schedule=one_cycle"),
-              (t.early_stop_patience >= 0, f"train.early_stop_patience must be at least 0 (0: never stop early), got "
-                                           f"{t.early_stop_patience}")]
-    problems += [message for ok, message in checks if not ok]
-    if (t.lr_mult != 1 or t.freeze_epochs) and m.arch in ARCHS and ARCHS[m.arch].task != "classification":
-        problems.append(f"train.lr_mult and train.freeze_epochs need a classifier's parts (body, colorizer, head); "
-                        f"model.arch {m.arch!r} has none")
-    if m.mode not in (1, 2, 3):
-        problems.append(f"model.mode must be 1, 2 or 3, got {m.mode}")
-    if m.arch not in ARCHS:
-        problems.append(f"model.arch {m.arch!r} is unknown; use {', '.join(ARCHS)}")
-    problems += check_recipe(r)
-    imagenet_probe = m.gray_replicated and (m.pretrained or m.weights)
-    if m.mode == 3 and not m.init_from and not imagenet_probe:  # mode 3 without a colorizer = mode 1 (Table 4.3)
-        problems.append("model.mode 3 trains only the head: set model.init_from to a run folder or recipe:NAME "
-                        "(or, without a colorizer, load ImageNet weights: model.pretrained / model.weights)")
-    if m.head == "knn":
-        problems += knn_problems(r)
-    for part in (p for entry in m.init_parts for p in (entry if isinstance(entry, list) else [entry])):
-        if part not in ("colorizer", "body", "head"):
-            problems.append(f"model.init_parts entries must be colorizer, body or head, got {part!r}")
-    return problems
-
-
-def knn_problems(r: Recipe) -> list[str]:
-    """A k-NN head votes on frozen features: nothing trains, so one epoch (the validation pass) and a frozen body."""
-    t, m = r.train, r.model
-    checks = [(m.arch == "colornet", f"model.head knn needs model.arch colornet, got {m.arch!r}"),
-              (m.mode != 2, "model.head knn votes on frozen features; model.mode 2 would train the body (use 1 or 3)"),
-              (m.mode != 1 or m.gray_replicated, f"model.head knn trains nothing, so a {m.colorizer} colorizer would "
-                                                 f"stay random in mode 1; use colorizer none, or mode 3 with "
-                                                 f"model.init_from a trained one"),
-              (t.epochs == 1 and not t.freeze_epochs, f"model.head knn has nothing to train: train.epochs must be 1 "
-                                                      f"(its validation pass), got {t.epochs}"),
-              (m.knn_k >= 1, f"model.knn_k must be at least 1, got {m.knn_k}")]
-    return [message for ok, message in checks if not ok]
 
 
 def recipe_to_yaml(r: Recipe) -> str:
@@ -240,13 +160,12 @@ def shown_recipe(r: Recipe) -> str:
     """`recipes show`: the resolved recipe without the fields its data spec, task and architecture do not use
     (run folders keep the complete recipe.yaml), after a line that says where the starting weights come from."""
     from ..data.specs import USED_BY
-    from ..nets.models import ARCHS
     from ..tasks import task_of
 
     d = to_dict(r)
     d["data"] = {k: v for k, v in d["data"].items() if r.data.reader in USED_BY.get(k, [r.data.reader])
                  and not (k in RECONSTRUCTION_ONLY and task_of(r).predicts_labels)}
-    arch = ARCHS.get(r.model.arch)
+    arch = ARCHS.find(r.model.arch)
     drop = {"pretrained_tag"} if not r.model.pretrained else set()
     drop |= {"colorizer"} if arch and not arch.colorizer else set()
     drop |= {"init_parts"} if not r.model.init_from else set()
@@ -296,7 +215,7 @@ def list_recipes() -> list[dict]:
             backbone = f"{backbone}.{model['pretrained_tag']}"  # the ImageNet weights it starts from
         rows.append({"name": name, "task": raw.get("task", Recipe.task), "data": data.get("spec", ""),
                      "backbone": backbone, "mode": model.get("mode", ModelConfig.mode),
-                     "colorizer": model.get("colorizer", ModelConfig.colorizer) if arch == "colornet" else arch,
+                     "colorizer": model.get("colorizer", ModelConfig.colorizer) if uses_colorizer(arch) else arch,
                      "description": raw.get("description", "")})
     return rows
 
@@ -336,7 +255,6 @@ def copied_text(text: str, source: str, out: Path) -> str:
 def validate(name_or_path: str, overrides=()) -> Recipe:
     """load_recipe's checks plus those that need timm (the backbone name and its weight tag)."""
     from ..nets.backbones import check_backbone_name
-    from ..nets.models import ARCHS
 
     r = load_recipe(name_or_path, overrides)
     if ARCHS[r.model.arch].backbone:
@@ -359,14 +277,13 @@ def recipe_model_summary(recipe: Recipe) -> dict:
     from dataclasses import replace
 
     from ..data.readers import read_table
-    from ..nets.models import ARCHS
     from ..nets.summary import summarize_arch, summarize_colornet
     from ..tasks import task_of
 
     n_out = len(read_table(recipe.data, splits=("train",), allow_unsplit=True).labels) \
         if task_of(recipe).predicts_labels else 1
     m = replace(recipe.model, pretrained=False, weights=None, init_from=None)
-    if m.arch != "colornet":
+    if not uses_colorizer(m.arch):
         body = m.backbone if ARCHS[m.arch].backbone else None
         return {**summarize_arch(m.arch, n_out, recipe.train.image_size, body), "recipe": recipe.name}
     return {**summarize_colornet(m, n_out, recipe.train.image_size, recipe.train), "recipe": recipe.name}

@@ -234,7 +234,7 @@ def load_ensemble(folder: Path, bs: int = 64):
 
 def model_title(folder: Path) -> str:
     """What a model folder is, for titles: the run's title, or 'ensemble of 5 folds of demo: ..., seed 0'."""
-    from ..core.config import run_title
+    from ..nets.models import run_title
 
     title = run_title(read_recipe(folder))
     if not is_ensemble_dir(folder):

@@ -9,7 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.config import Recipe, run_title, to_dict
+from ..core.archs import uses_colorizer
+from ..core.config import Recipe, to_dict
+from ..nets.models import run_title
 from ..core.errors import Interrupted, RunError, UsageError, stop_signal
 from ..core.io import info
 from ..core import runfolder
@@ -328,7 +330,7 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, seconds: float, fitted
     load_weights(learn.model, runfolder.best_weights(run_dir))
     split = table.eval_split()
     scores = task.finalize(learn, recipe, run_dir, table, fitted.valid_preds)
-    plot_history(runfolder.plot_path(run_dir, "loss.png"), last["rows"], monitor=task.monitor, title=run_title(recipe),
+    plot_history(runfolder.plot_path(run_dir, runfolder.LOSS_PLOT), last["rows"], monitor=task.monitor, title=run_title(recipe),
                  best_epoch=last["best_epoch"], best_by=monitor, stopped=fitted.stopped)
     result = {"run_dir": str(run_dir), **scores, "best_epoch": last["best_epoch"], "monitor": monitor,
               best_key(monitor): last["best"], "epochs_trained": int(last["epoch"]) + 1,
@@ -358,7 +360,7 @@ def write_card(learn, recipe: Recipe, run_dir: Path, result: dict, table) -> Non
     from ..nets.modes import trainable_parameters
 
     m = recipe.model
-    ids = trainable_parameters(learn.model, m.mode, m.train_bn, m.train_stem) if m.arch == "colornet" else \
+    ids = trainable_parameters(learn.model, m.mode, m.train_bn, m.train_stem) if uses_colorizer(m.arch) else \
         {id(p) for p in learn.model.parameters() if p.requires_grad}
     params = (sum(p.numel() for p in learn.model.parameters() if id(p) in ids),
               sum(p.numel() for p in learn.model.parameters()))
@@ -376,7 +378,7 @@ def find_lr(learn, recipe: Recipe, run_dir: Path, num_it: int = 50, progress: bo
     learn.path = run_dir  # its temporary weights go to learn.model_dir, the system's temporary folder
     with contextlib.nullcontext() if progress else learn.no_bar():
         suggestion = learn.lr_find(num_it=num_it, show_plot=True)
-    lr_finder_figure(runfolder.plot_path(run_dir, "lr_find.png"),
+    lr_finder_figure(runfolder.plot_path(run_dir, runfolder.LR_FIND_PLOT),
                      f"{run_title(recipe)}: fastai's LR finder, {num_it} mini-batches", recipe.train.max_lr)
     result = {"run_dir": str(run_dir), "valley": float(suggestion.valley), "num_it": num_it}
     runfolder.write_lr_find(run_dir, result)
