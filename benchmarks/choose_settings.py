@@ -9,7 +9,7 @@ two real datasets, with `medcolor tune`; the test split is scored once, after ch
 scores every candidate on the other dataset's validation split too (data.use_test=false), then runs the best three
 per recipe - max_lr rounded as it would ship - with 3 seeds on both validation splits and prints their means: the
 candidate with the best mean over seeds and datasets holds on both. Nothing in `choose` reads a test split. `test` trains the shipped recipes (after their settings were written into recipes/) with 3 seeds and
-prints the test rows for the README, with `report --vs` against each recipe's reference."""
+prints the test rows for docs/choosing-settings.md, with `report --vs` against each recipe's reference."""
 from __future__ import annotations
 
 import argparse
