@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from fixtures import write_image
-from medcolor.config import DataConfig
+from medcolor.core.config import DataConfig
 from medcolor.data.cache import MANIFEST, build_cache, cache_base, cached_path, use_cache
 from medcolor.data.images import open_gray
-from medcolor.errors import RunError, UsageError
+from medcolor.core.errors import RunError, UsageError
 
 
 @pytest.fixture

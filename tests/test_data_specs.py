@@ -5,11 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from medcolor._resources import shipped_dir
-from medcolor.config import DataConfig, SubsetConfig
-from medcolor.data.specs import (explicit_keys, list_specs, load_data_config, resolve_data, spec_defaults, spec_files,
-                                 value_problems)
-from medcolor.errors import UsageError
+from medcolor.core._resources import shipped_dir
+from medcolor.core.config import DataConfig, SubsetConfig
+from medcolor.data.specs import explicit_keys, list_specs, load_data_config, resolve_data, spec_defaults, spec_files
+from medcolor.core.errors import UsageError
 
 READERS = {"chestxray14": "chestxray14", "chexpert": "chexpert", "csv": "csv", "folder": "folder", "ixi": "ixi",
            "medmnist": "medmnist", "mura": "mura", "nih-sample": "chestxray14"}
@@ -29,7 +28,7 @@ def test_each_spec_resolves_to_its_reader_and_its_own_defaults(name):
     assert cfg.description == defaults["description"] and (cfg.mean, cfg.std) == (defaults["mean"], defaults["std"])
     for key, value in defaults.items():  # every default the spec gives lands in the DataConfig as written
         assert getattr(cfg, key) == value, key
-    assert value_problems(cfg) == []
+    assert cfg.problems() == []
 
 
 def test_the_named_specs_give_the_expected_fields():
@@ -105,13 +104,13 @@ def test_a_field_of_the_wrong_type_or_name_is_refused():
     ({"pad_to": 5000}, "data.pad_to must be between 1 and 4096 px (or null), got 5000"),
 ])
 def test_each_value_out_of_range_is_named(change, message):
-    assert value_problems(replace(DataConfig(), **change)) == [message]
+    assert replace(DataConfig(), **change).problems() == [message]
 
 
 def test_values_in_range_pass_and_every_problem_is_reported_at_once():
     edge = replace(DataConfig(), valid_pct=0.0, test_pct=0.0, subset=SubsetConfig(fraction=1.0), p_affine=1.0,
                    max_zoom=1.0, rotate_deg=0.0, contrast=0.0, folds=5, fold=5, pad_to=4096)
-    assert value_problems(edge) == []
+    assert edge.problems() == []
     with pytest.raises(UsageError) as e:
         resolve_data({"spec": "nih-sample", "std": -1.0, "valid_pct": 2.0})
     assert str(e.value) == "data.std must be positive, got -1.0; data.valid_pct must be in [0, 1), got 2.0"

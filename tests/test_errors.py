@@ -2,7 +2,7 @@
 message uses (closest names, many problems at once)."""
 import pytest
 
-from medcolor.errors import (Interrupted, MedcolorError, RunError, Terminated, UsageError, all_problems, closest,
+from medcolor.core.errors import (Interrupted, MedcolorError, RunError, Terminated, UsageError, all_problems, closest,
                              stop_signal)
 
 

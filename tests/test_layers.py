@@ -123,13 +123,15 @@ def test_task_differences_live_behind_the_task_interface():
     assert offenders == []
 
 
-def test_every_module_docs_design_names_exists():
-    """docs/design.md is the map of the code: a module it names that is gone (or renamed) is a defect of the map."""
-    import re
-
+def test_docs_design_names_every_module_and_no_other():
+    """docs/design.md is the map of the code: each module is named as `sub/module.py` (its path under
+    app/medcolor); a module it names that is gone, or a module it does not name, is a defect of the map."""
     design = (PACKAGE.parents[1] / "docs" / "design.md").read_text()
-    named = set(re.findall(r"`((?:data/)?[a-z_]+)\.py`", design))
-    assert named and not {m for m in named if not (PACKAGE / f"{m}.py").is_file()}
+    named = set(re.findall(r"`((?:[a-z_]+/)?[a-z_]+\.py)`", design))
+    files = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "_files" not in str(p)
+             and p.name not in ("__init__.py", "__main__.py")}
+    assert named - files == set(), "named in docs/design.md but missing"
+    assert files - named == set(), "modules docs/design.md does not name"
     assert set(re.findall(r"`(tests/[a-z_]+\.py)`", design)) <= {str(p.relative_to(PACKAGE.parents[1]))
                                                                   for p in PACKAGE.parents[1].glob("tests/*.py")}
 

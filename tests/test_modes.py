@@ -5,7 +5,8 @@ from torch import nn
 from medcolor.core.config import ModelConfig
 from medcolor.nets.models import build_model, part_parameters
 from medcolor.training.callbacks import bn_callbacks
-from medcolor.nets.modes import MODES, apply_mode, splitter_for
+from medcolor.core.archs import MODES
+from medcolor.nets.modes import apply_mode, splitter_for
 
 
 def one_step_learner(model, mode, batch, freeze_bn_stats=False, train_bn=False, train_stem=False):

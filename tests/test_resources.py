@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 import medcolor
-from medcolor._resources import medcolor_version, resolve_named, resolve_package_path, shipped_dir, shipped_yaml
-from medcolor.errors import UsageError
+from medcolor.core._resources import medcolor_version, resolve_named, resolve_package_path, shipped_dir, shipped_yaml
+from medcolor.core.errors import UsageError
 
 
 def test_the_version_is_one_plain_string():

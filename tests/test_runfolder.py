@@ -54,7 +54,7 @@ def test_new_runs_are_stamped_and_old_ones_read_as_version_1(demo_runs, legacy):
 
 
 def test_a_kept_version_3_run_reads_as_version_3_with_its_own_model_spec(format_3, legacy):
-    from medcolor.runs import load_model, model_spec, read_recipe
+    from medcolor.training.runs import load_model, model_spec, read_recipe
 
     assert runfolder.format_version(format_3) == 3 and (format_3 / runfolder.MODEL).is_file()
     spec = model_spec(format_3)

@@ -12,6 +12,9 @@ from typing import List, Optional
 
 import typer
 
+from .core.archs import ARCHS, mode_choices
+from .core._resources import shipped_yaml
+
 app = typer.Typer(help="Colorize grayscale medical images into ImageNet networks: recipes, runs, reports.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 model_app = typer.Typer(help="Inspect models.", no_args_is_help=True)
@@ -38,7 +41,11 @@ def _options(version: bool = typer.Option(False, "--version", callback=_print_ve
     pass
 
 
-DATASET_ARG = typer.Argument(..., help="data spec name (chexpert, chestxray14, mura, folder, csv, medmnist, nih-sample)")
+# Choices in help texts come from the registries that are cheap to read (architectures, modes, data spec files);
+# the colorizers' needs torch, so `medcolor model colorizers` lists them.
+SPECS = ", ".join(shipped_yaml("data_specs"))  # the data spec files, as data.specs.list_specs reads them
+SECTION_6 = ", ".join(name for name, arch in ARCHS.items() if not arch.colorizer)
+DATASET_ARG = typer.Argument(..., help=f"data spec name ({SPECS})")
 OVERRIDES_ARG = typer.Argument(None, help="key=value overrides of data fields, e.g. subset.fraction=0.1")
 ROOT_OPT = typer.Option(None, "--root", help="dataset folder (data.root)")
 
@@ -55,15 +62,24 @@ def _required(value, what: str):
     return value
 
 
+@model_app.command("colorizers")
+def model_colorizers():
+    """The colorizers model.colorizer may name, with what each is."""
+    from .nets.colorizers import describe_colorizers
+
+    typer.echo(describe_colorizers())
+
+
 @model_app.command("summary")
 def model_summary(
     backbone: Optional[str] = typer.Option(None, help="any timm model name (default resnet18; with --model, the "
-                                           "model's own body: densenet121 for aecnn, resnet50 for ae-resnet50)"),
-    colorizer: str = typer.Option("none", help="none|gray|conv1x1|stemsum|deconv|pixelshuffle|resizeconv|coloru|window|filters"),
-    mode: int = typer.Option(1, help="transfer mode 1, 2 or 3"),
+                                           "model's own body: " + ", ".join(f"{a.thesis_body} for {name}" for name, a
+                                                                            in ARCHS.items() if a.thesis_body) + ")"),
+    colorizer: str = typer.Option("none", help="a colorizer (`medcolor model colorizers` lists them)"),
+    mode: int = typer.Option(1, help=f"transfer mode {mode_choices()}"),
     n_out: Optional[int] = typer.Option(None, "--n-out", help="number of outputs (labels; default 5, aecnn 14)"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="input side in pixels, for MACs (320; 256 for --model)"),
-    model: Optional[str] = typer.Option(None, "--model", help="a section-6 model: ae-small, ae-big, ae-resnet50, aecnn"),
+    model: Optional[str] = typer.Option(None, "--model", help=f"a section-6 model: {SECTION_6}"),
     train_bn: bool = typer.Option(False, "--train-bn", help="frozen parts' BatchNorm affine parameters train too"),
     train_stem: bool = typer.Option(False, "--train-stem", help="the backbone's stem trains in mode 1"),
     recipe: Optional[str] = typer.Option(None, "--recipe", help="the network this recipe trains (its backbone, "
@@ -289,8 +305,8 @@ def compare(run_a: str = typer.Argument(..., help="a finished run, evaluation, e
 
 TTA_OPT = typer.Option(0, "--tta", help="test-time augmentation: N augmented passes (small shifts, zoom, rotation; "
                        "never flips), fastai's Learner.tta; 0: off")
-DATA_OPT = typer.Option(None, "--data", help="another dataset: a data spec (chexpert, chestxray14, mura, folder, csv, "
-                         "medmnist, nih-sample); key=value arguments after the run set its fields, e.g. data.root=DIR")
+DATA_OPT = typer.Option(None, "--data", help=f"another dataset: a data spec ({SPECS}); key=value arguments after the "
+                         "run set its fields, e.g. data.root=DIR")
 LABELS_MAP_OPT = typer.Option(None, "--labels-map", help="RUN_LABEL=DATA_LABEL for labels named differently "
                               "(repeatable; known synonyms such as Effusion = Pleural Effusion are built in)")
 
@@ -406,8 +422,8 @@ def export(run_dir: str = typer.Argument(..., help="a finished run folder"),
 
 
 @data_app.command("summary")
-def data_summary(spec: Optional[str] = typer.Argument(None, help="data spec name (chexpert, chestxray14, mura, folder, "
-                                                       "csv, medmnist, nih-sample); omit it with --recipe"),
+def data_summary(spec: Optional[str] = typer.Argument(None, help=f"data spec name ({SPECS}); omit it with "
+                                                       "--recipe"),
                  overrides: Optional[List[str]] = OVERRIDES_ARG, root: Optional[str] = ROOT_OPT,
                  csv: Optional[str] = typer.Option(None, "--csv", help="label table (data.csv)"),
                  recipe: Optional[str] = typer.Option(None, "--recipe", help="count what this recipe trains on "

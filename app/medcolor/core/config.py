@@ -27,16 +27,12 @@ def failed(checks) -> list[str]:
 
 
 @dataclass
-class ModelConfig:
+class Network:
+    """The network a run trains and model.json keeps: what best.pth's shapes and the forward pass depend on."""
     arch: str = DEFAULT_ARCH
     backbone: str = "resnet18"
     colorizer: str = "none"
     mode: int = 1
-    pretrained: bool = False
-    pretrained_tag: Optional[str] = None  # timm weight tag used with pretrained (tv_in1k: torchvision's, the thesis's)
-    weights: Optional[str] = None
-    init_from: Union[str, list[str], None] = None
-    init_parts: list[Any] = field(default_factory=lambda: ["colorizer", "body"])  # one list per init_from entry
     # BatchNorm statistics kept (layers in eval mode while training): null - those of frozen parts (fastai's
     # BnFreeze); true - also the body's while it trains (mode 2); false - none, every BatchNorm layer updates them
     freeze_bn_stats: Optional[bool] = None
@@ -44,6 +40,33 @@ class ModelConfig:
     train_stem: bool = False   # the backbone's stem trains in a mode that freezes the body
     head: Literal["linear", "knn"] = "linear"  # knn: majority vote of the k nearest training images' features
     knn_k: int = 11            # head knn: neighbours that vote (MedMNIST+: 11)
+
+
+@dataclass
+class WeightsSource:
+    """Where a run's weights start: ImageNet (timm's pretrained weights, or a file), parts of other runs."""
+    pretrained: bool = False
+    pretrained_tag: Optional[str] = None  # timm weight tag used with pretrained (tv_in1k: torchvision's, the thesis's)
+    weights: Optional[str] = None
+    init_from: Union[str, list[str], None] = None
+    init_parts: list[Any] = field(default_factory=lambda: ["colorizer", "body"])  # one list per init_from entry
+
+
+@dataclass
+class ModelConfig(WeightsSource, Network):
+    """A recipe's `model:` section: the network, and where its weights start (one flat mapping in YAML)."""
+
+    @property
+    def network(self) -> Network:
+        return Network(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Network)})
+
+    @property
+    def start(self) -> WeightsSource:
+        return WeightsSource(**{f.name: getattr(self, f.name) for f in dataclasses.fields(WeightsSource)})
+
+    @classmethod
+    def of(cls, network: Network, start: WeightsSource | None = None) -> "ModelConfig":
+        return cls(**dataclasses.asdict(network), **dataclasses.asdict(start or WeightsSource()))
 
     def problems(self) -> list[str]:
         parts = [p for entry in self.init_parts for p in (entry if isinstance(entry, list) else [entry])]

@@ -50,6 +50,9 @@ class Registry(Generic[T]):
     def items(self):
         return self._entries.items()
 
+    def values(self):
+        return self._entries.values()
+
     def __contains__(self, name) -> bool:
         return isinstance(name, str) and self._key(name) in self._entries
 

@@ -24,14 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import socket
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from .config import ModelConfig
+from .config import ModelConfig, Network, WeightsSource
 from .errors import UsageError
 from .io import (atomic_torch_save, atomic_write, is_plain_name, claim_new, load_tensors, read_yaml, removed_on_failure, write_csv,
                  write_json)
@@ -86,20 +85,64 @@ def labels_of(columns) -> list[str]:
 
 
 @dataclass(frozen=True)
+class InputSpec:
+    """The validation preprocessing: the shorter side resized to `size` (or both sides with `squish`), a centre
+    crop of `crop` (None: none), pixel / 255 normalised with `mean` / `std`, zero-padded to `pad`; gray, or RGB."""
+    size: int
+    squish: bool
+    crop: int | None
+    mean: float | list
+    std: float | list
+    channels: int = 1
+    pad: int | None = None
+
+    def to_dict(self) -> dict:
+        """model.json's "input" (channels and pad only where they are not the defaults, as format 2 wrote it)."""
+        out = asdict(self)
+        return {k: v for k, v in out.items() if not (k == "channels" and v == 1 or k == "pad" and v is None)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "InputSpec":
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
-    """What it takes to rebuild a run's network and feed it one image - the run's `pretrained_cfg`. `input`: the
-    validation preprocessing (shorter side resized to `size`, or both sides with `squish`, then a centre crop of
-    `crop`; pixel / 255 normalised with `mean` / `std`), `model`: the ModelConfig fields of the network."""
+    """What it takes to rebuild a run's network and feed it one image - the run's `pretrained_cfg`: its task and
+    labels, the network (without starting weights: best.pth holds the weights) and the input preprocessing. An
+    ensemble's spec has its members' networks instead of one."""
 
     task: str
     labels: list
     single_label: bool
-    model: dict
-    input: dict
+    network: Network | None
+    input: InputSpec
     format_version: int = FORMAT_VERSION
+    members: tuple = ()  # an ensemble's member networks
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """model.json: the network written as the model section of a recipe with no starting weights."""
+        model = {"ensemble": [asdict(ModelConfig.of(n)) for n in self.members]} if self.members else \
+            asdict(ModelConfig.of(self.network))
+        return {"task": self.task, "labels": list(self.labels), "single_label": self.single_label, "model": model,
+                "input": self.input.to_dict(), "format_version": self.format_version}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelSpec":
+        """model.json (any format from 2 on) or an export's sidecar; a TypeError or KeyError for anything else."""
+        data = dict(data)
+        model, preprocessing = data.pop("model"), InputSpec.from_dict(data.pop("input"))
+        members = tuple(network_of(m) for m in model["ensemble"]) if "ensemble" in model else ()
+        return cls(**data, network=None if members else network_of(model), input=preprocessing, members=members)
+
+
+def network_of(model: dict) -> Network:
+    """The network of a model section (model.json's, or a recipe's): its starting-weight fields are left out."""
+    names = {f.name for f in fields(Network)}
+    unknown = set(model) - names - {f.name for f in fields(WeightsSource)}
+    if unknown:
+        raise TypeError(f"unknown model fields {sorted(unknown)}")
+    return Network(**{k: v for k, v in model.items() if k in names})
 
 
 # ---- naming and making folders -------------------------------------------------------------------------------
@@ -330,7 +373,7 @@ def check_network_unchanged(run_dir: Path, model: dict) -> None:
         return
     defaults = asdict(ModelConfig())
     for field in NETWORK_FIELDS:
-        said, trained = model.get(field, defaults[field]), spec.model.get(field, defaults[field])
+        said, trained = model.get(field, defaults[field]), getattr(spec.network, field)
         if said != trained:
             raise UsageError(f"{Path(run_dir) / RECIPE} says model.{field}={said} but the run trained {trained} "
                              f"({MODEL}): recipe.yaml was edited after training; restore it, or train a new run")
@@ -351,8 +394,8 @@ def read_model_spec(run_dir: Path) -> ModelSpec | None:
         return None
     data = _read_json(path, "model description")
     try:
-        return ModelSpec(**data)
-    except TypeError:
+        return ModelSpec.from_dict(data)
+    except (TypeError, KeyError, AttributeError):
         raise UsageError(f"{path} is not a medcolor model description (fields {sorted(data)})") from None
 
 

@@ -187,9 +187,9 @@ def inference_dls(spec, bs: int, device=None):
     """DataLoaders that only preprocess, as a run's ModelSpec (model.json, or an export's sidecar) says: its
     validation crop and normalisation, for its labels. No data of their own: `test_dl(rows)` feeds given images."""
     i = spec.input
-    fit = Fit(i["size"], i["squish"], i["crop"], i.get("channels", 1))
-    return inference_dataloaders(fit, spec.labels, spec.single_label,
-                                 normalisation(i["mean"], i["std"]) + padding(i.get("pad")), bs, device)
+    fit = Fit(i.size, i.squish, i.crop, i.channels)
+    return inference_dataloaders(fit, spec.labels, spec.single_label, normalisation(i.mean, i.std) + padding(i.pad),
+                                 bs, device)
 
 
 def split_items(table: Table, split: str, fit, images: dict) -> GrayItems:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import pandas as pd
 from ..core._resources import resolve_package_path
 from ..core.config import DataConfig
 from ..core.errors import UsageError
+from ..core.registry import Registry
 from ..core.io import warn
 from .folds import pool_splits, with_fold
 from .policies import apply_policy, check_values
@@ -49,22 +51,44 @@ class Table:
         return "test" if (self.df["split"] == "test").any() else "valid"
 
 
-READERS = {}
-GROUP_UNITS = {}  # what a reader's `group` column holds: what patient-grouped splits and bootstraps resample
+@dataclass(frozen=True)
+class Reader:
+    read: Callable             # (DataConfig, splits) -> Table
+    groups: str                # what its `group` column holds: what patient-grouped splits and bootstraps resample
+    fields: tuple[str, ...]    # the layout-specific DataConfig fields it reads
 
 
-def reader(name, groups: str = "images"):
+READERS: Registry[Reader] = Registry("data.reader")
+UNREAD_FIELDS = ("test_csv",)  # in DataConfig for layouts to come; no reader reads it yet
+
+
+def reader(name, groups: str = "images", fields=()):
     def deco(fn):
-        READERS[name], GROUP_UNITS[name] = fn, groups
+        READERS.register(name, Reader(fn, groups, tuple(fields)))
         return fn
     return deco
 
 
+def layout_fields() -> set[str]:
+    """DataConfig fields only some layouts read; one set for a layout that ignores it is refused, because a setting
+    that is written into recipe.yaml and silently ignored gives results under a wrong name."""
+    return {f for entry in READERS.values() for f in entry.fields} | set(UNREAD_FIELDS)
+
+
+def reads(reader_name: str, field_name: str) -> bool:
+    """Whether data.reader `reader_name` reads data field `field_name` (every reader reads the common ones)."""
+    entry = READERS.find(reader_name)
+    return field_name not in layout_fields() or entry is None or field_name in entry.fields
+
+
+def group_unit(reader_name: str) -> str:
+    entry = READERS.find(reader_name)
+    return entry.groups if entry else "images"
+
+
 def read_table(cfg: DataConfig, splits=("train", "valid", "test"), allow_unsplit: bool = False) -> Table:
     """The table of `splits`; with allow_unsplit (counting only), a table without split files keeps all its rows."""
-    if cfg.reader not in READERS:
-        raise UsageError(f"data.reader {cfg.reader!r} is unknown; choose from {', '.join(READERS)}")
-    table = READERS[cfg.reader](cfg, set(splits))
+    table = READERS.get(cfg.reader).read(cfg, set(splits))
     table.split_counts = {k: int(v) for k, v in table.df["split"].value_counts().sort_index().items()}
     if table.unsplit_reason:
         if not allow_unsplit:
@@ -211,7 +235,8 @@ def resolve_labels(requested, known: list[str], named_sets: dict[str, list[str]]
 
 # ---- CheXpert ---------------------------------------------------------------------------------------------
 
-@reader("chexpert", groups="patients")
+@reader("chexpert", groups="patients", fields=("frontal_only", "policy", "policy_map", "valid_csv", "labels", "csv",
+                                                "allow_absolute_paths"))
 def read_chexpert(cfg: DataConfig, splits: set) -> Table:
     root = data_root(cfg)
     labels = resolve_labels(cfg.labels or [], CHEXPERT_LABELS, {}, cfg.spec)
@@ -248,7 +273,8 @@ def _chexpert_csv(root: Path, path: Path, labels, cfg: DataConfig, split: str, s
 
 # ---- ChestX-ray14 -----------------------------------------------------------------------------------------
 
-@reader("chestxray14", groups="patients")
+@reader("chestxray14", groups="patients", fields=("any_finding", "labels", "valid_pct", "split_seed", "csv",
+                                                   "allow_absolute_paths"))
 def read_chestxray14(cfg: DataConfig, splits: set) -> Table:
     root = data_root(cfg)
     path = table_path(root, cfg.csv, "Data_Entry_2017.csv")
@@ -280,7 +306,7 @@ def read_chestxray14(cfg: DataConfig, splits: set) -> Table:
 
 # ---- MURA ---------------------------------------------------------------------------------------------------
 
-@reader("mura", groups="studies")
+@reader("mura", groups="studies", fields=("body_part", "valid_csv", "csv", "allow_absolute_paths"))
 def read_mura(cfg: DataConfig, splits: set) -> Table:
     root = data_root(cfg)
     parts = []
@@ -309,7 +335,7 @@ def _mura_csv(root: Path, path: Path, cfg: DataConfig, split: str) -> pd.DataFra
 SPLIT_DIRS = {"train": "train", "valid": "valid", "val": "valid", "test": "test"}
 
 
-@reader("folder")
+@reader("folder", fields=("valid_pct", "split_seed"))
 def read_folder(cfg: DataConfig, splits: set) -> Table:
     root = data_root(cfg)
     split_layout = (root / "train").is_dir()
@@ -342,7 +368,8 @@ def _folder_rows(root: Path, split_layout: bool) -> list[tuple[str, str, str]]:
     return rows
 
 
-@reader("csv")
+@reader("csv", fields=("policy", "policy_map", "labels", "path_col", "split_col", "valid_pct", "split_seed", "csv",
+                       "allow_absolute_paths"))
 def read_generic_csv(cfg: DataConfig, splits: set) -> Table:
     root = data_root(cfg)
     path = table_path(root, cfg.csv, "labels.csv")
@@ -372,7 +399,7 @@ def read_generic_csv(cfg: DataConfig, splits: set) -> Table:
 
 # ---- MedMNIST ---------------------------------------------------------------------------------------------------
 
-@reader("medmnist")
+@reader("medmnist", fields=("name", "size", "as_rgb"))
 def read_medmnist(cfg: DataConfig, splits: set) -> Table:
     """The official train / val / test splits of one MedMNIST file; binary and multi-class (ordinal grades too)
     are one class per image, ChestMNIST's 14 findings independent labels. Images keep their index in the file."""
@@ -414,7 +441,7 @@ def parse_slices(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-@reader("ixi", groups="subjects")
+@reader("ixi", groups="subjects", fields=("valid_pct", "split_seed", "slices", "test_pct", "csv"))
 def read_ixi(cfg: DataConfig, splits: set) -> Table:
     import nibabel as nib
 

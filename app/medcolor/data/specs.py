@@ -60,27 +60,20 @@ def load_data_config(spec: str, overrides=(), root: str | None = None, csv: str 
     return cfg
 
 
-# Which readers use a data field; a field set explicitly for a layout that ignores it is refused, because a
-# setting that is written into recipe.yaml and silently ignored gives results under a wrong name.
-USED_BY = {"frontal_only": ["chexpert"], "body_part": ["mura"], "any_finding": ["chestxray14"],
-           "policy": ["chexpert", "csv"], "policy_map": ["chexpert", "csv"], "valid_csv": ["chexpert", "mura"],
-           "test_csv": [], "labels": ["chexpert", "chestxray14", "csv"], "path_col": ["csv"], "split_col": ["csv"],
-           "valid_pct": ["chestxray14", "folder", "csv", "ixi"], "split_seed": ["chestxray14", "folder", "csv", "ixi"],
-           "slices": ["ixi"], "test_pct": ["ixi"], "csv": ["chexpert", "chestxray14", "mura", "csv", "ixi"],
-           "allow_absolute_paths": ["chexpert", "chestxray14", "mura", "csv"], "name": ["medmnist"],
-           "size": ["medmnist"], "as_rgb": ["medmnist"]}
+def specs_reading(field_name: str) -> list[str]:
+    from .readers import reads
 
-
-def specs_using(readers: list[str]) -> list[str]:
-    return [name for name in list_specs() if spec_defaults(name).get("reader", name) in readers]
+    return [name for name in list_specs() if reads(spec_defaults(name).get("reader", name), field_name)]
 
 
 def unused_fields(cfg: DataConfig, explicit) -> list[str]:
     """Problems for fields in `explicit` (names set by the user) that cfg's reader does not use."""
+    from .readers import reads
+
     problems = []
-    for key in sorted(set(explicit) & set(USED_BY)):
-        if cfg.reader not in USED_BY[key]:
-            users = specs_using(USED_BY[key])
+    for key in sorted(explicit):
+        if not reads(cfg.reader, key):
+            users = specs_reading(key)
             problems.append(f"data.{key} is not used by data spec {cfg.spec!r}" +
                             (f" (only by {', '.join(users)})" if users else " (no data spec reads it)"))
     return problems

@@ -32,6 +32,11 @@ def create_colorizer(name: str, mean: float = 0.5028, std: float = 0.2902) -> nn
     return cls(mean, std) if issubclass(cls, _FixedFrontEnd) else cls()
 
 
+def describe_colorizers() -> str:
+    """One line per colorizer: its name and the first line of its docstring."""
+    return "\n".join(f"{name:<13} {(cls.__doc__ or '').strip().splitlines()[0]}" for name, cls in COLORIZERS.items())
+
+
 def gray_replicated(name: str) -> bool:
     """No colorizer: the gray image repeated to 3 channels (colorizer `none`, or its alias `gray`)."""
     return issubclass(COLORIZERS.find(str(name)) or nn.Module, Replicate)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..core.errors import UsageError
-from ..core.archs import MODES, PARTS, Mode, get_mode  # noqa: F401 (the transfer modes, re-exported)
+from ..core.archs import PARTS, get_mode
 from .models import part_parameters
 
 

@@ -34,17 +34,17 @@ def deployed(learn, spec: ModelSpec, cal: dict | None) -> Calibrated:
 def preprocessing(spec: ModelSpec) -> dict:
     """The validation preprocessing in words and numbers, for readers of the sidecar outside medcolor."""
     i = spec.input
-    if i["squish"] and i["crop"] is None:
-        resize, side = f"squish the whole image to {i['size']} x {i['size']}", i["size"]
-    elif i["squish"]:
-        resize, side = f"squish to {i['size']} x {i['size']}, centre crop {i['crop']} x {i['crop']}", i["crop"]
+    if i.squish and i.crop is None:
+        resize, side = f"squish the whole image to {i.size} x {i.size}", i.size
+    elif i.squish:
+        resize, side = f"squish to {i.size} x {i.size}, centre crop {i.crop} x {i.crop}", i.crop
     else:
-        resize, side = f"resize the shorter side to {i['size']}, centre crop {i['crop']} x {i['crop']}", i["crop"]
-    rgb, pad = i.get("channels", 1) == 3, i.get("pad")
+        resize, side = f"resize the shorter side to {i.size}, centre crop {i.crop} x {i.crop}", i.crop
+    rgb, pad = i.channels == 3, i.pad
     return {"input_shape": [None, 3 if rgb else 1, pad or side, pad or side],
             "decode": "8-bit RGB, channels first" if rgb else "8-bit gray (16-bit and DICOM scaled by bit depth)",
-            "resize": resize, "normalise": f"(pixel / 255 - {i['mean']}) / {i['std']}", "mean": i["mean"],
-            "std": i["std"], **({"pad": f"then zero-pad, centred, to {pad} x {pad} (0: the mean after normalising)"}
+            "resize": resize, "normalise": f"(pixel / 255 - {i.mean}) / {i.std}", "mean": i.mean,
+            "std": i.std, **({"pad": f"then zero-pad, centred, to {pad} x {pad} (0: the mean after normalising)"}
                                 if pad else {})}
 
 
@@ -78,7 +78,7 @@ def export_run(run_dir, fmt: str = "onnx", out: str | None = None) -> dict:
                "thresholds": cal["thresholds"] if cal else None, "preprocessing": preprocessing(spec),
                "model_spec": spec.to_dict(), "calibration": cal, "parity_max_abs_diff": diff,
                "parity_inputs": f"{len(xb)} seeded random inputs",
-               "ensemble_members": len(spec.model["ensemble"]) if "ensemble" in spec.model else None,
+               "ensemble_members": len(spec.members) or None,
                "tta": "not in the graph: one pass per image (predict --tta N on the run folder augments)"}
     with removed_on_failure(path):  # the model and its sidecar, or neither
         atomic_write(path, data)
@@ -159,7 +159,7 @@ def read_sidecar(path: Path) -> dict:
     side = sidecar_path(path)
     try:
         sidecar = json.loads(side.read_text())
-        ModelSpec(**sidecar["model_spec"])
+        ModelSpec.from_dict(sidecar["model_spec"])
     except FileNotFoundError:
         raise UsageError(f"{path} has no sidecar {side.name} beside it; `medcolor export` writes both") from None
     except (OSError, ValueError, KeyError, TypeError):
@@ -172,7 +172,7 @@ def predict_exported(path: Path, rows) -> tuple[np.ndarray, list[str], dict | No
     from ..data.block import inference_dls
 
     sidecar = read_sidecar(path)
-    spec = ModelSpec(**sidecar["model_spec"])
+    spec = ModelSpec.from_dict(sidecar["model_spec"])
     if sidecar["format"] == "onnx":
         _require_onnx()
     run = exported_runner(path, sidecar["format"])

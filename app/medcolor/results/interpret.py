@@ -111,7 +111,7 @@ def interpret_run(run_dir: str | Path, split: str | None = None, top_k: int = 9,
     with runfolder.result_dir(run_dir, f"{runfolder.INTERPRET_PREFIX}{li.folder}") as out:
         losses = per_image_loss(probs, targets, spec.single_label)
         top = top_losses(out / runfolder.TOP_LOSSES_PLOT, rows, probs, targets, losses, labels, min(top_k, len(rows)),
-                         f"{title}\n{li.source}", spec.input.get("channels", 1), spec.single_label)
+                         f"{title}\n{li.source}", spec.input.channels, spec.single_label)
         write_csv(out / runfolder.TOP_LOSSES, top)
         matrices = confusion(decided, targets, labels, thresholds)
         scale = "calibrated probabilities (predict's decisions)" if decided is calibrated else "raw probabilities"

@@ -10,13 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 from .compare import aligned
-from ..core.archs import ARCHS, DEFAULT_ARCH, uses_colorizer
+from ..core.archs import ARCHS, uses_colorizer
 from ..core.errors import UsageError
 from ..core.io import claim_new, info, removed_on_failure
 from ..core.archs import MODES
 from ..nets.colorizers import gray_replicated
-from ..core.runfolder import AUC_VS_REFERENCE_PLOT, AUC_VS_SIZE_PLOT, METRICS, prob_columns, RECIPE, is_cv_dir, is_finished, read_metrics, read_oof, read_predictions, saved_recipe
-from ..training.runs import starting_point
+from ..core.runfolder import AUC_VS_REFERENCE_PLOT, AUC_VS_SIZE_PLOT, METRICS, prob_columns, RECIPE, is_cv_dir, is_finished, read_metrics, read_oof, read_predictions
+from ..core.config import to_dict
+from ..training.runs import saved_recipe_of, starting_point
 from ..tasks.stats import auc_intervals, holm, mean_over_labels, paired_comparison, rank_aucs
 
 # Everything that makes two runs different experiments; seeds of one group are averaged.
@@ -47,11 +48,12 @@ def run_rows(runs: list[Path]) -> pd.DataFrame:
     rows = []
     for run in runs:
         m = read_metrics(run)
-        r = saved_recipe(run)
+        recipe = saved_recipe_of(run)
+        r = to_dict(recipe)
         d, model = r["data"], r["model"]
-        keys = {"recipe": r["name"], "arch": model.get("arch", DEFAULT_ARCH), "backbone": model["backbone"],
-                "colorizer": model.get("colorizer"), "mode": model.get("mode"),
-                "start": m.get("start") or starting_point(model),
+        keys = {"recipe": r["name"], "arch": model["arch"], "backbone": model["backbone"],
+                "colorizer": model["colorizer"], "mode": model["mode"],
+                "start": m.get("start") or starting_point(recipe.model.start),
                 "data": f"{d['spec']}:{d.get('root') or ''}" + (f":{d['csv']}" if d.get("csv") else "")
                         + (f":{d['name']}@{d['size']}" if d.get("reader") == "medmnist" else ""),
                 "labels": _text(used(d, "labels")) + (" + any finding" if used(d, "any_finding") else ""),
@@ -82,10 +84,10 @@ def cross_validation(run: Path, metrics: dict) -> dict:
 
 def used(data: dict, field: str):
     """A data field of a saved recipe, or None where its reader ignores it (demo's labels on MedMNIST data)."""
-    from ..data.specs import USED_BY
+    from ..data.readers import reads
 
     reader = data.get("reader")
-    return data.get(field) if reader is None or reader in USED_BY.get(field, [reader]) else None
+    return data.get(field) if reader is None or reads(reader, field) else None
 
 
 def _text(value) -> str:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.config import Recipe
+from ..core.registry import Registry
 from ..data.volumes import PairedImages, build_paired_dls
 from ..core import runfolder
 from ..core.plots import plot_reconstructions
@@ -37,8 +38,14 @@ def mse_loss(pred, target):
     return F.mse_loss(pred, like(target, pred))
 
 
+LOSSES = Registry("train.loss")  # a reconstruction's loss; `auto` is the thesis's default, MSE
+LOSSES.register("auto", mse_loss)
+LOSSES.register("mse", mse_loss)
+LOSSES.register("dssim", dssim_loss)
+
+
 def loss_for(name: str):
-    return dssim_loss if name == "dssim" else mse_loss
+    return LOSSES.get(name)
 
 
 def per_image_psnr(pred, target) -> torch.Tensor:

@@ -16,6 +16,7 @@ from fastai.callback.tracker import TrackerCallback
 from fastai.torch_core import num_distrib
 
 from ..core import runfolder
+from ..core.registry import Registry
 
 
 class PlainTensors(Callback):
@@ -384,11 +385,20 @@ class FMix(Callback):
         self.mask, self.perm, self.area = mask, perm, area
 
 
+def _fastai_mix(name: str):
+    def make():
+        import fastai.callback.mixup as mixup
+        return getattr(mixup, name)()
+    return make
+
+
+MIXES = Registry("train.mix")  # train.mix -> a callback factory: fastai's MixUp and CutMix, or FMix
+MIXES.register("none", lambda: None)
+MIXES.register("mixup", _fastai_mix("MixUp"))
+MIXES.register("cutmix", _fastai_mix("CutMix"))
+MIXES.register("fmix", FMix)
+
+
 def mix_callback(name: str) -> list:
-    """train.mix: none, mixup / cutmix (fastai's own callbacks) or fmix."""
-    if name == "fmix":
-        return [FMix()]
-    if name in ("mixup", "cutmix"):
-        from fastai.callback.mixup import CutMix, MixUp
-        return [MixUp() if name == "mixup" else CutMix()]
-    return []
+    callback = MIXES.get(name)()
+    return [callback] if callback is not None else []

@@ -7,6 +7,7 @@ import contextlib
 import os
 import tempfile
 from functools import partial
+from typing import Callable
 from pathlib import Path
 
 import torch
@@ -14,6 +15,7 @@ import torch
 from ..core.archs import get_arch
 from ..core.config import Recipe
 from ..core.errors import UsageError
+from ..core.registry import Registry
 from ..tasks import task_of
 
 
@@ -38,16 +40,31 @@ def build_dls(recipe: Recipe):
     return build_data(recipe)[0]
 
 
-def optimizer(recipe: Recipe):
-    from fastai.optimizer import SGD, Adam
+# train.opt -> (TrainConfig -> fastai opt_func). Adam and AdamW as PyTorch's (betas 0.9 / 0.999, eps 1e-8; fastai's
+# are 0.99 / 1e-5): adam adds train.wd to the gradient (torch.optim.Adam's L2, as the AECNN source used it), adamw
+# decays the weights apart from it (AdamW, MedMNIST+'s); RMSprop as Keras' (rho 0.9, eps 1e-7; fastai's sqr_mom is
+# 0.99), as the IXI source used it.
+OPTIMIZERS: Registry[Callable] = Registry("train.opt")
 
-    t = recipe.train
-    # Adam and AdamW as PyTorch's (betas 0.9 / 0.999, eps 1e-8; fastai's are 0.99 / 1e-5): adam adds train.wd to the
-    # gradient (torch.optim.Adam's L2, as the AECNN source used it), adamw decays the weights apart from it (AdamW,
-    # MedMNIST+'s); RMSprop as Keras' (rho 0.9, eps 1e-7; fastai's sqr_mom is 0.99), as the IXI source used it.
-    adam = partial(Adam, mom=0.9, sqr_mom=0.999, eps=1e-8)
-    return {"sgd": partial(SGD, mom=t.mom), "adam": partial(adam, decouple_wd=False),
-            "adamw": partial(adam, decouple_wd=True), "rmsprop": keras_rmsprop}[t.opt]
+
+def _adam(decouple_wd: bool):
+    from fastai.optimizer import Adam
+    return partial(Adam, mom=0.9, sqr_mom=0.999, eps=1e-8, decouple_wd=decouple_wd)
+
+
+def _sgd(train):
+    from fastai.optimizer import SGD
+    return partial(SGD, mom=train.mom)
+
+
+OPTIMIZERS.register("sgd", _sgd)
+OPTIMIZERS.register("adam", lambda train: _adam(False))
+OPTIMIZERS.register("adamw", lambda train: _adam(True))
+OPTIMIZERS.register("rmsprop", lambda train: keras_rmsprop)
+
+
+def optimizer(recipe: Recipe):
+    return OPTIMIZERS.get(recipe.train.opt)(recipe.train)
 
 
 def keras_rmsprop(params, lr, sqr_mom: float = 0.9, eps: float = 1e-7, wd: float = 0.0):
@@ -129,10 +146,10 @@ def checkpoint_learner(recipe: Recipe, dls=None):
     """The recipe's architecture with no starting weights, for `--resume`, whose weights come from last.pth:
     nothing is downloaded or read from other runs. (Finished runs load for inference through
     `runs.load_model`, from model.json alone.)"""
-    from dataclasses import replace
+    from ..core.config import ModelConfig
 
     dls = dls if dls is not None else build_dls(recipe)
-    return _learner(recipe, dls, replace(recipe.model, pretrained=False, weights=None))
+    return _learner(recipe, dls, ModelConfig.of(recipe.model.network))
 
 
 def inference_learner(spec, bs: int = 64):
@@ -142,14 +159,14 @@ def inference_learner(spec, bs: int = 64):
     from fastai.torch_core import default_device
 
     from .callbacks import PlainTensors
-    from ..core.config import ModelConfig, from_dict
+    from ..core.config import ModelConfig
     from ..data.block import inference_dls
     from ..tasks.losses import loss_for
     from ..nets.models import build_model
 
     dls = inference_dls(spec, bs, default_device())
-    model = build_model(from_dict(ModelConfig, spec.model, "model"), n_out=max(1, len(spec.labels)),
-                        stats=(spec.input["mean"], spec.input["std"]))
+    model = build_model(ModelConfig.of(spec.network), n_out=max(1, len(spec.labels)),
+                        stats=(spec.input.mean, spec.input.std))
     return Learner(dls, model.eval(), loss_func=loss_for(spec.single_label), cbs=[PlainTensors()])
 
 

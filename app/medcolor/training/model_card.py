@@ -3,7 +3,7 @@ and what it must not be used for. Built from the run's own files and counts, nev
 from __future__ import annotations
 
 from ..core.config import Recipe
-from ..data.readers import GROUP_UNITS
+from ..data.readers import group_unit
 from ..core.archs import uses_colorizer
 from ..core.archs import get_mode
 from ..nets.colorizers import gray_replicated
@@ -74,7 +74,7 @@ def render(recipe: Recipe, result: dict, split_sizes: dict, labels: list[str], p
                 f"grouped by patient (fold seed {d.fold_seed}), this fold validates" if d.folds else ""),
              "", f"## Results on the {result['split']} split ({result.get('n_images', '?')} images, best epoch "
              f"{result['best_epoch']})", ""]
-    lines += results_section(result, calibration, GROUP_UNITS.get(d.reader, "images"))
+    lines += results_section(result, calibration, group_unit(d.reader))
     lines += ["", "## Training", "",
               f"- epochs {t.epochs}, {t.opt} {SCHEDULES[t.schedule]}, max_lr {t.max_lr:g}, batch {t.bs}, {t.image_size} px, "
               f"seed {t.seed}" + (f"; body at max_lr / {t.lr_mult:g}" if t.lr_mult != 1 else "")

@@ -159,11 +159,11 @@ RECONSTRUCTION_ONLY = ("crop", "denoise", "vflip")
 def shown_recipe(r: Recipe) -> str:
     """`recipes show`: the resolved recipe without the fields its data spec, task and architecture do not use
     (run folders keep the complete recipe.yaml), after a line that says where the starting weights come from."""
-    from ..data.specs import USED_BY
+    from ..data.readers import reads
     from ..tasks import task_of
 
     d = to_dict(r)
-    d["data"] = {k: v for k, v in d["data"].items() if r.data.reader in USED_BY.get(k, [r.data.reader])
+    d["data"] = {k: v for k, v in d["data"].items() if reads(r.data.reader, k)
                  and not (k in RECONSTRUCTION_ONLY and task_of(r).predicts_labels)}
     arch = ARCHS.find(r.model.arch)
     drop = {"pretrained_tag"} if not r.model.pretrained else set()
@@ -274,7 +274,6 @@ def recipe_data_summary(recipe: Recipe, split: str = "train") -> dict:
 def recipe_model_summary(recipe: Recipe) -> dict:
     """`model summary --recipe`: the recipe's network at its image size, with as many outputs as its data has
     labels (read from the label table), trainable in its mode. Starting weights do not change counts: none load."""
-    from dataclasses import replace
 
     from ..data.readers import read_table
     from ..nets.summary import summarize_arch, summarize_colornet
@@ -282,7 +281,7 @@ def recipe_model_summary(recipe: Recipe) -> dict:
 
     n_out = len(read_table(recipe.data, splits=("train",), allow_unsplit=True).labels) \
         if task_of(recipe).predicts_labels else 1
-    m = replace(recipe.model, pretrained=False, weights=None, init_from=None)
+    m = ModelConfig.of(recipe.model.network)  # nothing downloaded or read from other runs
     if not uses_colorizer(m.arch):
         body = m.backbone if ARCHS[m.arch].backbone else None
         return {**summarize_arch(m.arch, n_out, recipe.train.image_size, body), "recipe": recipe.name}

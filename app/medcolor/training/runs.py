@@ -10,9 +10,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..core.config import Recipe, to_dict
+from ..core.config import Recipe, WeightsSource, to_dict
 from ..core.errors import UsageError
-from ..core.runfolder import (ModelSpec, finished_runs, format_version, is_ensemble_dir, is_run_dir, member_dirs,
+from ..core.runfolder import (InputSpec, ModelSpec, finished_runs, format_version, is_ensemble_dir, is_run_dir, member_dirs,
                         predicted_labels, read_ensemble, read_model_spec, saved_recipe)
 
 
@@ -73,36 +73,36 @@ def matching_run(runs_dir: Path, recipe: str, wanted: dict) -> Path | None:
     """The newest finished run of `recipe` whose saved recipe has every dotted key = value of `wanted`."""
     for run in finished_runs(runs_dir, recipe):
         saved = readable_recipe(run)
-        if saved is not None and all(lookup(saved, key) == value for key, value in wanted.items()):
+        if saved is not None and all(lookup(to_dict(saved), key) == value for key, value in wanted.items()):
             return run
     return None
 
 
-def readable_recipe(run: Path) -> dict | None:
+def readable_recipe(run: Path) -> Recipe | None:
     """A searched run's saved recipe, or None (with a warning) for a damaged one: one bad folder among many must
     not stop a sweep, chain or cross-validation from finding the others."""
     from ..core.io import warn
 
     try:
-        return saved_recipe(run)
+        return saved_recipe_of(run)
     except UsageError as e:
         warn(f"skipped {run}: {e}")
         return None
 
 
-def starting_point(model: dict) -> str:
+def starting_point(start: WeightsSource) -> str:
     """Where a run's weights came from, in words that are equal for every seed of one experiment:
     'imagenet:tv_in1k + chexpert-deconv-mode1[colorizer]' (a run folder is named by its recipe)."""
-    weights = str(model.get("weights") or "")
-    if model.get("pretrained"):
-        base = "imagenet" + (f":{model['pretrained_tag']}" if model.get("pretrained_tag") else "")
+    weights = str(start.weights or "")
+    if start.pretrained:
+        base = "imagenet" + (f":{start.pretrained_tag}" if start.pretrained_tag else "")
     elif weights:
         base = f"weights:{weights.removeprefix('package:') if weights.startswith('package:') else Path(weights).name}"
     else:
         base = "random"
-    sources = model.get("init_from") or []
+    sources = start.init_from or []
     sources = [sources] if isinstance(sources, str) else sources
-    parts = model.get("init_parts") or []
+    parts = start.init_parts or []
     per_source = parts if parts and isinstance(parts[0], list) else [parts] * len(sources)
     return " + ".join([base] + [f"{_source_name(src)}[{','.join(p)}]" for src, p in zip(sources, per_source)])
 
@@ -121,11 +121,18 @@ def _source_name(source: str) -> str:
 def read_recipe(run_dir: Path) -> Recipe:
     """The run's recipe.yaml as a Recipe; one written by medcolor has every section. An ensemble's is its first
     member's, without the member's fold: its data (the test split every member was scored on)."""
-    from .recipes import recipe_from_dict
 
     if is_ensemble_dir(run_dir):
         recipe = read_recipe(member_dirs(run_dir)[0])
         return replace(recipe, data=replace(recipe.data, fold=0))
+    return saved_recipe_of(run_dir)
+
+
+def saved_recipe_of(run_dir: Path) -> Recipe:
+    """The one typed reader of a folder's own recipe.yaml: validated, with today's defaults for what older mains
+    did not write, and older formats' meanings translated."""
+    from .recipes import recipe_from_dict
+
     saved = saved_recipe(run_dir)
     model = saved["model"] if isinstance(saved["model"], dict) else {}
     if model.get("freeze_bn_stats") is True and format_version(run_dir) < 3:
@@ -143,11 +150,9 @@ def spec_for(recipe: Recipe, labels: list[str], single_label: bool) -> ModelSpec
 
     fit = split_fits(recipe.data, recipe.train.image_size)[1]
     mean, std = input_stats(recipe.data)
-    network = replace(recipe.model, pretrained=False, weights=None, init_from=None)
-    return ModelSpec(task=recipe.task, labels=list(labels), single_label=bool(single_label), model=to_dict(network),
-                     input={"size": fit.size, "squish": fit.squish, "crop": fit.crop, "mean": mean, "std": std,
-                            **({"channels": 3} if fit.channels == 3 else {}),
-                            **({"pad": recipe.data.pad_to} if recipe.data.pad_to else {})})
+    return ModelSpec(task=recipe.task, labels=list(labels), single_label=bool(single_label),
+                     network=recipe.model.network, input=InputSpec(fit.size, fit.squish, fit.crop, mean, std,
+                                                                   fit.channels, recipe.data.pad_to))
 
 
 def model_spec(run_dir: Path) -> ModelSpec:
@@ -204,7 +209,7 @@ def ensemble_spec(specs: list[ModelSpec], names: list) -> ModelSpec:
             if getattr(spec, field) != getattr(first, field):
                 raise UsageError(f"an ensemble needs members of the same task, labels and preprocessing: {name} has "
                                  f"{what} {getattr(spec, field)} where {names[0]} has {getattr(first, field)}")
-    return replace(first, model={"ensemble": [s.model for s in specs]})
+    return replace(first, network=None, members=tuple(s.network for s in specs))
 
 
 def load_ensemble(folder: Path, bs: int = 64):

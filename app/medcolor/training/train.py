@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.archs import uses_colorizer
-from ..core.config import Recipe, to_dict
+from ..core.config import Recipe
 from ..nets.models import run_title
 from ..core.errors import Interrupted, RunError, UsageError, stop_signal
 from ..core.io import info
@@ -339,7 +339,7 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, seconds: float, fitted
     metrics = {**{k: v for k, v in result.items() if k not in ("run_dir", "seconds")},
                "recipe": recipe.name, "task": recipe.task, "backbone": recipe.model.backbone,
                "colorizer": recipe.model.colorizer, "mode": recipe.model.mode, "seed": recipe.train.seed,
-               "start": starting_point(to_dict(recipe.model)), "subset_fraction": recipe.data.subset.fraction,
+               "start": starting_point(recipe.model.start), "subset_fraction": recipe.data.subset.fraction,
                "subset_seed": recipe.data.subset.seed, "n_train": int((table.df["split"] == "train").sum()),
                **({"fold": recipe.data.fold, "folds": recipe.data.folds} if recipe.data.folds else {}),
                **task.class_weighting(recipe, learn), "finished": True, "history_rows": len(last["rows"])}
@@ -366,7 +366,7 @@ def write_card(learn, recipe: Recipe, run_dir: Path, result: dict, table) -> Non
               sum(p.numel() for p in learn.model.parameters()))
     sizes = table.df["split"].value_counts().reindex(["train", "valid", "test"]).dropna().astype(int)
     card = render(recipe, result, sizes.to_dict(), list(table.labels), params, runfolder.read_env(run_dir),
-                  runfolder.read_calibration(run_dir), starting_point(to_dict(m)))
+                  runfolder.read_calibration(run_dir), starting_point(m.start))
     runfolder.write_card(run_dir, card)
 
 
