@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from .core.archs import ARCHS, mode_choices
+from .core.runfolder import AUC_VS_REFERENCE_PLOT, AUC_VS_SIZE_PLOT
 from .core._resources import shipped_yaml
 
 app = typer.Typer(help="Colorize grayscale medical images into ImageNet networks: recipes, runs, reports.",
@@ -267,11 +268,11 @@ def ensemble(inputs: List[str] = typer.Argument(..., help="run folders, ensemble
 @app.command("report")
 def report(run_dirs: List[str] = typer.Argument(..., help="run folders, or folders that hold them"),
            fmt: str = typer.Option("markdown", "--format", help="markdown, csv or json"),
-           plot: str = typer.Option("auc_vs_size.png", "--plot", help="AUC vs training size plot (when subsets differ; "
+           plot: str = typer.Option(AUC_VS_SIZE_PLOT, "--plot", help="AUC vs training size plot (when subsets differ; "
                                     "a bare file name goes next to the runs)"),
            vs: Optional[str] = typer.Option(None, "--vs", help="reference row: a row number, or key=value[,key=value] "
                                             "(e.g. colorizer=none: the no-colorizer row that agrees on the rest)"),
-           vs_plot: str = typer.Option("auc_vs_reference.png", "--vs-plot", help="with --vs: AUC with 95% CI per row "
+           vs_plot: str = typer.Option(AUC_VS_REFERENCE_PLOT, "--vs-plot", help="with --vs: AUC with 95% CI per row "
                                        "(a bare file name goes next to the runs)"),
            per_label: bool = typer.Option(True, "--per-label/--no-per-label", help="a column per label; without "
                                           "them, MedMNIST's layout: AUC and ACC per row"),
