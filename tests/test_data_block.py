@@ -189,4 +189,4 @@ def test_pad_to_centres_the_normalised_image_and_pads_with_zero(tmp_path):
     outside = x[0].clone()
     outside[:, 98:126, 98:126] = 0
     assert float(outside.abs().max()) == 0.0
-    assert spec_for(recipe, list(dls.vocab), True).input["pad"] == 224
+    assert spec_for(recipe, list(dls.vocab), True).input.pad == 224

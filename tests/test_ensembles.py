@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,8 @@ def test_an_ensemble_of_seeds_predicts_the_mean_of_its_members(demo_runs, tmp_pa
 
 
 def test_ensemble_refuses_mismatched_or_too_few_members(demo_runs, tmp_path, capsys):
-    from medcolor.core.runfolder import ModelSpec
+    from medcolor.core.config import Network
+    from medcolor.core.runfolder import InputSpec, ModelSpec
     from medcolor.training.runs import ensemble_spec
 
     _, runs = demo_runs
@@ -41,11 +43,14 @@ def test_ensemble_refuses_mismatched_or_too_few_members(demo_runs, tmp_path, cap
     assert "at least 2 finished runs" in capsys.readouterr().err and not (tmp_path / "one").exists()
     assert main(["ensemble", str(runs[0].parent), "--seeds", "5", "--out", str(tmp_path / "five")]) == 2
     assert "only 3 seed(s) finished" in capsys.readouterr().err
-    a = ModelSpec("classification", ["x", "y"], False, {}, {"size": 32})
+    a = ModelSpec("classification", ["x", "y"], False, Network(), InputSpec(32, False, 32, 0.5, 0.25))
     with pytest.raises(UsageError, match="b has labels \\['x', 'z'\\] where a has"):
-        ensemble_spec([a, ModelSpec("classification", ["x", "z"], False, {}, {"size": 32})], ["a", "b"])
+        ensemble_spec([a, replace(a, labels=["x", "z"])], ["a", "b"])
     with pytest.raises(UsageError, match="preprocessing"):
-        ensemble_spec([a, ModelSpec("classification", ["x", "y"], False, {}, {"size": 64})], ["a", "b"])
+        ensemble_spec([a, replace(a, input=InputSpec(64, False, 64, 0.5, 0.25))], ["a", "b"])
+    both = ensemble_spec([a, replace(a, network=Network(colorizer="coloru"))], ["a", "b"])
+    assert both.network is None and [n.colorizer for n in both.members] == ["none", "coloru"]
+    assert ModelSpec.from_dict(both.to_dict()) == both
 
 
 def test_run_recipe_with_seeds_ends_with_their_ensemble(tmp_path, capsys):

@@ -48,9 +48,9 @@ def test_new_runs_are_stamped_and_old_ones_read_as_version_1(demo_runs, legacy):
     assert runfolder.format_version(legacy) == 1 and not (legacy / runfolder.MODEL).exists()
     from medcolor.training.runs import model_spec
     new, old = model_spec(runs[0]), model_spec(legacy)
-    assert old.labels == new.labels and old.input == {"size": 32, "squish": False, "crop": 32, "mean": 0.5028,
-                                                      "std": 0.2902}
-    assert old.model["backbone"] == "test_efficientnet" and old.model["weights"] is None
+    assert old.labels == new.labels and old.input.to_dict() == {"size": 32, "squish": False, "crop": 32,
+                                                                "mean": 0.5028, "std": 0.2902}
+    assert old.network.backbone == "test_efficientnet" and not hasattr(old.network, "weights")  # the network only
 
 
 def test_a_kept_version_3_run_reads_as_version_3_with_its_own_model_spec(format_3, legacy):
@@ -60,13 +60,15 @@ def test_a_kept_version_3_run_reads_as_version_3_with_its_own_model_spec(format_
     spec = model_spec(format_3)
     assert spec == runfolder.read_model_spec(format_3) and spec.format_version == 3 and spec.task == "classification"
     assert spec.labels == model_spec(legacy).labels and spec.single_label is False
-    assert spec.input == model_spec(legacy).input == {"size": 32, "squish": False, "crop": 32, "mean": 0.5028,
-                                                      "std": 0.2902}
-    assert {k: spec.model[k] for k in ("arch", "backbone", "colorizer", "mode", "pretrained", "weights")} == {
-        "arch": "colornet", "backbone": "test_efficientnet", "colorizer": "conv1x1", "mode": 1, "pretrained": False,
-        "weights": None}
+    assert spec.input.to_dict() == model_spec(legacy).input.to_dict() == {"size": 32, "squish": False, "crop": 32,
+                                                                          "mean": 0.5028, "std": 0.2902}
+    assert {k: getattr(spec.network, k) for k in ("arch", "backbone", "colorizer", "mode")} == {
+        "arch": "colornet", "backbone": "test_efficientnet", "colorizer": "conv1x1", "mode": 1}
+    saved = json.loads((format_3 / runfolder.MODEL).read_text())  # the network is written without starting weights
+    assert {k: saved["model"][k] for k in ("pretrained", "weights")} == {"pretrained": False, "weights": None}
+    assert runfolder.ModelSpec.from_dict(saved).to_dict() == saved  # model.json reads and writes back unchanged
     # freeze_bn_stats true meant "frozen parts only" (null) before format 3; a format-3 folder's true stays true
-    assert spec.model["freeze_bn_stats"] is True and read_recipe(format_3).model.freeze_bn_stats is True
+    assert spec.network.freeze_bn_stats is True and read_recipe(format_3).model.freeze_bn_stats is True
     assert read_recipe(legacy).model.freeze_bn_stats is None
     loaded, learn = load_model(format_3)
     mix = learn.model.colorizer.mix.weight  # conv1x1 starts at ones; best.pth holds what mode 1 trained

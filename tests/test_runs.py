@@ -50,7 +50,7 @@ def test_loading_a_run_for_prediction_opens_no_file_of_its_training_data(demo_ru
     with pytest.raises(AssertionError, match="opened training file"):  # the guard works
         PIL.Image.open(next((sample_dir / "images").glob("*.png")))
     spec, learn = load_model(runs[0])
-    assert spec.labels[-1] == "Any finding" and spec.input["crop"] == 32
+    assert spec.labels[-1] == "Any finding" and spec.input.crop == 32
     frame = predict_images(runs[0], images)
     assert len(frame) == 4 and frame.filter(like="pred_").shape[1] == 6
 

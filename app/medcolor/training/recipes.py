@@ -83,6 +83,7 @@ def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list
     architecture it names itself) that the data spec or architecture in effect does not use."""
     from ..data.specs import explicit_keys, unused_fields
     from ..nets.colorizers import gray_replicated
+    from ..tasks import TASKS
 
     def explicit(section: str, switch: str) -> set[str]:
         keys = explicit_keys(overrides, section)
@@ -94,9 +95,9 @@ def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list
         problems.append(f"model.colorizer is not used by model.arch {recipe.model.arch!r} (only {colorizer_archs()} has one)")
     if arch and not arch.backbone and "backbone" in m:
         problems.append(f"model.backbone is not used by model.arch {recipe.model.arch!r} (it has its own encoder)")
-    if arch and arch.backbone and arch.task == "reconstruction" and "backbone" not in m:  # resnet18 by default
+    if arch and arch.backbone and not TASKS[arch.task].predicts_labels and "backbone" not in m:  # resnet18 default
         problems.append(f"model.arch {recipe.model.arch!r} needs model.backbone, the timm body of its encoder (the "
-                        f"thesis's: resnet50)")
+                        f"thesis's: {arch.thesis_body})")
     return problems
 
 
@@ -171,7 +172,7 @@ def shown_recipe(r: Recipe) -> str:
     drop |= {"init_parts"} if not r.model.init_from else set()
     d["model"] = {k: v for k, v in d["model"].items() if k not in drop}
     rates = ""
-    if arch and arch.task == "classification":
+    if arch and task_of(r).predicts_labels:
         from ..nets.modes import rate_plan
 
         rates = "# learning rates (one-cycle peak): " + \

@@ -192,7 +192,9 @@ def load_model(run_dir: str | Path, bs: int = 64):
 
 
 def require_classifier(spec: ModelSpec, run_dir, command: str) -> None:
-    if spec.task != "classification":
+    from ..tasks import TASKS
+
+    if not TASKS[spec.task].predicts_labels:
         raise UsageError(f"{run_dir} is a {spec.task} run; {command} is for classifiers (its PSNR / SSIM are in "
                          f"metrics.json and predictions.csv)")
 
