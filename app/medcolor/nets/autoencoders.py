@@ -1,6 +1,6 @@
 """The related systems' models: convolutional autoencoders for brain MRI slices and the AECNN learned compression
 front end. Layer plans follow the sources; sizes are checked in tests the Keras way. Their names are in
-models.ARCHS."""
+core.archs.ARCHS, their builders in models.BUILDERS."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""The models medcolor trains, in one registry of architectures {arch: (task, builder)}: ColorNet (colorizer ->
+"""The networks medcolor trains, one builder per architecture of core.archs (`BUILDERS`): ColorNet (colorizer ->
 timm backbone body -> pooling -> Linear head), AECNN (learned compression front end -> backbone) and the
 autoencoders. Plus the parts (colorizer / body / head) that transfer modes freeze and runs transfer."""
 from __future__ import annotations
