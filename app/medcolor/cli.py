@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from .core.archs import ARCHS, mode_choices
+from .core.archs import ARCHS, mode_choices, uses_colorizer
 from .core.runfolder import AUC_VS_REFERENCE_PLOT, AUC_VS_SIZE_PLOT
 from .core._resources import shipped_yaml
 
@@ -139,7 +139,6 @@ def recipes_cp(recipe: str = RECIPE_ARG, dest: str = typer.Argument(..., help="n
 @recipes_app.command("validate")
 def recipes_validate(recipe: str = RECIPE_ARG, overrides: Optional[List[str]] = RECIPE_OVERRIDES):
     """Check every field; all problems are listed at once."""
-    from .core.archs import uses_colorizer
     from .training.recipes import validate
 
     r = validate(recipe, overrides or [])

@@ -79,6 +79,26 @@ def get_mode(number: int) -> Mode:
     return MODES[number]
 
 
+NO_COLORIZER = ("none", "gray")  # the colorizer names that repeat the gray channel (nets.colorizers registers them)
+
+
+def gray_replicated(colorizer: str) -> bool:
+    """No colorizer: the gray image repeated to 3 channels (colorizer `none`, or its alias `gray`)."""
+    return str(colorizer).lower() in NO_COLORIZER
+
+
+def run_title(recipe) -> str:
+    """What tells runs apart in figure titles, legends and headers: 'demo: efficientnet_lite0 + coloru colorizer,
+    mode 1, seed 0' (a `config.Recipe`)."""
+    m, arch = recipe.model, get_arch(recipe.model.arch)
+    if arch.colorizer:
+        colorizer = "no colorizer" if gray_replicated(m.colorizer) else f"{m.colorizer} colorizer"
+        what = f"{m.backbone} + {colorizer}, mode {m.mode}"
+    else:
+        what = arch.label(m.backbone)
+    return f"{recipe.name}: {what}, seed {recipe.train.seed}"
+
+
 def get_arch(name: str) -> Arch:
     return ARCHS.get(name)
 

@@ -28,7 +28,8 @@ def failed(checks) -> list[str]:
 
 @dataclass
 class Network:
-    """The network a run trains and model.json keeps: what best.pth's shapes and the forward pass depend on."""
+    """The network a run trains and model.json keeps: its architecture (what best.pth's shapes depend on) and how
+    its parts train (mode, BatchNorm) - everything of `model:` but where the weights start."""
     arch: str = DEFAULT_ARCH
     backbone: str = "resnet18"
     colorizer: str = "none"
@@ -236,7 +237,7 @@ class Recipe:
 
     def problems(self) -> list[str]:
         """Every section's own problems, then what one section's values mean for another's. (Checks that need a
-        registry above core - tasks, colorizers, data readers - are asked by `training.recipes`.)"""
+        registry above core - tasks, colorizers, MedMNIST's colours - are `training.recipes.registry_problems`.)"""
         m, t = self.model, self.train
         mode, arch = MODES.get(m.mode), ARCHS.find(m.arch)
         parts = bool(arch and (arch.colorizer or arch.front_end))  # a classifier made of colorizer / body / head

@@ -16,14 +16,12 @@ class Registry(Generic[T]):
 
     def register(self, name: str, entry: T | None = None):
         """`REG.register(name, entry)`, or `@REG.register(name)` above a class or function."""
-        if entry is not None:
-            self._entries[name] = entry
-            return entry
-
-        def deco(obj):
-            self._entries[name] = obj
+        def add(obj):
+            if self._key(name) in self._entries:
+                raise ValueError(f"{self.what} {name!r} is registered twice")
+            self._entries[self._key(name)] = obj
             return obj
-        return deco
+        return add(entry) if entry is not None else add
 
     def get(self, name: str) -> T:
         key = self._key(name) if isinstance(name, str) else name
@@ -39,9 +37,10 @@ class Registry(Generic[T]):
 
     def unknown(self, name) -> str:
         """'unknown colorizer 'rainbow' (did you mean ...?); choose from a, b, c'"""
-        return f"unknown {self.what} {name!r}{closest(str(name), self._entries)}; choose from {self.choices(', ')}"
+        key = self._key(name) if isinstance(name, str) else str(name)
+        return f"unknown {self.what} {name!r}{closest(key, self._entries)}; choose from {self.choices(', ')}"
 
-    def choices(self, sep: str = "|") -> str:
+    def choices(self, sep: str = ", ") -> str:
         return sep.join(self._entries)
 
     def names(self) -> list[str]:

@@ -17,7 +17,7 @@ cross-validation folder also holds its fold runs (`<run>-f1of5`, ...), folds.csv
 oof_predictions.csv (every pool image predicted once, by the fold model that did not train on it).
 
 Version 1 is every folder written before model.json existed; it has no version stamp and is read through
-`runs.model_spec`, which derives the same facts from recipe.yaml, predictions.csv and best.pth.
+`training.runs.model_spec`, which derives the same facts from recipe.yaml, predictions.csv and best.pth.
 Every write is atomic and nothing here overwrites a result folder."""
 from __future__ import annotations
 
@@ -59,7 +59,13 @@ PLOTS = "plots"
 COLORIZER_PLOT = "colorizer.png"  # in plots/: what the colorizer makes of a validation batch
 INTERPRET_PREFIX = "interpret-"  # result folders of `medcolor interpret`
 GRADCAM_GALLERY = "gradcam_gallery.png"  # in an interpret-* folder
-EVAL_PREFIX = "eval-"  # result folders of `medcolor evaluate`
+EVAL_PREFIX = "eval-"  # result folders of `medcolor evaluate`: eval-<split or dataset>[-tta<N>]
+INTERPRET_IMAGES = INTERPRET_PREFIX + "images"  # `interpret RUN IMAGE...`: the gallery of given images
+ENSEMBLE_SUFFIX = "-ensemble"  # an ensemble folder: <time>-<backbone>-s<seeds>-ensemble
+
+
+def eval_folder(source: str, tta: int = 0) -> str:
+    return f"{EVAL_PREFIX}{source}" + (f"-tta{tta}" if tta else "")
 # plots/ of a run, and the figures of result folders
 LOSS_PLOT, LR_FIND_PLOT, ROC_PLOT = "loss.png", "lr_find.png", "roc.png"
 RELIABILITY_PLOT, RECONSTRUCTIONS_PLOT = "reliability.png", "reconstructions.png"
@@ -73,10 +79,6 @@ PROB_PREFIX, PRED_PREFIX = "p_", "pred_"
 
 def prob_columns(labels) -> list[str]:
     return [f"{PROB_PREFIX}{label}" for label in labels]
-
-
-def pred_columns(labels) -> list[str]:
-    return [f"{PRED_PREFIX}{label}" for label in labels]
 
 
 def labels_of(columns) -> list[str]:

@@ -78,7 +78,7 @@ def layout_fields() -> set[str]:
 def reads(reader_name: str, field_name: str) -> bool:
     """Whether data.reader `reader_name` reads data field `field_name` (every reader reads the common ones)."""
     entry = READERS.find(reader_name)
-    return field_name not in layout_fields() or entry is None or field_name in entry.fields
+    return field_name not in layout_fields() or (entry is not None and field_name in entry.fields)
 
 
 def group_unit(reader_name: str) -> str:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..core.archs import NO_COLORIZER
 from ..core.errors import UsageError
 from ..core.registry import Registry
 
@@ -35,11 +36,6 @@ def create_colorizer(name: str, mean: float = 0.5028, std: float = 0.2902) -> nn
 def describe_colorizers() -> str:
     """One line per colorizer: its name and the first line of its docstring."""
     return "\n".join(f"{name:<13} {(cls.__doc__ or '').strip().splitlines()[0]}" for name, cls in COLORIZERS.items())
-
-
-def gray_replicated(name: str) -> bool:
-    """No colorizer: the gray image repeated to 3 channels (colorizer `none`, or its alias `gray`)."""
-    return issubclass(COLORIZERS.find(str(name)) or nn.Module, Replicate)
 
 
 def has_colorizer(model) -> bool:
@@ -192,7 +188,7 @@ class ColorU(nn.Module):
         return self.out(torch.cat([d1, u2], 1))
 
 
-@register("none")
+@register(NO_COLORIZER[0])
 class Replicate(nn.Module):
     """No colorization: the normalised gray channel repeated to 3 channels."""
 
@@ -200,7 +196,7 @@ class Replicate(nn.Module):
         return x.expand(-1, 3, -1, -1)
 
 
-register("gray")(type("Gray", (Replicate,), {"__doc__": "Alias of `none`."}))
+register(NO_COLORIZER[1])(type("Gray", (Replicate,), {"__doc__": f"Alias of `{NO_COLORIZER[0]}`."}))
 
 
 @register("conv1x1")

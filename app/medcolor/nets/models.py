@@ -11,9 +11,9 @@ from torch import nn
 
 from .autoencoders import BIG, SMALL, AECNNFrontEnd, FrontEndAutoencoder, ResNetAutoencoder, TimmAutoencoder
 from .backbones import create_backbone, read_state_dict, state_dict_mismatch
-from ..core.archs import AE_BIG, AE_RESNET50, AE_SMALL, AECNN, AECNN_AE, ARCHS, COLORNET, PARTS, Arch, get_arch
-from ..core.config import ModelConfig, Recipe
-from .colorizers import create_colorizer, gray_replicated
+from ..core.archs import AE_BIG, AE_RESNET50, AE_SMALL, AECNN, AECNN_AE, ARCHS, COLORNET, PARTS, Arch
+from ..core.config import ModelConfig
+from .colorizers import create_colorizer
 from ..core.errors import UsageError
 
 
@@ -134,18 +134,6 @@ BUILDERS: dict[Arch, Callable] = {  # (ModelConfig, n_out, (mean, std)) -> nn.Mo
 def build_model(cfg: ModelConfig, n_out: int, stats: tuple[float, float] = (0.5028, 0.2902)) -> nn.Module:
     """The recipe's architecture; `stats` (data.mean, data.std) tell fixed front ends how inputs were normalised."""
     return BUILDERS[ARCHS.get(cfg.arch)](cfg, n_out, stats)
-
-
-def run_title(recipe: Recipe) -> str:
-    """What tells runs apart in figure titles, legends and headers: 'demo: efficientnet_lite0 + coloru colorizer,
-    mode 1, seed 0'."""
-    m, arch = recipe.model, get_arch(recipe.model.arch)
-    if arch.colorizer:
-        colorizer = "no colorizer" if gray_replicated(m.colorizer) else f"{m.colorizer} colorizer"
-        what = f"{m.backbone} + {colorizer}, mode {m.mode}"
-    else:
-        what = arch.label(m.backbone)
-    return f"{recipe.name}: {what}, seed {recipe.train.seed}"
 
 
 def part_of(model: nn.Module, key: str) -> str:

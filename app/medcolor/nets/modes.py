@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..core.archs import PARTS, get_mode
+from ..core.archs import PARTS, get_arch, get_mode
 from .models import part_parameters
 
 
@@ -71,7 +71,7 @@ def group_lrs(model: nn.Module, mode: int, train_stem: bool, max_lr: float, lr_m
 
 def n_body_groups(model: nn.Module, mode: int) -> int:
     """Leading groups that freezing the body for fine-tuning freezes (mode 2: the body's one)."""
-    return 1 if mode == 2 and part_parameters(model, "body") else 0
+    return 1 if get_mode(mode).trains("body") and part_parameters(model, "body") else 0
 
 
 def splitter_for(mode: int, train_stem: bool = False):
@@ -109,7 +109,6 @@ def trainable_parameters(model: nn.Module, mode: int, train_bn: bool = False, tr
 def rate_plan(model_cfg, train_cfg) -> dict[str, str]:
     """In words, what each part with parameters trains at (the one-cycle peak): 'frozen', '5.0e-02', or the body's
     '5.0e-04 (max_lr / 100) after 1 epoch frozen' - what `recipes show` and `model summary` print."""
-    from ..core.archs import get_arch
     from .colorizers import create_colorizer
 
     m, t = get_mode(model_cfg.mode), train_cfg

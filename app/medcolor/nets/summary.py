@@ -47,12 +47,12 @@ def summarize_arch(arch: str, n_out: int, image_size: int, backbone: str | None 
     entry = ARCHS.get(arch)
     if backbone and not entry.backbone:
         raise UsageError(f"--backbone is not used by {arch} (it has its own encoder)")
-    cfg = ModelConfig(arch=arch, backbone=backbone or entry.thesis_body or ModelConfig.backbone, mode=2)
+    cfg = ModelConfig(arch=arch, backbone=backbone or entry.thesis_body or "resnet50", mode=2)
     model = build_model(cfg, n_out).eval()
     x = torch.zeros(1, 1, image_size, image_size)
     macs, y = count_macs(model, x)
     total = sum(p.numel() for p in model.parameters())
-    return {"model": arch, "backbone": cfg.backbone if entry.backbone else None, "mode": 2,
+    return {"model": arch, "backbone": cfg.backbone if entry.thesis_body else None, "mode": 2,
             "image_size": image_size, "trainable_params": total, "total_params": total,
             "total_params_keras": keras_param_count(model), **_counts(model, 2),
             "macs": {"total": macs}, "output_shape": list(y.shape)}

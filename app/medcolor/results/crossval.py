@@ -146,7 +146,7 @@ def format_cv(r: dict) -> str:
 
 def done_cv(job, runs_dir: Path, folds: int) -> Path | None:
     """The finished cross-validation folder of a sweep job (its recipe with every value the job sets, K folds)."""
-    from ..core.config import parse_override, to_dict
+    from ..core.config import parse_override
     from ..training.runs import lookup, readable_recipe
 
     recipe = load_recipe(job.recipe, list(job.overrides), check_unused=False)
@@ -156,7 +156,7 @@ def done_cv(job, runs_dir: Path, folds: int) -> Path | None:
         if runfolder.is_cv_dir(folder) and (folder / runfolder.METRICS).is_file() and \
                 runfolder.read_metrics(folder).get("finished"):
             saved = readable_recipe(folder)
-            if saved is not None and all(lookup(to_dict(saved), key) == value for key, value in wanted.items()):
+            if saved is not None and all(lookup(saved, key) == value for key, value in wanted.items()):
                 return folder
     return None
 

@@ -97,7 +97,8 @@ def of_seeds(results: list[dict], runs_dir) -> dict | None:
     ensemble_spec([model_spec(r) for r in runs], [str(r) for r in runs])
     check_same_data(runs)
     seeds = "_".join(str(read_recipe(r).train.seed) for r in runs)
-    folder = runfolder.new_run_dir(Path(runs_dir), recipe.name, recipe.model.backbone, seeds, "-ensemble", plots=False)
+    folder = runfolder.new_run_dir(Path(runs_dir), recipe.name, recipe.model.backbone, seeds, runfolder.ENSEMBLE_SUFFIX,
+                                    plots=False)
     with removed_on_failure(folder):
         write_members(folder, runs, kind_of(runs))
         return finish(folder)

@@ -120,7 +120,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, data: DataReques
     cal = runfolder.read_calibration(run_dir)
     probs, calibrated = scored_predictions(learn, spec, images, cal, tta)
     targets, labels = images.targets, images.labels
-    with runfolder.result_dir(run_dir, f"{runfolder.EVAL_PREFIX}{images.folder}" + (f"-tta{tta}" if tta else "")) as out:
+    with runfolder.result_dir(run_dir, runfolder.eval_folder(images.folder, tta)) as out:
         result = {"run_dir": str(run_dir), "split": images.split, "data": images.source, "out_dir": str(out),
                   "single_label": spec.single_label,
                   "files": [runfolder.PREDICTIONS, runfolder.ROC_PLOT, runfolder.RELIABILITY_PLOT, runfolder.METRICS],

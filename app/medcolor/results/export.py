@@ -162,7 +162,7 @@ def read_sidecar(path: Path) -> dict:
         ModelSpec.from_dict(sidecar["model_spec"])
     except FileNotFoundError:
         raise UsageError(f"{path} has no sidecar {side.name} beside it; `medcolor export` writes both") from None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise UsageError(f"{side} is not a medcolor export sidecar (re-export the run with this medcolor)") from None
     return sidecar
 

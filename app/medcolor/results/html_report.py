@@ -21,7 +21,7 @@ from ..core.archs import uses_colorizer
 from ..core._resources import medcolor_version
 from ..core.errors import UsageError
 from ..core.io import atomic_write, claim_new, info, removed_on_failure, warn
-from ..nets.colorizers import gray_replicated
+from ..core.archs import gray_replicated
 from .report import (GROUP, auc_vs_size, averaged_predictions, check_format, metric_columns, parse_selector,
                      plot_versus, report_table, report_text, table_cells, table_notes)
 
@@ -265,7 +265,8 @@ def gallery_section(table: pd.DataFrame, groups: list, names: list[str], best: i
 
 
 def gallery_rows(table: pd.DataFrame, best: int) -> list[int]:
-    colorized = table[[uses_colorizer(a) and isinstance(c, str) and not gray_replicated(c) for a, c in zip(table["arch"], table["colorizer"])]]["mean_mean"]
+    colorized = table.loc[[uses_colorizer(a) and isinstance(c, str) and not gray_replicated(c)
+                           for a, c in zip(table["arch"], table["colorizer"])], "mean_mean"]
     best_colorized = None if colorized.isna().all() else int(colorized.idxmax())
     return [best] + ([best_colorized] if best_colorized not in (None, best) else [])
 

@@ -150,7 +150,7 @@ def _interpret_images(run_dir, learn, spec, paths: list[str], layer: str | None 
     shown, labels = paths[:8], list(spec.labels)
     xb = learn.dls.test_dl(pd.DataFrame({"path": shown}), with_labels=False, bs=len(shown)).one_batch()[0]
     which = f"{len(shown)} given image{'s' * (len(shown) > 1)}"
-    with runfolder.result_dir(run_dir, f"{runfolder.INTERPRET_PREFIX}images") as out:
+    with runfolder.result_dir(run_dir, runfolder.INTERPRET_IMAGES) as out:
         colorizer_figure(out / runfolder.COLORIZER_GALLERY, learn, xb, f"{model_title(run_dir)}\n{which}")
         figures, used = gradcam_figures(learn, out, [(runfolder.GRADCAM_GALLERY, which, shown)], labels,
                                         list(range(len(labels))), model_title(run_dir), layer)

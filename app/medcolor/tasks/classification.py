@@ -12,7 +12,7 @@ from . import calibration
 from . import losses
 from ..core import runfolder
 from ..core.config import Recipe
-from ..nets.models import run_title
+from ..core.archs import run_title
 from .metrics import accuracy, auc_metrics, group_auc, label_aucs, mean_auc, mean_of, roc_inputs
 from ..core.plots import plot_colorizer, plot_roc
 from .stats import auc_intervals

@@ -16,7 +16,7 @@ from ..core.archs import get_arch
 from ..core.config import Recipe
 from ..core.errors import UsageError
 from ..core.registry import Registry
-from ..tasks import task_of
+from ..tasks.interface import task_of
 
 
 def auto_workers(setting) -> int:

@@ -6,7 +6,7 @@ from ..core.config import Recipe
 from ..data.readers import group_unit
 from ..core.archs import uses_colorizer
 from ..core.archs import get_mode
-from ..nets.colorizers import gray_replicated
+from ..core.archs import gray_replicated
 
 
 SCHEDULES = {"one_cycle": "one-cycle", "plateau": "with ReduceLROnPlateau on valid_loss",

@@ -82,8 +82,8 @@ def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list
     """Data and model fields set by the user (on the command line, or in the recipe file for the data spec and
     architecture it names itself) that the data spec or architecture in effect does not use."""
     from ..data.specs import explicit_keys, unused_fields
-    from ..nets.colorizers import gray_replicated
-    from ..tasks import TASKS
+    from ..core.archs import gray_replicated
+    from ..tasks.interface import TASKS
 
     def explicit(section: str, switch: str) -> set[str]:
         keys = explicit_keys(overrides, section)
@@ -96,8 +96,8 @@ def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list
     if arch and not arch.backbone and "backbone" in m:
         problems.append(f"model.backbone is not used by model.arch {recipe.model.arch!r} (it has its own encoder)")
     if arch and arch.backbone and not TASKS[arch.task].predicts_labels and "backbone" not in m:  # resnet18 default
-        problems.append(f"model.arch {recipe.model.arch!r} needs model.backbone, the timm body of its encoder (the "
-                        f"thesis's: {arch.thesis_body})")
+        problems.append(f"model.arch {recipe.model.arch!r} needs model.backbone, the timm body of its encoder"
+                        + (f" (the thesis's: {arch.thesis_body})" if arch.thesis_body else ""))
     return problems
 
 
@@ -127,8 +127,8 @@ def recipe_from_dict(raw: dict) -> Recipe:
 def registry_problems(r: Recipe, with_data: bool = True) -> list[str]:
     """What the recipe's task, colorizer and data need of it (each dataclass checks its own values first)."""
     from ..data.medmnist import image_channels
-    from ..nets.colorizers import gray_replicated
-    from ..tasks import check_recipe, task_of
+    from ..core.archs import gray_replicated
+    from ..tasks.interface import check_recipe, task_of
 
     m, d = r.model, r.data
     problems = check_recipe(r)
@@ -161,7 +161,7 @@ def shown_recipe(r: Recipe) -> str:
     """`recipes show`: the resolved recipe without the fields its data spec, task and architecture do not use
     (run folders keep the complete recipe.yaml), after a line that says where the starting weights come from."""
     from ..data.readers import reads
-    from ..tasks import task_of
+    from ..tasks.interface import task_of
 
     d = to_dict(r)
     d["data"] = {k: v for k, v in d["data"].items() if reads(r.data.reader, k)
@@ -278,7 +278,7 @@ def recipe_model_summary(recipe: Recipe) -> dict:
 
     from ..data.readers import read_table
     from ..nets.summary import summarize_arch, summarize_colornet
-    from ..tasks import task_of
+    from ..tasks.interface import task_of
 
     n_out = len(read_table(recipe.data, splits=("train",), allow_unsplit=True).labels) \
         if task_of(recipe).predicts_labels else 1

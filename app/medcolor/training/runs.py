@@ -45,26 +45,11 @@ def check_free_space(runs_dir: Path, model) -> None:
 
 # ---- finished runs as experiments ------------------------------------------------------------------------------
 
-_MISSING = object()
-
-
-def lookup(tree: dict, dotted: str):
-    """A dotted key of a saved recipe; a key the recipe lacks (written before the field existed) has the field's
-    default, so older runs still match."""
+def lookup(recipe: Recipe, dotted: str):
+    """A dotted key of a typed saved recipe (`saved_recipe_of` gives every field, today's default where an older
+    main did not write it); None for a key that is not a field."""
+    tree = to_dict(recipe)
     for part in dotted.split("."):
-        tree = tree.get(part, _MISSING) if isinstance(tree, dict) else _MISSING
-        if tree is _MISSING:
-            return recipe_default(dotted)
-    return tree
-
-
-def recipe_default(dotted: str):
-    from ..core.config import DataConfig, ModelConfig, TrainConfig
-
-    section, _, rest = dotted.partition(".")
-    cls = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}.get(section)
-    tree = to_dict(cls()) if cls else {}
-    for part in rest.split("."):
         tree = tree.get(part) if isinstance(tree, dict) else None
     return tree
 
@@ -73,7 +58,7 @@ def matching_run(runs_dir: Path, recipe: str, wanted: dict) -> Path | None:
     """The newest finished run of `recipe` whose saved recipe has every dotted key = value of `wanted`."""
     for run in finished_runs(runs_dir, recipe):
         saved = readable_recipe(run)
-        if saved is not None and all(lookup(to_dict(saved), key) == value for key, value in wanted.items()):
+        if saved is not None and all(lookup(saved, key) == value for key, value in wanted.items()):
             return run
     return None
 
@@ -113,7 +98,7 @@ def _source_name(source: str) -> str:
         return source[len("recipe:"):]
     path = Path(source)
     try:
-        return saved_recipe(path if path.is_dir() else path.parent)["name"]
+        return saved_recipe_of(path if path.is_dir() else path.parent).name
     except (OSError, KeyError, UsageError):
         return path.name
 
@@ -161,7 +146,7 @@ def model_spec(run_dir: Path) -> ModelSpec:
     spec = read_model_spec(run_dir)
     if spec is not None:
         return spec
-    from ..tasks import task_of
+    from ..tasks.interface import task_of
 
     recipe = read_recipe(run_dir)
     labels = predicted_labels(run_dir) if task_of(recipe).predicts_labels else []
@@ -192,7 +177,7 @@ def load_model(run_dir: str | Path, bs: int = 64):
 
 
 def require_classifier(spec: ModelSpec, run_dir, command: str) -> None:
-    from ..tasks import TASKS
+    from ..tasks.interface import TASKS
 
     if not TASKS[spec.task].predicts_labels:
         raise UsageError(f"{run_dir} is a {spec.task} run; {command} is for classifiers (its PSNR / SSIM are in "
@@ -241,7 +226,7 @@ def load_ensemble(folder: Path, bs: int = 64):
 
 def model_title(folder: Path) -> str:
     """What a model folder is, for titles: the run's title, or 'ensemble of 5 folds of demo: ..., seed 0'."""
-    from ..nets.models import run_title
+    from ..core.archs import run_title
 
     title = run_title(read_recipe(folder))
     if not is_ensemble_dir(folder):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..core.archs import uses_colorizer
 from ..core.config import Recipe
-from ..nets.models import run_title
+from ..core.archs import run_title
 from ..core.errors import Interrupted, RunError, UsageError, stop_signal
 from ..core.io import info
 from ..core import runfolder
@@ -21,7 +21,7 @@ from .learner import (build_data, build_learner, check_forward, checkpoint_learn
 from .recipes import load_recipe, recipe_to_yaml
 from ..core.runfolder import is_finished, new_run_dir
 from .runs import check_free_space, environment, read_recipe, spec_for, starting_point
-from ..tasks import task_of
+from ..tasks.interface import task_of
 
 
 def run_recipe(name_or_path: str, overrides=(), seed: int | None = None, n_seeds: int | None = None,
@@ -283,7 +283,7 @@ def early_stop_of(recipe: Recipe, last: dict) -> dict | None:
     """{"epoch", "why"} when the checkpoint in last.pth ends a run that early stopping had stopped (it was stopped
     again before it finished), else None."""
     from .callbacks import no_improvement
-    from ..tasks import monitor_of
+    from ..tasks.interface import monitor_of
 
     epoch = last["epoch"]
     why = no_improvement(recipe.train.early_stop_patience, epoch, last["best_epoch"], monitor_of(recipe),
@@ -295,7 +295,7 @@ def run_callbacks(recipe: Recipe, run_dir: Path, quiet: bool, state: dict) -> li
     """The run folder's bookkeeping (best / last checkpoints, history, mid-epoch evaluation), early stopping and
     the loggers."""
     from .callbacks import EarlyStopping, MidEpochEval, RunHistory, SaveBest, SaveLast
-    from ..tasks import monitor_of
+    from ..tasks.interface import monitor_of
 
     task, start, monitor = task_of(recipe), state.get("start_epoch", 0), monitor_of(recipe)
     cbs = [RunHistory(run_dir, state.get("rows"), start, log=info if quiet else None,
@@ -320,7 +320,7 @@ def finalize(learn, recipe: Recipe, run_dir: Path, table, seconds: float, fitted
     """Best weights -> scores on the test split (valid when there is none), metrics.json and plots."""
     from ..nets.models import load_weights
     from ..core.plots import plot_history
-    from ..tasks import monitor_of
+    from ..tasks.interface import monitor_of
 
     task, monitor, fitted = task_of(recipe), monitor_of(recipe), fitted or Fitted()
     last = runfolder.read_last(run_dir)

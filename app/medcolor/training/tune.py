@@ -52,13 +52,13 @@ class Study:
 
     @property
     def monitor(self) -> str:
-        from ..tasks import monitor_of
+        from ..tasks.interface import monitor_of
 
         return monitor_of(self.base)
 
     @property
     def direction(self) -> str:
-        from ..tasks import lower_is_better
+        from ..tasks.interface import lower_is_better
 
         return "minimize" if lower_is_better(self.monitor) else "maximize"
 

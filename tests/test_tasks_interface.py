@@ -10,7 +10,7 @@ import torch
 from medcolor.tasks import classification, reconstruction
 from medcolor.core.config import ModelConfig, Recipe, TrainConfig
 from medcolor.core.archs import ARCHS
-from medcolor.tasks import TASKS, Task, check_recipe, lower_is_better, monitor_of, task_of
+from medcolor.tasks.interface import TASKS, Task, check_recipe, lower_is_better, monitor_of, task_of
 
 CLASSIFY = Recipe(name="c", task="classification", model=ModelConfig(arch="colornet", colorizer="coloru"),
                   metrics=["auc"])
