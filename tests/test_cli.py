@@ -190,3 +190,11 @@ def test_summaries_of_a_recipe_report_what_it_trains_on_and_trains(capsys):
     assert (m["trainable_params"], m["n_out"], m["image_size"], m["mode"]) == (200_345, 6, 64, 1)
     assert main(["model", "summary", "--recipe", "demo", "model.mode=2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["trainable_params"] == 3_571_353 - 0  # everything trains
+
+
+def test_model_colorizers_lists_every_registered_colorizer_with_what_it_is(capsys):
+    from medcolor.nets.colorizers import COLORIZERS
+
+    assert main(["model", "colorizers"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == COLORIZERS.names() and all(len(line.split()) > 2 for line in lines)
