@@ -26,12 +26,18 @@ class Arch:
 
 
 ARCHS: Registry[Arch] = Registry("model.arch")
-COLORNET = ARCHS.register("colornet", Arch("colornet", "classification", colorizer=True))
-AECNN = ARCHS.register("aecnn", Arch("aecnn", "classification", front_end=True, thesis_body="densenet121"))
-AE_SMALL = ARCHS.register("ae-small", Arch("ae-small", "reconstruction", backbone=False))
-AE_BIG = ARCHS.register("ae-big", Arch("ae-big", "reconstruction", backbone=False))
-AE_RESNET50 = ARCHS.register("ae-resnet50", Arch("ae-resnet50", "reconstruction", thesis_body="resnet50"))
-AECNN_AE = ARCHS.register("aecnn-ae", Arch("aecnn-ae", "reconstruction", backbone=False))
+
+
+def _register(arch: Arch) -> Arch:
+    return ARCHS.register(arch.name, arch)
+
+
+COLORNET = _register(Arch("colornet", "classification", colorizer=True))
+AECNN = _register(Arch("aecnn", "classification", front_end=True, thesis_body="densenet121"))
+AE_SMALL = _register(Arch("ae-small", "reconstruction", backbone=False))
+AE_BIG = _register(Arch("ae-big", "reconstruction", backbone=False))
+AE_RESNET50 = _register(Arch("ae-resnet50", "reconstruction", thesis_body="resnet50"))
+AECNN_AE = _register(Arch("aecnn-ae", "reconstruction", backbone=False))
 DEFAULT_ARCH = COLORNET.name
 
 

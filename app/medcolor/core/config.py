@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
-from .archs import ARCHS, DEFAULT_ARCH, MODES, PARTS, colorizer_archs, mode_choices
+from .archs import ARCHS, DEFAULT_ARCH, MODES, PARTS, colorizer_archs, gray_replicated, mode_choices
 from .errors import UsageError, all_problems, closest
 from .io import is_plain_name
 
@@ -237,28 +237,49 @@ class Recipe:
 
     def problems(self) -> list[str]:
         """Every section's own problems, then what one section's values mean for another's. (Checks that need a
-        registry above core - tasks, colorizers, MedMNIST's colours - are `training.recipes.registry_problems`.)"""
+        registry above core - tasks, MedMNIST's colours - are `training.recipes.registry_problems`.)"""
+        named = failed([(not self.name or is_plain_name(self.name), f"name {self.name!r} must be one plain folder "
+                                                                    f"name (no '/', '..' or absolute paths)")])
+        return named + self.train.problems() + self.model.problems() + self.schedule_problems() + \
+            self.data_problems() + self.start_problems() + (self.knn_problems() if self.model.head == "knn" else [])
+
+    def schedule_problems(self) -> list[str]:
+        """Fine-tuning's tools need a body that trains, and a classifier's parts."""
         m, t = self.model, self.train
         mode, arch = MODES.get(m.mode), ARCHS.find(m.arch)
         parts = bool(arch and (arch.colorizer or arch.front_end))  # a classifier made of colorizer / body / head
-        knn = m.head == "knn"
-        return failed([(not self.name or is_plain_name(self.name), f"name {self.name!r} must be one plain folder "
-                                                                   f"name (no '/', '..' or absolute paths)")]) + \
-            t.problems() + m.problems() + failed([
-                (not t.freeze_epochs or not mode or mode.trains("body"),
-                 f"train.freeze_epochs freezes the body for the first epochs of mode 2; model.mode {m.mode} never "
-                 f"trains the body"),
-                (not (t.lr_mult != 1 or t.freeze_epochs) or parts or not arch,
-                 f"train.lr_mult and train.freeze_epochs need a classifier's parts (body, colorizer, head); "
-                 f"model.arch {m.arch!r} has none")]) + \
-            self.data_problems() + (failed([
-                (bool(arch and arch.colorizer), f"model.head knn needs model.arch "
-                                                f"{colorizer_archs()}, got "
-                                                f"{m.arch!r}"),
-                (not mode or not mode.trains("body"), "model.head knn votes on frozen features; model.mode 2 would "
-                                                      "train the body (use 1 or 3)"),
-                (t.epochs == 1 and not t.freeze_epochs, f"model.head knn has nothing to train: train.epochs must be "
-                                                        f"1 (its validation pass), got {t.epochs}")]) if knn else [])
+        return failed([(not t.freeze_epochs or not mode or mode.trains("body"),
+                        f"train.freeze_epochs freezes the body for the first epochs of mode 2; model.mode {m.mode} "
+                        f"never trains the body"),
+                       (not (t.lr_mult != 1 or t.freeze_epochs) or parts or not arch,
+                        f"train.lr_mult and train.freeze_epochs need a classifier's parts (body, colorizer, head); "
+                        f"model.arch {m.arch!r} has none")])
+
+    def start_problems(self) -> list[str]:
+        """A mode that trains only the head needs trained parts to start from (without a colorizer, ImageNet
+        weights are enough: that is mode 1, Table 4.3)."""
+        m, mode = self.model, MODES.get(self.model.mode)
+        imagenet_probe = gray_replicated(m.colorizer) and (m.pretrained or m.weights)
+        return failed([(not (mode and mode.head_only) or m.init_from or imagenet_probe,
+                        f"model.mode {m.mode} trains only the head: set model.init_from to a run folder or "
+                        f"recipe:NAME (or, without a colorizer, load ImageNet weights: model.pretrained / "
+                        f"model.weights)")])
+
+    def knn_problems(self) -> list[str]:
+        """A k-NN head votes on frozen features: nothing trains, so one epoch (the validation pass) and a frozen
+        body; a colorizer it would leave random must come trained."""
+        m, t = self.model, self.train
+        mode, arch = MODES.get(m.mode), ARCHS.find(m.arch)
+        random_colorizer = bool(mode and mode.trains("colorizer") and not mode.trains("body")) and \
+            not gray_replicated(m.colorizer)
+        return failed([
+            (bool(arch and arch.colorizer), f"model.head knn needs model.arch {colorizer_archs()}, got {m.arch!r}"),
+            (not mode or not mode.trains("body"), "model.head knn votes on frozen features; model.mode 2 would train "
+                                                  "the body (use 1 or 3)"),
+            (t.epochs == 1 and not t.freeze_epochs, f"model.head knn has nothing to train: train.epochs must be 1 "
+                                                    f"(its validation pass), got {t.epochs}"),
+            (not random_colorizer, f"model.head knn trains nothing, so a {m.colorizer} colorizer would stay random in "
+                                   f"mode {m.mode}; use colorizer none, or mode 3 with model.init_from a trained one")])
 
     def data_problems(self) -> list[str]:
         """What the data's images mean for the network input: MedMNIST files fix their images' size (data.size

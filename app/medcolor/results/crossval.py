@@ -147,17 +147,15 @@ def format_cv(r: dict) -> str:
 def done_cv(job, runs_dir: Path, folds: int) -> Path | None:
     """The finished cross-validation folder of a sweep job (its recipe with every value the job sets, K folds)."""
     from ..core.config import parse_override
-    from ..training.runs import lookup, readable_recipe
+    from ..training.runs import has_values
 
     recipe = load_recipe(job.recipe, list(job.overrides), check_unused=False)
     wanted = {".".join(path): value for path, value in map(parse_override, job.overrides)} | {"data.folds": folds}
     parent = Path(runs_dir) / recipe.name
     for folder in sorted(parent.glob(f"*{runfolder.cv_suffix(folds)}"), reverse=True) if parent.is_dir() else []:
         if runfolder.is_cv_dir(folder) and (folder / runfolder.METRICS).is_file() and \
-                runfolder.read_metrics(folder).get("finished"):
-            saved = readable_recipe(folder)
-            if saved is not None and all(lookup(saved, key) == value for key, value in wanted.items()):
-                return folder
+                runfolder.read_metrics(folder).get("finished") and has_values(folder, wanted):
+            return folder
     return None
 
 

@@ -17,11 +17,10 @@ import numpy as np
 import pandas as pd
 
 from ..core import runfolder
-from ..core.archs import uses_colorizer
+from ..core.archs import gray_replicated, uses_colorizer
 from ..core._resources import medcolor_version
 from ..core.errors import UsageError
 from ..core.io import atomic_write, claim_new, info, removed_on_failure, warn
-from ..core.archs import gray_replicated
 from .report import (GROUP, auc_vs_size, averaged_predictions, check_format, metric_columns, parse_selector,
                      plot_versus, report_table, report_text, table_cells, table_notes)
 

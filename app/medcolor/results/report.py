@@ -10,11 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from .compare import aligned
-from ..core.archs import ARCHS, uses_colorizer
+from ..core.archs import ARCHS, MODES, gray_replicated, uses_colorizer
 from ..core.errors import UsageError
 from ..core.io import claim_new, info, removed_on_failure
-from ..core.archs import MODES
-from ..core.archs import gray_replicated
 from ..core.runfolder import AUC_VS_REFERENCE_PLOT, AUC_VS_SIZE_PLOT, METRICS, prob_columns, RECIPE, is_cv_dir, is_finished, read_metrics, read_oof, read_predictions
 from ..core.config import to_dict
 from ..training.runs import saved_recipe_of, starting_point

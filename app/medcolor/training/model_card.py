@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from ..core.config import Recipe
 from ..data.readers import group_unit
-from ..core.archs import uses_colorizer
-from ..core.archs import get_mode
-from ..core.archs import gray_replicated
+from ..core.archs import get_mode, gray_replicated, uses_colorizer
 
 
 SCHEDULES = {"one_cycle": "one-cycle", "plateau": "with ReduceLROnPlateau on valid_loss",

@@ -9,7 +9,7 @@ import yaml
 
 from ..core import io
 from ..core._resources import resolve_named, shipped_yaml
-from ..core.archs import ARCHS, MODES, colorizer_archs, uses_colorizer
+from ..core.archs import ARCHS, colorizer_archs, gray_replicated, uses_colorizer
 from ..core.config import ModelConfig, Recipe, apply_overrides, from_dict, to_dict
 from ..core.errors import UsageError, all_problems
 
@@ -82,7 +82,6 @@ def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list
     """Data and model fields set by the user (on the command line, or in the recipe file for the data spec and
     architecture it names itself) that the data spec or architecture in effect does not use."""
     from ..data.specs import explicit_keys, unused_fields
-    from ..core.archs import gray_replicated
     from ..tasks.interface import TASKS
 
     def explicit(section: str, switch: str) -> set[str]:
@@ -92,7 +91,8 @@ def unused_settings(recipe: Recipe, written: dict, overrides: list[str]) -> list
     problems = unused_fields(recipe.data, explicit("data", "spec"))
     arch, m = ARCHS.find(recipe.model.arch), explicit("model", "arch")
     if arch and not arch.colorizer and "colorizer" in m and not gray_replicated(recipe.model.colorizer):
-        problems.append(f"model.colorizer is not used by model.arch {recipe.model.arch!r} (only {colorizer_archs()} has one)")
+        problems.append(f"model.colorizer is not used by model.arch {recipe.model.arch!r} (only {colorizer_archs()} "
+                        f"has one)")
     if arch and not arch.backbone and "backbone" in m:
         problems.append(f"model.backbone is not used by model.arch {recipe.model.arch!r} (it has its own encoder)")
     if arch and arch.backbone and not TASKS[arch.task].predicts_labels and "backbone" not in m:  # resnet18 default
@@ -125,22 +125,12 @@ def recipe_from_dict(raw: dict) -> Recipe:
 
 
 def registry_problems(r: Recipe, with_data: bool = True) -> list[str]:
-    """What the recipe's task, colorizer and data need of it (each dataclass checks its own values first)."""
+    """What the recipe's task and data need of it (each dataclass checks its own values first)."""
     from ..data.medmnist import image_channels
-    from ..core.archs import gray_replicated
     from ..tasks.interface import check_recipe, task_of
 
     m, d = r.model, r.data
     problems = check_recipe(r)
-    imagenet_probe = gray_replicated(m.colorizer) and (m.pretrained or m.weights)
-    mode = MODES.get(m.mode)
-    if mode and mode.head_only and not m.init_from and not imagenet_probe:  # without a colorizer = mode 1 (Table 4.3)
-        problems.append(f"model.mode {m.mode} trains only the head: set model.init_from to a run folder or "
-                        f"recipe:NAME (or, without a colorizer, load ImageNet weights: model.pretrained / "
-                        f"model.weights)")
-    if m.head == "knn" and mode and mode.trains("colorizer") and not mode.trains("body") and not gray_replicated(m.colorizer):
-        problems.append(f"model.head knn trains nothing, so a {m.colorizer} colorizer would stay random in mode "
-                        f"{m.mode}; use colorizer none, or mode 3 with model.init_from a trained one")
     if with_data and image_channels(d) == 3 and uses_colorizer(m.arch) and not gray_replicated(m.colorizer):
         how = "read as RGB (data.as_rgb)" if d.as_rgb else "RGB"
         problems.append(f"{d.name} is {how}: its images go straight to the backbone, so model.colorizer must be "

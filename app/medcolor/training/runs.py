@@ -45,22 +45,24 @@ def check_free_space(runs_dir: Path, model) -> None:
 
 # ---- finished runs as experiments ------------------------------------------------------------------------------
 
-def lookup(recipe: Recipe, dotted: str):
-    """A dotted key of a typed saved recipe (`saved_recipe_of` gives every field, today's default where an older
-    main did not write it); None for a key that is not a field."""
-    tree = to_dict(recipe)
+def lookup(tree: dict, dotted: str):
+    """A dotted key of a recipe as a mapping (`to_dict` of a typed recipe: every field, today's default where an
+    older main did not write it); None for a key that is not a field."""
     for part in dotted.split("."):
         tree = tree.get(part) if isinstance(tree, dict) else None
     return tree
 
 
+def has_values(folder: Path, wanted: dict) -> bool:
+    """Whether the folder's saved recipe is readable and has every dotted key = value of `wanted`."""
+    saved = readable_recipe(folder)
+    tree = to_dict(saved) if saved is not None else None
+    return tree is not None and all(lookup(tree, key) == value for key, value in wanted.items())
+
+
 def matching_run(runs_dir: Path, recipe: str, wanted: dict) -> Path | None:
     """The newest finished run of `recipe` whose saved recipe has every dotted key = value of `wanted`."""
-    for run in finished_runs(runs_dir, recipe):
-        saved = readable_recipe(run)
-        if saved is not None and all(lookup(saved, key) == value for key, value in wanted.items()):
-            return run
-    return None
+    return next((run for run in finished_runs(runs_dir, recipe) if has_values(run, wanted)), None)
 
 
 def readable_recipe(run: Path) -> Recipe | None:

@@ -9,9 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.archs import uses_colorizer
+from ..core.archs import run_title, uses_colorizer
 from ..core.config import Recipe
-from ..core.archs import run_title
 from ..core.errors import Interrupted, RunError, UsageError, stop_signal
 from ..core.io import info
 from ..core import runfolder
