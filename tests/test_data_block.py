@@ -61,9 +61,12 @@ def test_same_seed_same_augmented_batch():
 def test_corrupt_images_are_skipped_with_a_warning_or_an_error(tmp_path, capsys):
     root = folders(tmp_path)
     (root / "train" / "normal" / "img0.png").write_bytes(b"not an image")
-    with pytest.warns(UserWarning, match="skipping 1 images that do not decode"):
+    with pytest.warns(UserWarning, match=r"skipping 1 images that do not decode \(.*img0.png\); the first: "
+                                         "UnidentifiedImageError"):
         dls, _ = build_dls_from_config(load_data_config("folder", root=str(root)), 32, bs=4)
     assert len(dls.train_ds) == 11
+    with pytest.warns(UserWarning, match="the first: UnidentifiedImageError"):  # found by the check, not in RAM
+        build_dls_from_config(load_data_config("folder", ["in_memory=never"], root=str(root)), 32, bs=4)
     with pytest.raises(UsageError, match="1 images do not decode"):
         build_dls_from_config(load_data_config("folder", ["on_bad_image=error"], root=str(root)), 32, bs=4)
 

@@ -9,7 +9,7 @@ from ..core.config import DataConfig
 from ..core.errors import UsageError
 from ..core.io import info, warn
 from .cache import use_cache
-from .images import describe, find_bad_images, require_existing
+from .images import decode_errors, describe, require_existing
 from .leakage import refuse_leakage
 from .items import Fit, GrayItems, fitted, gray_dataloaders, inference_dataloaders, split_fits
 from .memory import load_all, use_memory
@@ -74,14 +74,15 @@ def screen_images(cfg: DataConfig, df: pd.DataFrame, checked: bool, errors: dict
     """Undecodable images are skipped with a warning (or an error). `errors` holds what decoding into RAM already
     found; the other images are decoded here, unless they come from a `data cache` or the table is large
     (verify_images: auto) - `medcolor data check` decodes them all once."""
-    errors = errors or {}
-    bad = [p for p, e in errors.items() if e]
+    errors = dict(errors or {})
     if not (checked or cfg.verify_images == "never" or (cfg.verify_images == "auto" and len(df) > VERIFY_LIMIT)):
-        bad += find_bad_images([p for p in df["path"] if p not in errors])[1]
+        unchecked = [p for p in df["path"] if p not in errors]  # each exists: read_existing asked before
+        errors.update(zip(unchecked, decode_errors(unchecked)))
+    bad = [p for p in df["path"] if errors.get(p)]
     if bad and cfg.on_bad_image == "error":
         raise UsageError(f"{describe(bad, 'images do not decode')}; remove them or set data.on_bad_image=skip")
     if bad:
-        warn(f"skipping {describe(bad, 'images that do not decode')}")
+        warn(f"skipping {describe(bad, 'images that do not decode')}; the first: {errors[bad[0]]}")
     return df[~df["path"].isin(set(bad))]
 
 
