@@ -19,10 +19,12 @@ def test_load_all_keeps_order_and_names_failures():
     def load(n):
         if n == 3:
             raise OSError("broken")
+        if n == 4:
+            raise OSError(24, "Too many open files")
         return n * n
     values, errors = load_all(load, range(6), workers=3)
-    assert values == [0, 1, 4, None, 16, 25]
-    assert errors == [None, None, None, "OSError", None, None]
+    assert values == [0, 1, 4, None, None, 25]
+    assert errors == [None, None, None, "OSError", "OSError (Too many open files)", None]
 
 
 def test_a_bad_value_for_in_memory_is_a_usage_error():

@@ -36,15 +36,22 @@ def stream(load: Callable, items: Iterable, workers: int | None = None, block: i
         try:
             return load(item), None
         except Exception as e:  # PIL raises many types for broken files; the caller decides what to do
-            return None, str(e) if isinstance(e, UsageError) else type(e).__name__  # DICOM explains itself
+            return None, str(e) if isinstance(e, UsageError) else failure_name(e)  # DICOM explains itself
     items = iter(items)
     with ThreadPoolExecutor(workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
         while chunk := list(islice(items, block)):
             yield from pool.map(one, chunk)
 
 
+def failure_name(e: Exception) -> str:
+    """An exception's type, with the system's reason where it carries one: 'OSError (Too many open files)'. PIL's
+    own messages repeat the path, so they are left out."""
+    return f"{type(e).__name__} ({e.strerror})" if isinstance(e, OSError) and e.errno and e.strerror else \
+        type(e).__name__
+
+
 def load_all(load: Callable, items: Iterable, workers: int | None = None) -> tuple[list, list[str | None]]:
-    """(values, errors) of `load` over `items`: a failed item has value None and as error its exception's type
-    name (or a UsageError's own line)."""
+    """(values, errors) of `load` over `items`: a failed item has value None and as error its failure_name (or a
+    UsageError's own line)."""
     pairs = list(stream(load, items, workers))
     return [v for v, _ in pairs], [e for _, e in pairs]
