@@ -40,6 +40,19 @@ def test_items_from_ram_equal_items_decoded_when_asked(tmp_path):
     assert len(GrayItems(rows, ["a"], fit, 1, with_labels=False)[0]) == 1
 
 
+def test_an_image_that_fails_when_first_read_in_training_says_why(tmp_path):
+    from medcolor.core.errors import RunError
+
+    (tmp_path / "text.png").write_bytes(b"not an image")
+    (tmp_path / "folder.png").mkdir()
+    rows = pd.DataFrame({"path": [str(tmp_path / "text.png"), str(tmp_path / "folder.png")], "a": 1.0})
+    items = GrayItems(rows, ["a"], Fit(32, crop=32), 0)
+    with pytest.raises(RunError, match=r"text.png does not decode \(UnidentifiedImageError\); run `medcolor data"):
+        items[0]
+    with pytest.raises(RunError, match=r"folder.png does not decode \(IsADirectoryError \(Is a directory\)\)"):
+        items[1]
+
+
 @pytest.mark.parametrize("in_memory", ["always", "never"])
 def test_validation_batches_are_the_same_from_ram_and_from_disk(in_memory):
     ref = build_dls_from_config(load_data_config("nih-sample", ["in_memory=always"]), 64, bs=16)[0].valid.one_batch()

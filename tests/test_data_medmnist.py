@@ -189,7 +189,8 @@ def test_a_knn_run_votes_as_scikit_learns_kneighbors_classifier(mm_root, tmp_pat
     recomputed = frozen_features(learn, train)
     # two computations of the same features agree to float32 rounding, which may depend on the CPU's kernels
     drift = float(np.abs(support - recomputed).max())
-    assert drift <= 1e-3 * np.abs(support).max(), f"the saved support set is not the training split's features ({drift})"
+    assert drift <= 1e-3 * np.abs(support).max(), \
+        f"the saved support set is not the training split's features ({drift})"
     knn = KNeighborsClassifier(n_neighbors=11).fit(support, train[table.labels].to_numpy().argmax(1))
     features = frozen_features(learn, test)
     expected = knn.predict(features)
@@ -197,7 +198,7 @@ def test_a_knn_run_votes_as_scikit_learns_kneighbors_classifier(mm_root, tmp_pat
     preds = pd.read_csv(Path(run["run_dir"]) / "predictions.csv")
     shares = knn.predict_proba(features)
     # where the 11th and 12th nearest training images are (all but) equally far, either may vote: the shares are
-    # compared where the eleven nearest stay the eleven nearest under that drift (1280 features, each off by <= drift)
+    # compared where the eleven nearest stay the eleven nearest when every feature is off by up to that drift
     distances = knn.kneighbors(features, n_neighbors=12)[0]
     margin = 1e-4 * np.maximum(1.0, distances[:, 10]) + 2 * np.sqrt(support.shape[1]) * drift
     clear = distances[:, 11] - distances[:, 10] > margin

@@ -22,6 +22,7 @@ from ..core.config import DataConfig
 from ..core.errors import RunError
 from .images import open_image, short_side_size
 from .medmnist import image_channels
+from .memory import failure_name
 
 
 class GrayTensor(TensorImageBW):
@@ -103,7 +104,7 @@ class GrayItems(torch.utils.data.Dataset):
         try:
             return fitted(self.paths[i], self.fit)
         except (OSError, ValueError, SyntaxError) as e:  # only for tables too large to decode-check up front
-            raise RunError(f"image {self.paths[i]} does not decode ({type(e).__name__}); run `medcolor data check` "
+            raise RunError(f"image {self.paths[i]} does not decode ({failure_name(e)}); run `medcolor data check` "
                            f"and remove it from the table") from None
 
     def decode(self, sample, full: bool = True):
